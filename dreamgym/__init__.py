@@ -1,0 +1,11 @@
+"""dreamgym: train reinforcement-learning agents inside learned world models ("dreams").
+
+Importing the package registers its Gymnasium ids (the real environments as ``Real-*-v0``).
+"""
+
+from dreamgym.errors import DreamgymError
+from dreamgym.envs import list_envs, make_env
+
+__version__ = "0.1.0"
+
+__all__ = ["DreamgymError", "__version__", "list_envs", "make_env"]

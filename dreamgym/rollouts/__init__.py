@@ -1,0 +1,34 @@
+"""Rollout collection from real environments (parallel on Ray, crash-safe, resumable) and the
+dataset reader that serves the collected frames and sequences."""
+
+from dreamgym.rollouts.collect import CollectConfig, CollectResult, collect, episode_seed
+from dreamgym.rollouts.dataset import RolloutDataset, SequenceBatch
+from dreamgym.rollouts.episode import Episode, load_episode, run_episode
+from dreamgym.rollouts.policies import (
+    BrownianPolicy,
+    Policy,
+    RandomPolicy,
+    RepeatPolicy,
+    load_policy_file,
+    register_policy_file_kind,
+    resolve_policy,
+)
+
+__all__ = [
+    "BrownianPolicy",
+    "CollectConfig",
+    "CollectResult",
+    "Episode",
+    "Policy",
+    "RandomPolicy",
+    "RepeatPolicy",
+    "RolloutDataset",
+    "SequenceBatch",
+    "collect",
+    "episode_seed",
+    "load_episode",
+    "load_policy_file",
+    "register_policy_file_kind",
+    "resolve_policy",
+    "run_episode",
+]

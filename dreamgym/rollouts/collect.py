@@ -1,0 +1,294 @@
+"""Parallel, crash-safe, resumable rollout collection on Ray.
+
+Each Ray actor owns one real env and runs whole episodes; it returns the episode already
+compressed, so the driver only renames bytes into place (this also works on a cluster whose nodes
+share no filesystem). Episode ``i`` is always run with seed ``episode_seed(seed, i)``, so the same
+command produces the same files, and a re-run skips the episodes already in the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+from tqdm.auto import tqdm
+
+import dreamgym
+from dreamgym._io import atomic_write_bytes, check_writable_dir, remove_stale_temporaries
+from dreamgym.envs import get_env_spec, make_env
+from dreamgym.errors import DreamgymError
+from dreamgym.rollouts import store
+from dreamgym.rollouts.episode import episode_filename, run_episode
+from dreamgym.rollouts.policies import BUILTIN_POLICIES, PolicyArg, resolve_policy
+
+IN_FLIGHT_PER_WORKER = 2
+
+
+def episode_seed(base_seed: int, index: int) -> int:
+    """The seed of episode ``index`` in a dataset collected with ``base_seed``."""
+    return int(np.random.SeedSequence([base_seed, index]).generate_state(1, np.uint32)[0])
+
+
+@dataclass
+class CollectConfig:
+    """What to collect and how.
+
+    Attributes:
+        env: real env name (``dreamgym envs`` lists them).
+        episodes: number of kept episodes the dataset should hold when done.
+        out: dataset directory; created if needed, resumed if it holds this config's data.
+        policy: ``random``, ``brownian``, ``repeat``, a saved policy file, or a policy object.
+        workers: number of Ray actors (one env each).
+        seed: base seed; episode i uses ``episode_seed(seed, i)``.
+        max_episode_steps: time limit in agent steps (default: the env's own).
+        min_length: episodes with fewer steps are dropped (the Doom recipe drops <= 100: 101).
+        frame_skip: each action is repeated this many frames.
+        address: Ray address to join (``"auto"`` for a running cluster); None starts a local one.
+    """
+
+    env: str
+    episodes: int
+    out: Path
+    policy: PolicyArg = "brownian"
+    workers: int = 1
+    seed: int = 0
+    max_episode_steps: int | None = None
+    min_length: int = 0
+    frame_skip: int = 1
+    address: str | None = None
+
+
+@dataclass
+class CollectResult:
+    """What a collection run did. Timing starts once every worker has its env ready."""
+
+    out: Path
+    episodes: int
+    new_episodes: int
+    dropped: int
+    frames: int
+    seconds: float
+    workers: int
+    returns: list[float] = field(default_factory=list)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class EpisodeWorker:
+    """A Ray actor body: one env and one policy, running whole episodes on request."""
+
+    def __init__(self, env: str, frame_skip: int, max_episode_steps: int, policy: PolicyArg):
+        self.env = make_env(env, max_episode_steps=max_episode_steps, frame_skip=frame_skip)
+        self.policy = resolve_policy(policy, self.env.action_space)
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, index: int, seed: int, min_length: int) -> tuple[dict[str, Any], bytes | None]:
+        episode = run_episode(self.env, self.policy, seed, index)
+        summary = {
+            "index": index,
+            "seed": seed,
+            "length": episode.length,
+            "return": episode.total_reward,
+            "terminated": episode.terminated,
+            "truncated": episode.truncated,
+            "kept": episode.length >= min_length,
+        }
+        summary["file"] = episode_filename(index) if summary["kept"] else None
+        return summary, (episode.to_bytes() if summary["kept"] else None)
+
+
+def _policy_label(policy: PolicyArg) -> str:
+    if isinstance(policy, str):
+        return policy if policy in BUILTIN_POLICIES else str(Path(policy).resolve())
+    return f"object:{type(policy).__module__}.{type(policy).__qualname__}"
+
+
+def _validate(config: CollectConfig) -> dict[str, Any]:
+    """Check the config before any work; returns the dataset metadata it implies."""
+    if not isinstance(config.episodes, int) or config.episodes <= 0:
+        raise DreamgymError(f"episodes must be a positive integer, got {config.episodes!r}")
+    if config.workers < 1:
+        raise DreamgymError(f"workers must be >= 1, got {config.workers!r}")
+    if config.min_length < 0:
+        raise DreamgymError(f"min_length must be >= 0, got {config.min_length!r}")
+    spec = get_env_spec(config.env)
+    max_steps = config.max_episode_steps or spec.max_episode_steps
+    env = make_env(config.env, max_episode_steps=max_steps, frame_skip=config.frame_skip)
+    try:
+        resolve_policy(config.policy, env.action_space)
+        action_space = env.action_space
+    finally:
+        env.close()
+    return {
+        "format": store.FORMAT_VERSION,
+        "env": config.env,
+        "gym_id": spec.gym_id,
+        "policy": _policy_label(config.policy),
+        "seed": config.seed,
+        "frame_skip": config.frame_skip,
+        "max_episode_steps": max_steps,
+        "min_length": config.min_length,
+        "observation_shape": [64, 64, 3],
+        "action_low": action_space.low.tolist(),
+        "action_high": action_space.high.tolist(),
+        "dreamgym_version": dreamgym.__version__,
+    }
+
+
+def prepare_output(config: CollectConfig) -> tuple[dict[str, Any], dict[int, dict]]:
+    """Validate the config and the output directory; returns (metadata, existing manifest).
+
+    Never deletes data: only temporary files left by a killed run are removed.
+    """
+    meta = _validate(config)
+    out = Path(config.out)
+    check_writable_dir(out)
+    existing = store.read_meta(out)
+    if existing is None:
+        if store.episode_files(out):
+            raise DreamgymError(
+                f"output directory {str(out)!r} holds episode files but no {store.META_FILE}; "
+                "use another output directory"
+            )
+        store.write_meta(out, meta)
+    else:
+        store.check_compatible(out, existing, meta)
+    remove_stale_temporaries(out)
+    return meta, store.read_manifest(out, repair=True)
+
+
+def _connect_ray(address: str | None, workers: int) -> bool:
+    """Start or join Ray; returns whether this call started it (and so must shut it down)."""
+    if ray.is_initialized():
+        return False
+    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR}
+    if address:
+        try:
+            ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise DreamgymError(f"could not connect to the Ray cluster at {address!r}: {exc}") from exc
+    else:
+        ray.init(num_cpus=max(workers, os.cpu_count() or 1), **options)
+    return True
+
+
+def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
+    """Collect episodes into ``config.out`` until it holds ``config.episodes`` kept episodes.
+
+    Re-running after a kill resumes: finished episodes are skipped and the rest are collected,
+    with exactly the data an uninterrupted run would have written.
+
+    Raises:
+        DreamgymError: for bad input (before anything is written) or an unreachable Ray cluster.
+    """
+    meta, manifest = prepare_output(config)
+    out = Path(config.out)
+    kept = sum(1 for e in manifest.values() if e["kept"])
+    result = CollectResult(out, kept, 0, 0, 0, 0.0, config.workers)
+    if kept >= config.episodes:
+        return result
+    started = _connect_ray(config.address, config.workers)
+    try:
+        _run(config, meta, manifest, result, progress)
+    finally:
+        if started:
+            ray.shutdown()
+    return result
+
+
+def _run(
+    config: CollectConfig,
+    meta: dict[str, Any],
+    manifest: dict[int, dict],
+    result: CollectResult,
+    progress: bool,
+) -> None:
+    out = Path(config.out)
+    remote_worker = ray.remote(num_cpus=1)(EpisodeWorker)
+    policy = config.policy if isinstance(config.policy, str) else ray.put(config.policy)
+
+    def new_worker():
+        return remote_worker.remote(
+            config.env, config.frame_skip, meta["max_episode_steps"], policy
+        )
+
+    workers = [new_worker() for _ in range(config.workers)]
+    ray.get([w.ready.remote() for w in workers])
+
+    max_dropped = max(100, 10 * config.episodes)
+    retry: deque[int] = deque()
+    next_index = 0
+    in_flight: dict[ray.ObjectRef, tuple[int, int]] = {}  # ref -> (worker slot, index)
+    load = [0] * len(workers)
+
+    def take_index() -> int:
+        nonlocal next_index
+        if retry:
+            return retry.popleft()
+        while next_index in manifest:
+            next_index += 1
+        next_index += 1
+        return next_index - 1
+
+    bar = tqdm(
+        total=config.episodes, initial=result.episodes, unit="ep", disable=not progress,
+        desc=f"collect {config.env}",
+    )
+    start = time.perf_counter()
+    try:
+        while result.episodes < config.episodes:
+            while result.episodes + len(in_flight) < config.episodes:
+                slot = min(range(len(workers)), key=load.__getitem__)
+                if load[slot] >= IN_FLIGHT_PER_WORKER:
+                    break
+                index = take_index()
+                seed = episode_seed(config.seed, index)
+                ref = workers[slot].run.remote(index, seed, config.min_length)
+                in_flight[ref] = (slot, index)
+                load[slot] += 1
+            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            slot, index = in_flight.pop(ref)
+            load[slot] -= 1
+            try:
+                summary, data = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                # The actor (or its node) died: replace it and run its episode again elsewhere.
+                workers[slot] = new_worker()
+                retry.append(index)
+                continue
+            if data is not None:
+                atomic_write_bytes(out / episode_filename(index), data)
+            store.append_manifest(out, summary)
+            manifest[index] = summary
+            result.frames += summary["length"] + 1
+            if summary["kept"]:
+                result.episodes += 1
+                result.new_episodes += 1
+                result.returns.append(summary["return"])
+                bar.update(1)
+            else:
+                result.dropped += 1
+                if result.dropped > max_dropped:
+                    raise DreamgymError(
+                        f"{result.dropped} episodes were shorter than min_length="
+                        f"{config.min_length}; lower --min-length"
+                    )
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(frames_per_s=f"{result.frames / elapsed:,.0f}", dropped=result.dropped)
+    finally:
+        result.seconds = time.perf_counter() - start
+        bar.close()
+        for worker in workers:
+            ray.kill(worker)
+

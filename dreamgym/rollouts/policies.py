@@ -1,0 +1,169 @@
+"""Data-collection policies: random, brownian, held-random, and any controller object or file.
+
+A policy is any object with ``act(obs) -> action``; an optional ``reset(seed)`` is called at the
+start of every episode with the episode's seed, so seeded policies make collection reproducible.
+Policies are pickled to the Ray workers, so they must be picklable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import gymnasium as gym
+import numpy as np
+
+from dreamgym.errors import DreamgymError
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What the collector needs from a policy."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The action for observation ``obs`` (a 64x64x3 uint8 frame)."""
+        ...
+
+
+class _SeededPolicy:
+    """Base for the built-in random policies: a Box action space and a per-episode generator."""
+
+    def __init__(self, action_space: gym.spaces.Box) -> None:
+        if not isinstance(action_space, gym.spaces.Box):
+            raise DreamgymError(f"random policies need a Box action space, got {action_space}")
+        self.low = action_space.low.astype(np.float32)
+        self.high = action_space.high.astype(np.float32)
+        self.rng = np.random.default_rng(0)
+
+    def reset(self, seed: int) -> None:
+        # A stream separate from the env's, derived from the same episode seed.
+        self.rng = np.random.default_rng([seed, 1])
+
+    def _uniform(self) -> np.ndarray:
+        return self.rng.uniform(self.low, self.high).astype(np.float32)
+
+
+class RandomPolicy(_SeededPolicy):
+    """A fresh uniform action from the action space every step."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self._uniform()
+
+
+class BrownianPolicy(_SeededPolicy):
+    """Brownian motion in action space: a_{t+1} = clip(a_t + sqrt(dt) * N(0, 1)).
+
+    The first action is uniform; ``dt`` = 1/50 as in the ctallec/world-models PyTorch port.
+    """
+
+    def __init__(self, action_space: gym.spaces.Box, dt: float = 1.0 / 50.0) -> None:
+        super().__init__(action_space)
+        self.dt = dt
+        self.action: np.ndarray | None = None
+
+    def reset(self, seed: int) -> None:
+        super().reset(seed)
+        self.action = None
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.action is None:
+            self.action = self._uniform()
+        else:
+            step = np.sqrt(self.dt) * self.rng.standard_normal(self.low.shape)
+            self.action = np.clip(self.action + step, self.low, self.high).astype(np.float32)
+        return self.action.copy()
+
+
+class RepeatPolicy(_SeededPolicy):
+    """A uniform random action held for a random 1 to ``max_hold`` steps (the Doom recipe)."""
+
+    def __init__(self, action_space: gym.spaces.Box, max_hold: int = 10) -> None:
+        super().__init__(action_space)
+        self.max_hold = max_hold
+        self.action = self._uniform()
+        self.left = 0
+
+    def reset(self, seed: int) -> None:
+        super().reset(seed)
+        self.left = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.left == 0:
+            self.action = self._uniform()
+            self.left = int(self.rng.integers(1, self.max_hold + 1))
+        self.left -= 1
+        return self.action.copy()
+
+
+BUILTIN_POLICIES: dict[str, type[_SeededPolicy]] = {
+    "random": RandomPolicy,
+    "brownian": BrownianPolicy,
+    "repeat": RepeatPolicy,
+}
+
+PolicyLoader = Callable[[Path, dict[str, Any]], Policy]
+_FILE_LOADERS: dict[str, PolicyLoader] = {}
+
+
+def register_policy_file_kind(kind: str, loader: PolicyLoader) -> None:
+    """Teach :func:`load_policy_file` a saved-policy format.
+
+    A saved policy is a JSON file (or a directory holding ``policy.json``) whose ``"kind"`` field
+    names the loader; the loader gets the JSON file's path and its parsed content. Controllers
+    trained by dreamgym register their own kind.
+    """
+    _FILE_LOADERS[kind] = loader
+
+
+def load_policy_file(path: str | Path) -> Policy:
+    """Load a saved policy (see :func:`register_policy_file_kind`).
+
+    Raises:
+        DreamgymError: when the file is missing, is not JSON, or has an unknown kind.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "policy.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DreamgymError(f"policy file {str(path)!r} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DreamgymError(f"policy file {str(path)!r} is not valid JSON: {exc}") from None
+    kind = meta.get("kind") if isinstance(meta, dict) else None
+    if kind not in _FILE_LOADERS:
+        known = ", ".join(sorted(_FILE_LOADERS)) or "none registered"
+        raise DreamgymError(
+            f"policy file {str(path)!r} has kind {kind!r}; known kinds: {known}"
+        )
+    return _FILE_LOADERS[kind](path, meta)
+
+
+PolicyArg = str | Policy
+
+
+def resolve_policy(policy: PolicyArg, action_space: gym.spaces.Space) -> Policy:
+    """Turn a policy argument into a policy object for ``action_space``.
+
+    Args:
+        policy: a built-in name (``random``, ``brownian``, ``repeat``), the path of a saved
+            policy file, or a policy object (returned unchanged).
+        action_space: the env's action space, for the built-in policies.
+
+    Raises:
+        DreamgymError: for an unknown name or a bad policy file.
+    """
+    if not isinstance(policy, str):
+        if not callable(getattr(policy, "act", None)):
+            raise DreamgymError(f"policy object {policy!r} has no act(obs) method")
+        return policy
+    if policy in BUILTIN_POLICIES:
+        return BUILTIN_POLICIES[policy](action_space)
+    if Path(policy).exists():
+        return load_policy_file(policy)
+    raise DreamgymError(
+        f"unknown policy {policy!r}; expected one of {', '.join(BUILTIN_POLICIES)} "
+        "or the path of a saved policy file"
+    )
