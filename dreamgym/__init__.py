@@ -3,8 +3,8 @@
 Importing the package registers its Gymnasium ids (the real environments as ``Real-*-v0``).
 """
 
-from dreamgym.errors import DreamgymError
 from dreamgym.envs import list_envs, make_env
+from dreamgym.errors import DreamgymError
 
 __version__ = "0.1.0"
 

@@ -18,19 +18,23 @@ def _cmd_envs(args: argparse.Namespace) -> None:
         env = make_env(spec.name)
         try:
             action = env.action_space
-            rows.append((
-                spec.name,
-                spec.gym_id,
-                f"Box{action.shape} [{action.low.min():g}, {action.high.max():g}]",
-                f"{env.observation_space.shape} {env.observation_space.dtype}",
-                str(spec.max_episode_steps),
-                spec.description,
-            ))
+            rows.append(
+                (
+                    spec.name,
+                    spec.gym_id,
+                    f"Box{action.shape} [{action.low.min():g}, {action.high.max():g}]",
+                    f"{env.observation_space.shape} {env.observation_space.dtype}",
+                    str(spec.max_episode_steps),
+                    spec.description,
+                )
+            )
         finally:
             env.close()
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        )
 
 
 def _cmd_collect(args: argparse.Namespace) -> None:
@@ -116,8 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dreamgym {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"dreamgym {args.command}: interrupted; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            f"dreamgym {args.command}: interrupted; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
     return 0
 

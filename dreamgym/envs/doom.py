@@ -11,7 +11,7 @@ import vizdoom as vzd
 
 from dreamgym.envs.preprocess import FRAME_SHAPE, resize_frame
 
-STRAFE_THRESHOLD = 1.0 / 3.0
+STRAFE_THRESHOLD = np.float32(1.0 / 3.0)  # compared in float32, the action dtype
 AXIS_PAIRS = (
     (vzd.Button.MOVE_LEFT, vzd.Button.MOVE_RIGHT),
     (vzd.Button.TURN_LEFT, vzd.Button.TURN_RIGHT),
@@ -40,8 +40,8 @@ def action_to_buttons(action: np.ndarray, n_buttons: int) -> list[bool]:
     scenario's left/right pair, above +1/3 the second, in between neither (no-op). Every further
     dimension drives one further button, pressed when the value is positive.
     """
-    axis = float(action[0])
-    buttons = [axis < -STRAFE_THRESHOLD, axis > STRAFE_THRESHOLD]
+    axis = np.float32(action[0])
+    buttons = [bool(axis < -STRAFE_THRESHOLD), bool(axis > STRAFE_THRESHOLD)]
     buttons.extend(bool(a > 0.0) for a in action[1 : n_buttons - 1])
     return buttons
 

@@ -15,5 +15,5 @@ def resize_frame(frame: np.ndarray, size: int = FRAME_SIZE) -> np.ndarray:
     Pillow's bilinear filter widens its support when downscaling, so this averages over the
     source pixels like an area resize and is deterministic across platforms.
     """
-    image = Image.fromarray(np.ascontiguousarray(frame), mode="RGB")
+    image = Image.fromarray(np.ascontiguousarray(frame))
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -168,16 +169,33 @@ def prepare_output(config: CollectConfig) -> tuple[dict[str, Any], dict[int, dic
     return meta, store.read_manifest(out, repair=True)
 
 
+def _probe_address(address: str) -> None:
+    """Fail fast on a host:port nobody listens on (Ray itself would retry for minutes)."""
+    host, sep, port = address.split("://")[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto" and other forms: Ray answers those quickly itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise DreamgymError(
+            f"could not connect to the Ray cluster at {address!r}: {exc.strerror or exc}; "
+            "start one with `ray start --head` or leave --address out for a local Ray"
+        ) from exc
+
+
 def _connect_ray(address: str | None, workers: int) -> bool:
     """Start or join Ray; returns whether this call started it (and so must shut it down)."""
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR}
     if address:
+        _probe_address(address)
         try:
             ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise DreamgymError(f"could not connect to the Ray cluster at {address!r}: {exc}") from exc
+            raise DreamgymError(
+                f"could not connect to the Ray cluster at {address!r}: {exc}"
+            ) from exc
     else:
         ray.init(num_cpus=max(workers, os.cpu_count() or 1), **options)
     return True
@@ -242,7 +260,10 @@ def _run(
         return next_index - 1
 
     bar = tqdm(
-        total=config.episodes, initial=result.episodes, unit="ep", disable=not progress,
+        total=config.episodes,
+        initial=result.episodes,
+        unit="ep",
+        disable=not progress,
         desc=f"collect {config.env}",
     )
     start = time.perf_counter()
@@ -291,4 +312,3 @@ def _run(
         bar.close()
         for worker in workers:
             ray.kill(worker)
-

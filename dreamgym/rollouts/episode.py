@@ -69,15 +69,17 @@ class Episode:
 
     def to_bytes(self) -> bytes:
         """The episode as the bytes of a compressed .npz file (byte-identical for equal data)."""
-        return _npz_bytes({
-            "frames": self.frames,
-            "actions": self.actions,
-            "rewards": self.rewards,
-            "terminated": np.bool_(self.terminated),
-            "truncated": np.bool_(self.truncated),
-            "seed": np.int64(self.seed),
-            "index": np.int64(self.index),
-        })
+        return _npz_bytes(
+            {
+                "frames": self.frames,
+                "actions": self.actions,
+                "rewards": self.rewards,
+                "terminated": np.bool_(self.terminated),
+                "truncated": np.bool_(self.truncated),
+                "seed": np.int64(self.seed),
+                "index": np.int64(self.index),
+            }
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write the episode to ``path`` atomically."""
@@ -116,7 +118,9 @@ def load_episode(path: str | Path) -> Episode:
     except CorruptFileError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise CorruptFileError(f"episode file {str(path)!r} is corrupt or truncated: {exc}") from exc
+        raise CorruptFileError(
+            f"episode file {str(path)!r} is corrupt or truncated: {exc}"
+        ) from exc
     frames, actions, rewards = arrays["frames"], arrays["actions"], arrays["rewards"]
     steps = len(actions)
     if (
@@ -151,7 +155,9 @@ def check_episode_file(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
     except (OSError, zipfile.BadZipFile) as exc:
-        raise CorruptFileError(f"episode file {str(path)!r} is corrupt or truncated: {exc}") from exc
+        raise CorruptFileError(
+            f"episode file {str(path)!r} is corrupt or truncated: {exc}"
+        ) from exc
     missing = [k for k in EPISODE_KEYS if f"{k}.npy" not in names]
     if missing:
         raise CorruptFileError(f"episode file {str(path)!r} lacks arrays {missing}")

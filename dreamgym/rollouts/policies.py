@@ -135,9 +135,7 @@ def load_policy_file(path: str | Path) -> Policy:
     kind = meta.get("kind") if isinstance(meta, dict) else None
     if kind not in _FILE_LOADERS:
         known = ", ".join(sorted(_FILE_LOADERS)) or "none registered"
-        raise DreamgymError(
-            f"policy file {str(path)!r} has kind {kind!r}; known kinds: {known}"
-        )
+        raise DreamgymError(f"policy file {str(path)!r} has kind {kind!r}; known kinds: {known}")
     return _FILE_LOADERS[kind](path, meta)
 
 

@@ -1,0 +1,32 @@
+"""Shared fixtures: one local Ray instance for the whole session, small real datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import ray
+
+from dreamgym.rollouts import CollectConfig, collect
+
+os.environ.setdefault("RAY_ACCEPT_CLUSTER_AUTO_SHUTDOWN", "1")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A local Ray instance with 2 CPUs, shared by every in-process test that needs Ray."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def car_data(ray_local, tmp_path_factory) -> Path:
+    """Four short real CarRacing episodes (40 steps), collected by 2 Ray workers."""
+    out = tmp_path_factory.mktemp("car") / "data"
+    collect(
+        CollectConfig(env="carracing", episodes=4, out=out, workers=2, max_episode_steps=40),
+        progress=False,
+    )
+    return out

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from dreamgym.errors import CorruptFileError, DreamgymError
+from dreamgym.rollouts import RolloutDataset, load_episode
+from dreamgym.rollouts.episode import Episode
+
+
+def test_frames_and_sequences_have_the_documented_shapes(car_data):
+    ds = RolloutDataset(car_data)
+    assert len(ds) == 4 and ds.env == "carracing" and ds.action_dim == 3
+    assert ds.num_frames == 4 * 41 and ds.num_steps == 4 * 40
+    frames = ds.frames()
+    assert frames.shape == (164, 64, 64, 3) and frames.dtype == np.uint8
+    np.testing.assert_array_equal(frames[41:82], ds.episode(1).frames)
+    batch = ds.sample_frames(16, np.random.default_rng(0))
+    assert batch.shape == (16, 64, 64, 3) and batch.dtype == np.uint8
+
+    seq = ds.sample_sequences(5, 10, np.random.default_rng(0))
+    assert seq.frames.shape == (5, 11, 64, 64, 3)
+    assert seq.actions.shape == (5, 10, 3) and seq.actions.dtype == np.float32
+    assert seq.rewards.shape == seq.dones.shape == seq.mask.shape == (5, 10)
+    assert seq.mask.all()
+
+
+def test_sequences_match_the_episode_and_pad_short_ones(car_data):
+    ds = RolloutDataset(car_data)
+    seq = ds.sample_sequences(8, 60, np.random.default_rng(1))  # longer than the 40-step episodes
+    assert (seq.mask.sum(axis=1) == 40).all() and not seq.mask[:, 40:].any()
+    assert (seq.frames[:, 41:] == 0).all()
+    episodes = [ds.episode(i) for i in range(len(ds))]
+    for b in range(8):
+        match = [e for e in episodes if np.array_equal(e.frames, seq.frames[b, :41])]
+        assert len(match) == 1
+        np.testing.assert_array_equal(match[0].actions, seq.actions[b, :40])
+        np.testing.assert_array_equal(match[0].rewards, seq.rewards[b, :40])
+
+
+def test_dones_mark_only_the_last_step_of_terminated_episodes():
+    frames = np.zeros((4, 64, 64, 3), np.uint8)
+    terminated = Episode(
+        frames, np.zeros((3, 1), np.float32), np.zeros(3, np.float32), True, False, 0, 0
+    )
+    truncated = Episode(
+        frames, np.zeros((3, 1), np.float32), np.zeros(3, np.float32), False, True, 0, 0
+    )
+    assert terminated.dones.tolist() == [False, False, True]
+    assert not truncated.dones.any()
+
+
+def test_truncated_file_is_reported_by_name(car_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(car_data, data, ignore=shutil.ignore_patterns("cache"))
+    victim = data / "episode_000002.npz"
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    with pytest.raises(CorruptFileError, match="episode_000002.npz"):
+        RolloutDataset(data)
+    with pytest.warns(UserWarning, match="episode_000002.npz"):
+        ds = RolloutDataset(data, skip_corrupt=True)
+    assert len(ds) == 3 and ds.frames().shape[0] == 3 * 41
+
+
+def test_corrupt_data_inside_a_complete_file_is_reported_by_name(car_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(car_data, data, ignore=shutil.ignore_patterns("cache"))
+    victim = data / "episode_000001.npz"
+    raw = bytearray(victim.read_bytes())
+    middle = len(raw) // 2
+    raw[middle : middle + 64] = bytes(64)  # zip directory intact, compressed frames damaged
+    victim.write_bytes(bytes(raw))
+    ds = RolloutDataset(data)
+    with pytest.raises(CorruptFileError, match="episode_000001.npz"):
+        ds.frames()
+    with pytest.warns(UserWarning, match="episode_000001.npz"):
+        frames = RolloutDataset(data, skip_corrupt=True).frames()
+    assert frames.shape[0] == 3 * 41
+    with pytest.raises(CorruptFileError, match="episode_000001.npz"):
+        load_episode(victim)
+
+
+def test_not_a_dataset(tmp_path):
+    with pytest.raises(DreamgymError, match="not a rollout dataset"):
+        RolloutDataset(tmp_path)

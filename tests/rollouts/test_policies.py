@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from dreamgym.errors import DreamgymError
+from dreamgym.rollouts.policies import (
+    BrownianPolicy,
+    RandomPolicy,
+    RepeatPolicy,
+    load_policy_file,
+    register_policy_file_kind,
+    resolve_policy,
+)
+
+CAR_SPACE = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.ones(3, np.float32))
+
+
+def actions(policy, seed: int, steps: int) -> np.ndarray:
+    policy.reset(seed)
+    obs = np.zeros((64, 64, 3), np.uint8)
+    return np.stack([policy.act(obs) for _ in range(steps)])
+
+
+@pytest.mark.parametrize("cls", [RandomPolicy, BrownianPolicy, RepeatPolicy])
+def test_builtin_policies_are_seeded_and_stay_in_the_space(cls):
+    a = actions(cls(CAR_SPACE), seed=3, steps=500)
+    b = actions(cls(CAR_SPACE), seed=3, steps=500)
+    c = actions(cls(CAR_SPACE), seed=4, steps=500)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.dtype == np.float32
+    assert all(CAR_SPACE.contains(x) for x in a)
+
+
+def test_brownian_increments_have_variance_dt():
+    space = gym.spaces.Box(-100.0, 100.0, (1,), np.float32)  # wide, so clipping never happens
+    a = actions(BrownianPolicy(space, dt=1 / 50), seed=0, steps=20_000)
+    steps = np.diff(a[:, 0])
+    assert steps.var() == pytest.approx(1 / 50, rel=0.05)
+    assert abs(steps.mean()) < 0.01
+
+
+def test_repeat_policy_holds_actions_for_1_to_10_steps():
+    a = actions(RepeatPolicy(CAR_SPACE), seed=0, steps=5000)
+    changes = np.flatnonzero(np.any(np.diff(a, axis=0) != 0, axis=1)) + 1
+    runs = np.diff(np.concatenate([[0], changes]))
+    assert runs.min() >= 1 and runs.max() == 10
+    assert 4.5 < runs.mean() < 6.5  # uniform on 1..10 has mean 5.5
+
+
+class ConstantPolicy:
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def act(self, obs):
+        return np.full(1, self.value, np.float32)
+
+
+def test_policy_files_dispatch_on_their_kind(tmp_path):
+    register_policy_file_kind("constant", lambda path, meta: ConstantPolicy(meta["value"]))
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps({"kind": "constant", "value": 0.5}))
+    assert load_policy_file(tmp_path).act(None)[0] == 0.5
+    assert resolve_policy(str(path), CAR_SPACE).act(None)[0] == 0.5
+    path.write_text(json.dumps({"kind": "mystery"}))
+    with pytest.raises(DreamgymError, match="kind 'mystery'; known kinds: .*constant"):
+        load_policy_file(path)
+    path.write_text("{not json")
+    with pytest.raises(DreamgymError, match="not valid JSON"):
+        load_policy_file(path)
+
+
+def test_resolve_policy_errors():
+    with pytest.raises(DreamgymError, match="unknown policy 'nope'; expected one of random"):
+        resolve_policy("nope", CAR_SPACE)
+    with pytest.raises(DreamgymError, match="has no act"):
+        resolve_policy(object(), CAR_SPACE)
+    assert isinstance(resolve_policy("brownian", CAR_SPACE), BrownianPolicy)
