@@ -29,6 +29,7 @@ from dreamgym._io import atomic_write_bytes
 from dreamgym.errors import CorruptFileError
 from dreamgym.rollouts.policies import Policy
 
+COMPRESS_LEVEL = 1
 EPISODE_KEYS = ("frames", "actions", "rewards", "terminated", "truncated", "seed", "index")
 
 
@@ -91,14 +92,21 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
     ``np.savez_compressed`` stamps each member with the current time, so two runs producing the
     same data would write different bytes; fixed stamps make "same seed, same files" literal.
+    Deflate level 1 compresses frames about 3x faster than numpy's default (level 6) for about
+    30% more bytes; at level 6 compression, not ViZDoom, would bound Doom collection.
     """
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w") as archive:
         for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with archive.open(info, "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            archive.writestr(
+                info,
+                member.getvalue(),
+                compress_type=zipfile.ZIP_DEFLATED,
+                compresslevel=COMPRESS_LEVEL,
+            )
     return buffer.getvalue()
 
 
