@@ -67,6 +67,78 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    overrides = {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+    }  # fmt: skip
+    common = {
+        "preset": args.preset, "overrides": overrides, "device": args.device, "bf16": args.bf16,
+        "skip_corrupt": args.skip_corrupt,
+    }  # fmt: skip
+    if args.component == "vae":
+        from dreamgym.worldmodels.train_vae import VAETrainer
+
+        overrides["z_size"] = args.z_size
+        trainer = VAETrainer(args.data, args.out, **common)
+    else:
+        from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
+
+        overrides.update(seq_len=args.seq_len, hidden_size=args.hidden_size)
+        trainer = MDNRNNTrainer(args.data, args.vae, args.out, **common)
+    start = trainer.epoch
+    history = trainer.fit(progress=not args.quiet)
+    if trainer.epoch == start:
+        print(f"{args.out}: {args.component} already trained for {trainer.epoch} epochs")
+        return
+    last = history[-1]
+    val = f", val loss {last['val/loss']:.4g}" if "val/loss" in last else ""
+    print(
+        f"trained {args.component} epochs {start + 1}-{trainer.epoch} on {trainer.device}: "
+        f"train loss {last['train/loss']:.4g}{val} -> {args.out}"
+    )
+
+
+def _add_train_parser(commands) -> None:
+    train = commands.add_parser("train", help="train world-model components (V, then M)")
+    parts = train.add_subparsers(dest="component", required=True, metavar="COMPONENT")
+    vae = parts.add_parser(
+        "vae",
+        help="train V, the ConvVAE, on a dataset's frames",
+        description="Train V on the frames of a rollout dataset. Re-running the same command "
+        "resumes from the last finished epoch.",
+    )
+    mdn = parts.add_parser(
+        "mdnrnn",
+        help="train M, the MDN-RNN, on V's latents; writes a world-model bundle",
+        description="Encode the dataset with V (cached), then train M. OUT becomes a complete "
+        "world-model bundle (V, M, initial latents, bundle.json); it may be V's run directory.",
+    )
+    for parser in (vae, mdn):
+        parser.add_argument("--data", required=True, help="rollout dataset directory")
+        parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
+        parser.add_argument(
+            "--preset",
+            default="paper",
+            choices=["paper", "small", "debug"],
+            help="settings preset (default: paper; debug trains in seconds)",
+        )
+        parser.add_argument("--epochs", type=int, help="override the preset's epochs")
+        parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
+        parser.add_argument("--lr", type=float, help="override the preset's learning rate")
+        parser.add_argument("--seed", type=int, help="override the preset's seed (0)")
+        parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+        parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
+        parser.add_argument(
+            "--skip-corrupt", action="store_true", help="skip corrupt episode files with a warning"
+        )
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        parser.set_defaults(func=_cmd_train)
+    vae.add_argument("--z-size", type=int, help="latent size (default: 32 CarRacing, 64 Doom)")
+    mdn.add_argument("--vae", required=True, help="V's run directory")
+    mdn.add_argument("--seq-len", type=int, help="override the preset's sequence length")
+    mdn.add_argument("--hidden-size", type=int, help="override the preset's LSTM size")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dreamgym", description="Train agents inside learned world models ('dreams')."
@@ -108,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     collect.add_argument("--quiet", action="store_true", help="no progress bar")
     collect.set_defaults(func=_cmd_collect)
+    _add_train_parser(commands)
     return parser
 
 

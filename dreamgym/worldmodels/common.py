@@ -1,0 +1,77 @@
+"""Helpers shared by the V and M trainers: device choice, the episode split, mixed precision."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from dreamgym.errors import DreamgymError
+
+C = TypeVar("C")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else the CPU; anything else must be usable here."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise DreamgymError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise DreamgymError(f"device {device!r} was asked for, but CUDA is not available here")
+    return resolved
+
+
+def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded train/validation split of episode positions 0..n-1.
+
+    At least one episode is held out when there are two or more; none when there is one.
+    """
+    if not 0 <= val_fraction < 1:
+        raise DreamgymError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng([seed, 2]).permutation(n)
+    n_val = 0 if n < 2 else min(n - 1, max(1, round(val_fraction * n)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bf16 autocast when asked for (never fp16: its overflow turns the summed losses to inf)."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def resolve_config(saved: C | None, fresh: Callable[[], C], overrides: dict[str, Any], path) -> C:
+    """The config a training run uses.
+
+    A new run takes the preset (``fresh()``) with ``overrides`` applied. A resumed run keeps the
+    config saved in its checkpoint ``path``: only ``epochs`` may change (to train further); any
+    other override that differs is refused, naming the setting.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    base = fresh() if saved is None else saved
+    names = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise DreamgymError(f"unknown settings {unknown}; known: {sorted(names)}")
+    if saved is not None:
+        for key, value in overrides.items():
+            if key != "epochs" and getattr(saved, key) != value:
+                raise DreamgymError(
+                    f"{str(path)!r} was trained with {key}={getattr(saved, key)!r}; a resumed run "
+                    f"keeps its settings (only epochs can grow), so {key}={value!r} is refused. "
+                    "Use another --out for a new run"
+                )
+    config = dataclasses.replace(base, **overrides)
+    for key in ("epochs", "batch_size", "seq_len", "z_size", "hidden_size"):
+        if key in names and getattr(config, key) < 1:
+            raise DreamgymError(f"{key} must be >= 1, got {getattr(config, key)!r}")
+    if config.lr <= 0:
+        raise DreamgymError(f"lr must be > 0, got {config.lr!r}")
+    return config

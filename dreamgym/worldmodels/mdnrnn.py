@@ -1,0 +1,225 @@
+"""M: the World Models MDN-RNN, with reward and done heads.
+
+An LSTM reads [z_t, a_t] (plus a restart flag, 1 on an episode's first step, as the Doom model
+did) and its output h_{t+1} parameterises, **separately for every latent dimension**, a mixture
+of K Gaussians over z_{t+1} (the original's per-dimension mixture; the ctallec/world-models port
+shares one mixture weight vector across dimensions, a different model). Linear heads on h_{t+1}
+predict the reward r_t (MSE) and whether the episode ends after a_t (BCE, positive class weighted).
+
+Shapes, with B batch, T time, Z latent size, K mixtures, A action size:
+
+    x = [z_t, a_t(, restart_t)]                 (B, T, Z + A (+ 1))
+    h = LSTM(x)                                 (B, T, H)
+    mdn = Linear(h)                             (B, T, Z * K * 3)
+      -> logits, mu, logsigma                   (B, T, Z, K) each
+    reward = Linear(h)                          (B, T)
+    done_logit = Linear(h)                      (B, T)
+
+Differences from the paper, on purpose: the reward head (the original CarRacing M had none), and
+PyTorch's LSTM, which has two bias vectors where TensorFlow's had one (so the parameter count is
+1,024 above the paper's 422,368 for CarRacing even without the heads).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+@dataclass
+class MDNRNNConfig:
+    """M's architecture and training settings.
+
+    Attributes:
+        z_size: latent size (V's).
+        action_size: the real env's action size.
+        hidden_size: LSTM units (paper: 256 CarRacing, 512 Doom).
+        n_mixtures: Gaussians per latent dimension (paper: 5).
+        restart_flag: feed a 1-on-first-step flag (the Doom model did).
+        done_pos_weight: weight of the positive class in the done BCE (paper: 10).
+        reward_weight: weight of the reward MSE in the total loss.
+        done_weight: weight of the done BCE in the total loss.
+        epochs: passes over the training episodes; each episode gives one random window per epoch,
+            so with 10,000 episodes and batch 100 an epoch is 100 steps (paper: 4,000 steps).
+        seq_len: steps per training window (paper: 999 CarRacing, 500 Doom).
+        batch_size: windows per step (paper: 100).
+        lr: Adam learning rate (paper: 1e-3).
+        lr_decay: multiplicative decay per step (paper Doom: 0.99999; 1.0 keeps lr fixed).
+        grad_clip: gradient norm clip (paper: 1.0).
+        val_fraction: fraction of episodes held out for validation.
+        seed: seeds the split, windows and the z re-sampling.
+    """
+
+    z_size: int = 32
+    action_size: int = 3
+    hidden_size: int = 256
+    n_mixtures: int = 5
+    restart_flag: bool = False
+    done_pos_weight: float = 10.0
+    reward_weight: float = 1.0
+    done_weight: float = 1.0
+    epochs: int = 40
+    seq_len: int = 999
+    batch_size: int = 100
+    lr: float = 1e-3
+    lr_decay: float = 1.0
+    grad_clip: float = 1.0
+    val_fraction: float = 0.05
+    seed: int = 0
+
+
+def mdnrnn_preset(name: str, env: str, z_size: int, action_size: int) -> MDNRNNConfig:
+    """Named presets: ``paper`` (reference settings per env), ``small``, ``debug``."""
+    doom = env.startswith("doom")
+    base = {"z_size": z_size, "action_size": action_size, "restart_flag": doom}
+    presets = {
+        "paper": MDNRNNConfig(
+            **base,
+            hidden_size=512 if doom else 256,
+            seq_len=500 if doom else 999,
+            lr_decay=0.99999 if doom else 1.0,
+        ),
+        "small": MDNRNNConfig(**base, hidden_size=256, epochs=20, seq_len=200, batch_size=32),
+        "debug": MDNRNNConfig(**base, hidden_size=64, epochs=8, seq_len=32, batch_size=16),
+    }
+    if name not in presets:
+        raise ValueError(f"unknown MDN-RNN preset {name!r}; known: {', '.join(presets)}")
+    return presets[name]
+
+
+class MDNRNN(nn.Module):
+    """LSTM + per-dimension mixture density head + reward and done heads."""
+
+    def __init__(self, config: MDNRNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.input_size = c.z_size + c.action_size + int(c.restart_flag)
+        self.lstm = nn.LSTM(self.input_size, c.hidden_size, batch_first=True)
+        self.mdn = nn.Linear(c.hidden_size, c.z_size * c.n_mixtures * 3)
+        self.reward = nn.Linear(c.hidden_size, 1)
+        self.done = nn.Linear(c.hidden_size, 1)
+
+    def inputs(
+        self, z: torch.Tensor, action: torch.Tensor, restart: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Concatenate [z, a(, restart)] along the last dimension."""
+        parts = [z, action]
+        if self.config.restart_flag:
+            if restart is None:
+                raise ValueError("this M reads a restart flag; pass restart")
+            parts.append(restart.to(z.dtype).unsqueeze(-1))
+        return torch.cat(parts, dim=-1)
+
+    def heads(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """LSTM outputs (..., H) -> mixture params (..., Z, K), reward (...), done logit (...)."""
+        c = self.config
+        params = self.mdn(h).view(*h.shape[:-1], c.z_size, c.n_mixtures, 3)
+        return {
+            "logits": params[..., 0],
+            "mu": params[..., 1],
+            "logsigma": params[..., 2],
+            "reward": self.reward(h).squeeze(-1),
+            "done_logit": self.done(h).squeeze(-1),
+        }
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        action: torch.Tensor,
+        restart: torch.Tensor | None = None,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Run M over (B, T) steps from ``state`` (zeros by default).
+
+        Returns the heads (see :meth:`heads`) for every step and the final (h, c), each
+        (1, B, H).
+        """
+        out, state = self.lstm(self.inputs(z, action, restart), state)
+        return self.heads(out), state
+
+    def step(
+        self,
+        z: torch.Tensor,
+        action: torch.Tensor,
+        restart: torch.Tensor | None,
+        state: tuple[torch.Tensor, torch.Tensor],
+    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """One batched step: z (N, Z), action (N, A), state (h, c) each (N, H) -> heads, (h, c).
+
+        Uses the LSTM's weights through one fused cell call (no per-env Python loop).
+        """
+        x = self.inputs(z, action, restart)
+        h, c = torch.lstm_cell(
+            x, state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
+            self.lstm.bias_ih_l0, self.lstm.bias_hh_l0,
+        )  # fmt: skip
+        return self.heads(h), (h, c)
+
+
+def mdn_log_prob(
+    target: torch.Tensor, logits: torch.Tensor, mu: torch.Tensor, logsigma: torch.Tensor
+) -> torch.Tensor:
+    """log p(target) per latent dim: target (..., Z), params (..., Z, K) -> (..., Z)."""
+    t = target.unsqueeze(-1)
+    log_normal = -0.5 * ((t - mu) * torch.exp(-logsigma)) ** 2 - logsigma - LOG_SQRT_2PI
+    return torch.logsumexp(F.log_softmax(logits, dim=-1) + log_normal, dim=-1)
+
+
+def mdnrnn_losses(
+    heads: dict[str, torch.Tensor],
+    next_z: torch.Tensor,
+    reward: torch.Tensor,
+    done: torch.Tensor,
+    mask: torch.Tensor,
+    config: MDNRNNConfig,
+) -> dict[str, torch.Tensor]:
+    """Masked losses over (B, T): {"loss", "nll", "reward", "done"}.
+
+    ``nll`` is the mixture negative log-likelihood averaged over valid steps and latent
+    dimensions; ``reward`` the MSE; ``done`` the BCE with ``done_pos_weight`` on positives.
+    """
+    m = mask.float()
+    count = m.sum().clamp(min=1)
+    logp = mdn_log_prob(next_z.float(), *(heads[k].float() for k in ("logits", "mu", "logsigma")))
+    nll = -(logp.mean(-1) * m).sum() / count
+    reward_loss = ((heads["reward"].float() - reward) ** 2 * m).sum() / count
+    pos_weight = torch.tensor(config.done_pos_weight, device=mask.device)
+    done_loss = F.binary_cross_entropy_with_logits(
+        heads["done_logit"].float(), done.float(), pos_weight=pos_weight, reduction="none"
+    )
+    done_loss = (done_loss * m).sum() / count
+    total = nll + config.reward_weight * reward_loss + config.done_weight * done_loss
+    return {"loss": total, "nll": nll, "reward": reward_loss, "done": done_loss}
+
+
+def sample_mdn(
+    logits: torch.Tensor,
+    mu: torch.Tensor,
+    logsigma: torch.Tensor,
+    temperature: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sample z' from per-dimension mixtures at temperature tau: params (N, Z, K) -> (N, Z).
+
+    The World Models semantics: the mixture logits are divided by tau and renormalised separately
+    for every latent dimension, one component is picked per dimension, and
+    z' = mu_k + exp(logsigma_k) * sqrt(tau) * N(0, 1). tau -> 0 approaches the most likely
+    component's mean; tau = 1 samples the mixture itself.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    probs = torch.softmax(logits / temperature, dim=-1)
+    u = torch.rand(probs.shape[:-1] + (1,), generator=generator, device=probs.device)
+    # Inverse-CDF pick: the first component whose cumulative probability exceeds u.
+    k = (probs.cumsum(-1) < u).sum(-1, keepdim=True).clamp(max=probs.shape[-1] - 1)
+    mu_k = mu.gather(-1, k).squeeze(-1)
+    sigma_k = logsigma.gather(-1, k).squeeze(-1).exp()
+    eps = torch.randn(mu_k.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu_k + sigma_k * math.sqrt(temperature) * eps

@@ -1,0 +1,335 @@
+"""Training M on V's latents of a rollout dataset, and assembling the world-model bundle.
+
+Steps (each cached or resumable): copy V into the bundle directory; encode every frame with V
+into (mu, logvar) (``latents.safetensors``, reused while V and the data are unchanged); save the
+bank of first-frame latents the dream resets from (``initial_latents.safetensors``); train M,
+re-sampling z = mu + exp(logvar / 2) * eps for every batch (so every epoch sees fresh samples, as
+the original); write ``bundle.json`` after every epoch.
+
+Episode boundaries: every training window lies inside one episode and M's state starts at zero
+for each window, so no state leaks across episodes; episodes shorter than ``seq_len`` give one
+window from step 0, zero-padded and masked out of every loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save
+
+from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from dreamgym.errors import DreamgymError
+from dreamgym.rollouts import RolloutDataset
+from dreamgym.runs import RunLogger
+from dreamgym.worldmodels.checkpoint import (
+    load_model,
+    load_training_state,
+    read_checkpoint,
+    save_checkpoint,
+)
+from dreamgym.worldmodels.common import (
+    autocast,
+    resolve_config,
+    resolve_device,
+    split_episodes,
+)
+from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, mdnrnn_losses, mdnrnn_preset
+from dreamgym.worldmodels.train_vae import VAE_FILE, load_vae
+from dreamgym.worldmodels.vae import ConvVAE, frames_to_input
+
+MDNRNN_FILE = "mdnrnn.safetensors"
+LATENTS_FILE = "latents.safetensors"
+INITIAL_FILE = "initial_latents.safetensors"
+BUNDLE_FILE = "bundle.json"
+BUNDLE_KIND = "vae-mdnrnn"
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+@torch.no_grad()
+def encode_dataset(
+    vae: ConvVAE, dataset: RolloutDataset, device: torch.device, batch_size: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, logvar) float32 (N_frames, Z) of every frame of ``dataset``."""
+    frames = dataset.frames()
+    mus, logvars = [], []
+    for start in range(0, len(frames), batch_size):
+        x = torch.from_numpy(np.array(frames[start : start + batch_size])).to(device)
+        mu, logvar = vae.encode(frames_to_input(x))
+        mus.append(mu.float().cpu())
+        logvars.append(logvar.float().cpu())
+    return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
+
+
+def cached_latents(
+    vae: ConvVAE, vae_path: Path, dataset: RolloutDataset, out: Path, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`encode_dataset`, cached in ``out/latents.safetensors`` keyed by V and the data."""
+    key = f"{_file_digest(vae_path)}-{dataset._cache_key()}"
+    path = out / LATENTS_FILE
+    if path.exists():
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            if (f.metadata() or {}).get("key") == key:
+                return f.get_tensor("mu").numpy(), f.get_tensor("logvar").numpy()
+    mu, logvar = encode_dataset(vae, dataset, device)
+    data = save({"mu": torch.from_numpy(mu), "logvar": torch.from_numpy(logvar)}, {"key": key})
+    atomic_write_bytes(path, data)
+    return mu, logvar
+
+
+class MDNRNNTrainer:
+    """Trains M for the V in ``vae_dir`` on ``data``, writing a complete bundle into ``out``.
+
+    Args:
+        data: the rollout dataset V was trained on (or another of the same env).
+        vae_dir: V's run directory (or its ``vae.safetensors``).
+        out: the bundle directory; may be V's own run directory. Re-creating the trainer on the
+            same ``out`` resumes from the last finished epoch.
+        preset: ``paper``, ``small`` or ``debug`` (see :func:`mdnrnn_preset`).
+        overrides: config fields to change from the preset, e.g. ``{"seq_len": 100}``.
+        device, bf16, skip_corrupt: as for :class:`~dreamgym.worldmodels.train_vae.VAETrainer`.
+    """
+
+    def __init__(
+        self,
+        data: str | Path,
+        vae_dir: str | Path,
+        out: str | Path,
+        preset: str = "paper",
+        overrides: dict[str, Any] | None = None,
+        device: str = "auto",
+        bf16: bool = False,
+        skip_corrupt: bool = False,
+    ) -> None:
+        self.dataset = RolloutDataset(data, skip_corrupt=skip_corrupt)
+        self.out = Path(out)
+        check_writable_dir(self.out)
+        self.device = resolve_device(device)
+        self.bf16 = bf16
+        vae_source = Path(vae_dir) / VAE_FILE if Path(vae_dir).is_dir() else Path(vae_dir)
+        self.vae, self.vae_meta = load_vae(vae_source, self.device)
+        if self.vae_meta["env"] != self.dataset.env:
+            raise DreamgymError(
+                f"V in {str(vae_source)!r} was trained on {self.vae_meta['env']!r} data, but "
+                f"{str(data)!r} holds {self.dataset.env!r} data"
+            )
+        self.vae_path = self.out / VAE_FILE
+        self.path = self.out / MDNRNN_FILE
+        if vae_source.resolve() != self.vae_path.resolve():
+            if self.path.exists() and _file_digest(vae_source) != _file_digest(self.vae_path):
+                raise DreamgymError(
+                    f"{str(self.out)!r} holds an M trained for another V than {str(vae_source)!r};"
+                    " use another --out"
+                )
+            tmp = self.out / f".{VAE_FILE}.copy.tmp"
+            shutil.copyfile(vae_source, tmp)
+            tmp.replace(self.vae_path)
+            shutil.copyfile(vae_source.with_suffix(".json"), self.out / "vae.json")
+        self.mu, self.logvar = cached_latents(
+            self.vae, self.vae_path, self.dataset, self.out, self.device
+        )
+        z_size, action_size = self.mu.shape[1], self.dataset.action_dim
+        resume = self.path.exists()
+        saved = None
+        if resume:
+            tensors, meta = read_checkpoint(self.path)
+            saved = MDNRNNConfig(**meta["config"])
+            if (saved.z_size, saved.action_size) != (z_size, action_size):
+                raise DreamgymError(
+                    f"{str(self.path)!r} has z_size={saved.z_size}, action_size="
+                    f"{saved.action_size}; V and the data give {z_size} and {action_size}"
+                )
+        self.history: list[dict[str, Any]] = meta["history"] if resume else []
+        self.epoch: int = meta["epoch"] if resume else 0
+        self.config = config = resolve_config(
+            saved,
+            lambda: mdnrnn_preset(preset, self.dataset.env, z_size, action_size),
+            overrides or {},
+            self.path,
+        )
+        self.model = MDNRNN(config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_decay)
+        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        if resume:
+            load_model(self.model, tensors, self.path)
+            load_training_state(tensors, meta, self.optimizer, self.generator, self.rng)
+            self.scheduler.last_epoch = meta["scheduler_steps"]
+        self.train_eps, self.val_eps = split_episodes(
+            len(self.dataset), config.val_fraction, config.seed
+        )
+        self._steps = self._step_arrays()
+        self._save_initial_latents()
+        atomic_write_json(self.out / "mdnrnn-config.json", dataclasses.asdict(config))
+        self.logger = RunLogger(self.out, "mdnrnn")
+
+    def _step_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        actions, rewards, dones = [], [], []
+        for i in range(len(self.dataset)):
+            episode = self.dataset.episode(i)
+            actions.append(episode.actions)
+            rewards.append(episode.rewards)
+            dones.append(episode.dones)
+        return np.concatenate(actions), np.concatenate(rewards), np.concatenate(dones)
+
+    def _save_initial_latents(self) -> None:
+        first = self.dataset.frame_offsets
+        bank = {
+            "mu": torch.from_numpy(self.mu[first].copy()),
+            "logvar": torch.from_numpy(self.logvar[first].copy()),
+        }
+        atomic_write_bytes(self.out / INITIAL_FILE, save(bank))
+
+    def batch(
+        self, episodes: np.ndarray, random_start: bool, sample_z: bool
+    ) -> dict[str, torch.Tensor]:
+        """Windows of ``seq_len`` steps from ``episodes`` (positions), as device tensors."""
+        lengths = self.dataset.lengths[episodes]
+        window = np.minimum(lengths, self.config.seq_len)
+        if random_start:
+            start = np.floor(self.rng.random(len(episodes)) * (lengths - window + 1)).astype(int)
+        else:
+            start = np.zeros(len(episodes), dtype=int)
+        t = np.arange(self.config.seq_len)
+        mask = t[None] < window[:, None]  # (B, L)
+        t_valid = np.where(mask, t[None], 0)
+        frame = self.dataset.frame_offsets[episodes][:, None] + start[:, None] + t_valid
+        step = frame - episodes[:, None]  # episode i's steps sit i rows before its frames
+        actions, rewards, dones = self._steps
+
+        def z_at(rows: np.ndarray) -> torch.Tensor:
+            mu = torch.from_numpy(self.mu[rows]).to(self.device)
+            if not sample_z:
+                return mu
+            std = torch.exp(0.5 * torch.from_numpy(self.logvar[rows]).to(self.device))
+            eps = torch.randn(mu.shape, generator=self.generator, device=self.device)
+            return mu + std * eps
+
+        def dev(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+        return {
+            "z": z_at(frame),
+            "next_z": z_at(frame + 1),
+            "action": dev(actions[step] * mask[..., None]),
+            "reward": dev(rewards[step] * mask),
+            "done": dev(dones[step] & mask),
+            "restart": dev((start[:, None] + t[None]) == 0),
+            "mask": dev(mask),
+        }
+
+    def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        with autocast(self.device, self.bf16):
+            heads, _ = self.model(batch["z"], batch["action"], batch["restart"])
+        return mdnrnn_losses(
+            heads, batch["next_z"], batch["reward"], batch["done"], batch["mask"], self.config
+        )
+
+    def train_epoch(self) -> dict[str, float]:
+        self.model.train()
+        order = self.rng.permutation(self.train_eps)
+        sums: dict[str, float] = {}
+        batches = range(0, len(order), self.config.batch_size)
+        for start in batches:
+            losses = self._losses(
+                self.batch(
+                    order[start : start + self.config.batch_size], random_start=True, sample_z=True
+                )
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + value.item()
+        return {f"train/{k}": v / len(batches) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Validation losses on the held-out episodes' first windows, with z = mu."""
+        if len(self.val_eps) == 0:
+            return {}
+        self.model.eval()
+        losses = self._losses(self.batch(self.val_eps[:256], random_start=False, sample_z=False))
+        return {f"val/{k}": v.item() for k, v in losses.items()}
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "component": "mdnrnn",
+            "env": self.dataset.env,
+            "data": str(self.dataset.root.resolve()),
+            "config": dataclasses.asdict(self.config),
+            "epoch": self.epoch,
+            "scheduler_steps": self.scheduler.last_epoch,
+            "history": self.history,
+        }
+
+    def write_bundle(self) -> None:
+        meta = self.dataset.meta
+        atomic_write_json(self.out / BUNDLE_FILE, {
+            "format": 1,
+            "kind": BUNDLE_KIND,
+            "env": self.dataset.env,
+            "gym_id": meta["gym_id"],
+            "action_low": meta["action_low"],
+            "action_high": meta["action_high"],
+            "max_episode_steps": meta["max_episode_steps"],
+            "frame_skip": meta["frame_skip"],
+            "z_size": self.config.z_size,
+            "hidden_size": self.config.hidden_size,
+            "files": {"vae": VAE_FILE, "mdnrnn": MDNRNN_FILE, "initial_latents": INITIAL_FILE},
+            "training": {"data": str(self.dataset.root.resolve()), "episodes": len(self.dataset),
+                         "vae_epochs": self.vae_meta["epoch"], "mdnrnn_epochs": self.epoch},
+        })  # fmt: skip
+
+    def fit(self, progress: bool = True) -> list[dict[str, Any]]:
+        """Train until ``config.epochs``; checkpoint and rewrite the bundle after every epoch."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            range(self.epoch, self.config.epochs),
+            initial=self.epoch,
+            total=self.config.epochs,
+            desc="mdnrnn",
+            disable=not progress,
+        )
+        for _ in bar:
+            start = time.perf_counter()
+            row = self.train_epoch()
+            row.update(self.evaluate())
+            self.epoch += 1
+            row = {"epoch": self.epoch, **row, "seconds": time.perf_counter() - start}
+            self.history.append(row)
+            save_checkpoint(
+                self.path, self.model, self.metadata(), self.optimizer, self.generator, self.rng
+            )
+            atomic_write_json(self.out / "mdnrnn.json", self.metadata())
+            self.write_bundle()
+            self.logger.log(self.history)
+            bar.set_postfix(loss=f"{row['train/loss']:.3f}", val=f"{row.get('val/loss', 0):.3f}")
+        if self.epoch >= self.config.epochs and not (self.out / BUNDLE_FILE).exists():
+            self.write_bundle()
+        self.logger.close()
+        return self.history
+
+
+def load_initial_latents(path: Path) -> dict[str, torch.Tensor]:
+    """The reset bank: {"mu", "logvar"} (episodes, Z) float32."""
+    return load_file(str(path))

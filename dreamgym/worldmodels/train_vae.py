@@ -1,0 +1,230 @@
+"""Training V on the frames of a rollout dataset, resumable epoch by epoch."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from dreamgym.errors import DreamgymError
+from dreamgym.rollouts import RolloutDataset
+from dreamgym.runs import RunLogger
+from dreamgym.worldmodels.checkpoint import (
+    load_model,
+    load_training_state,
+    read_checkpoint,
+    save_checkpoint,
+)
+from dreamgym.worldmodels.common import (
+    autocast,
+    resolve_config,
+    resolve_device,
+    split_episodes,
+)
+from dreamgym.worldmodels.vae import (
+    ConvVAE,
+    VAEConfig,
+    frames_to_input,
+    output_to_frames,
+    vae_loss,
+    vae_preset,
+)
+
+VAE_FILE = "vae.safetensors"
+
+
+def load_vae(path: str | Path, device: str | torch.device = "cpu") -> tuple[ConvVAE, dict]:
+    """A trained V and its metadata from ``vae.safetensors`` (or the run directory holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / VAE_FILE
+    tensors, meta = read_checkpoint(path)
+    model = ConvVAE(VAEConfig(**meta["config"]).z_size)
+    load_model(model, tensors, path)
+    return model.to(device).eval(), meta
+
+
+def _row_ranges(dataset: RolloutDataset, episodes: np.ndarray) -> np.ndarray:
+    """Frame rows (into dataset.frames()) of the given episode positions."""
+    if len(episodes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate(
+        [
+            np.arange(dataset.frame_offsets[i], dataset.frame_offsets[i] + dataset.lengths[i] + 1)
+            for i in episodes
+        ]
+    )
+
+
+def _batches(rows: np.ndarray, batch_size: int):
+    for start in range(0, len(rows), batch_size):
+        yield np.sort(rows[start : start + batch_size])
+
+
+class VAETrainer:
+    """Trains V on ``data`` into ``out/vae.safetensors``.
+
+    Args:
+        data: a rollout dataset directory.
+        out: the run directory (created if needed). Re-creating the trainer on the same ``out``
+            resumes from the last finished epoch; a larger ``epochs`` trains further.
+        preset: ``paper``, ``small`` or ``debug`` (see :func:`vae_preset`).
+        overrides: config fields to change from the preset, e.g. ``{"epochs": 2}``.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``.
+        bf16: bf16 autocast for the forward pass (losses stay fp32).
+        skip_corrupt: leave corrupt episode files out with a warning.
+    """
+
+    def __init__(
+        self,
+        data: str | Path,
+        out: str | Path,
+        preset: str = "paper",
+        overrides: dict[str, Any] | None = None,
+        device: str = "auto",
+        bf16: bool = False,
+        skip_corrupt: bool = False,
+    ) -> None:
+        self.dataset = RolloutDataset(data, skip_corrupt=skip_corrupt)
+        self.out = Path(out)
+        check_writable_dir(self.out)
+        self.path = self.out / VAE_FILE
+        self.device = resolve_device(device)
+        self.bf16 = bf16
+        resume = self.path.exists()
+        saved = None
+        if resume:
+            tensors, meta = read_checkpoint(self.path)
+            if meta["env"] != self.dataset.env:
+                raise DreamgymError(
+                    f"{str(self.path)!r} was trained on {meta['env']!r} data, but "
+                    f"{str(data)!r} holds {self.dataset.env!r} data; use another --out"
+                )
+            saved = VAEConfig(**meta["config"])
+        self.history: list[dict[str, Any]] = meta["history"] if resume else []
+        self.epoch: int = meta["epoch"] if resume else 0
+        self.config = config = resolve_config(
+            saved, lambda: vae_preset(preset, self.dataset.env), overrides or {}, self.path
+        )
+        self.model = ConvVAE(config.z_size).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        if resume:
+            load_model(self.model, tensors, self.path)
+            load_training_state(tensors, meta, self.optimizer, self.generator, self.rng)
+        train_eps, val_eps = split_episodes(len(self.dataset), config.val_fraction, config.seed)
+        self.train_rows = _row_ranges(self.dataset, train_eps)
+        self.val_rows = _row_ranges(self.dataset, val_eps)
+        atomic_write_json(self.out / "vae-config.json", dataclasses.asdict(config))
+        self.logger = RunLogger(self.out, "vae")
+
+    def _input(self, rows: np.ndarray) -> torch.Tensor:
+        frames = torch.from_numpy(self.dataset.frames()[rows])  # fancy indexing copies
+        return frames_to_input(frames.to(self.device, non_blocking=True))
+
+    def train_epoch(self, progress: bool) -> dict[str, float]:
+        self.model.train()
+        rows = self.rng.permutation(self.train_rows)
+        sums: dict[str, float] = {}
+        bar = tqdm(
+            list(_batches(rows, self.config.batch_size)),
+            desc=f"vae epoch {self.epoch + 1}/{self.config.epochs}",
+            disable=not progress,
+            leave=False,
+        )
+        for batch in bar:
+            x = self._input(batch)
+            with autocast(self.device, self.bf16):
+                recon, mu, logvar = self.model(x, self.generator)
+            losses = vae_loss(x, recon, mu, logvar, self.config.kl_tolerance)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            self.optimizer.step()
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + value.item() * len(batch)
+            bar.set_postfix(loss=f"{losses['loss'].item():.1f}")
+        return {f"train/{k}": v / len(rows) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Validation losses, with fixed noise so that epochs compare fairly."""
+        if len(self.val_rows) == 0:
+            return {}
+        self.model.eval()
+        generator = torch.Generator(self.device).manual_seed(12345)
+        sums: dict[str, float] = {}
+        for batch in _batches(self.val_rows, 256):
+            x = self._input(batch)
+            with autocast(self.device, self.bf16):
+                recon, mu, logvar = self.model(x, generator)
+            for key, value in vae_loss(x, recon, mu, logvar, self.config.kl_tolerance).items():
+                sums[key] = sums.get(key, 0.0) + value.item() * len(batch)
+        return {f"val/{k}": v / len(self.val_rows) for k, v in sums.items()}
+
+    @torch.no_grad()
+    def save_reconstructions(self, n: int = 8) -> Path:
+        """A PNG grid: real frames (top row) over V's reconstructions from mu (bottom row)."""
+        self.model.eval()
+        pool = self.val_rows if len(self.val_rows) else self.train_rows
+        rows = pool[np.linspace(0, len(pool) - 1, min(n, len(pool))).astype(int)]
+        x = self._input(rows)
+        recon = output_to_frames(self.model.decode(self.model.encode(x)[0].float())).cpu().numpy()
+        real = np.asarray(self.dataset.frames()[rows])
+        grid = np.concatenate([np.concatenate(list(real), 1), np.concatenate(list(recon), 1)], 0)
+        image = Image.fromarray(grid).resize(
+            (grid.shape[1] * 2, grid.shape[0] * 2), Image.Resampling.NEAREST
+        )
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return atomic_write_bytes(self.out / "vae-reconstructions.png", buffer.getvalue())
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "component": "vae",
+            "env": self.dataset.env,
+            "data": str(self.dataset.root.resolve()),
+            "config": dataclasses.asdict(self.config),
+            "epoch": self.epoch,
+            "history": self.history,
+        }
+
+    def fit(self, progress: bool = True) -> list[dict[str, Any]]:
+        """Train until ``config.epochs``; checkpoint atomically after every epoch."""
+        epochs = tqdm(
+            range(self.epoch, self.config.epochs),
+            initial=self.epoch,
+            total=self.config.epochs,
+            desc="vae",
+            disable=not progress,
+        )
+        for _ in epochs:
+            start = time.perf_counter()
+            row = self.train_epoch(progress)
+            row.update(self.evaluate())
+            self.epoch += 1
+            row = {"epoch": self.epoch, **row, "seconds": time.perf_counter() - start}
+            self.history.append(row)
+            save_checkpoint(
+                self.path, self.model, self.metadata(), self.optimizer, self.generator, self.rng
+            )
+            atomic_write_json(self.out / "vae.json", self.metadata())
+            self.logger.log(self.history)
+            self.save_reconstructions()
+            epochs.set_postfix(
+                {
+                    k.split("/")[-1] + ("_val" if k.startswith("val") else ""): f"{v:.1f}"
+                    for k, v in row.items()
+                    if k.endswith("/loss")
+                }
+            )
+        self.logger.close()
+        return self.history

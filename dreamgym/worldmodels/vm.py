@@ -1,0 +1,194 @@
+"""The V+M world model (World Models): the first implementation of the world-model protocol."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from dreamgym.errors import CorruptFileError, DreamgymError
+from dreamgym.worldmodels.checkpoint import load_model, read_checkpoint
+from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, sample_mdn
+from dreamgym.worldmodels.vae import ConvVAE, VAEConfig, frames_to_input, output_to_frames
+
+OBSERVATION_MODES = ("z", "zh", "zch")
+
+
+@dataclass
+class VMState:
+    """N dream states: latent z (N, Z), LSTM hidden h and cell c (N, H), and ``first`` (N,),
+    True until the first step (it feeds M's restart flag)."""
+
+    z: torch.Tensor
+    h: torch.Tensor
+    c: torch.Tensor
+    first: torch.Tensor
+
+
+class VMWorldModel:
+    """V (ConvVAE) + M (MDN-RNN) + the bank of first-frame latents, loaded from a bundle.
+
+    Args:
+        vae, mdnrnn: the trained models.
+        initial_mu, initial_logvar: (E, Z) V outputs of the recorded first frames.
+        info: the bundle's metadata (env, action bounds, ...).
+        device: where every operation runs.
+    """
+
+    def __init__(
+        self,
+        vae: ConvVAE,
+        mdnrnn: MDNRNN,
+        initial_mu: torch.Tensor,
+        initial_logvar: torch.Tensor,
+        info: dict[str, Any],
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.vae = vae.to(self.device).eval()
+        self.mdnrnn = mdnrnn.to(self.device).eval()
+        self.initial_mu = initial_mu.to(self.device)
+        self.initial_std = torch.exp(0.5 * initial_logvar.to(self.device))
+        self.info = info
+        self.env = info["env"]
+        self.action_space = gym.spaces.Box(
+            np.asarray(info["action_low"], np.float32), np.asarray(info["action_high"], np.float32)
+        )
+        self.z_size = mdnrnn.config.z_size
+        self.hidden_size = mdnrnn.config.hidden_size
+
+    def observation_size(self, mode: str = "zh") -> int:
+        _check_mode(mode)
+        return self.z_size + self.hidden_size * (len(mode) - 1)
+
+    def _zeros(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return (
+            torch.zeros(n, self.hidden_size, device=self.device),
+            torch.zeros(n, self.hidden_size, device=self.device),
+        )
+
+    @torch.no_grad()
+    def initial_state(self, n: int, generator: torch.Generator | None = None) -> VMState:
+        """z sampled from a random recorded first frame's (mu, logvar); LSTM state zero."""
+        pick = torch.randint(len(self.initial_mu), (n,), generator=generator, device=self.device)
+        eps = torch.randn((n, self.z_size), generator=generator, device=self.device)
+        h, c = self._zeros(n)
+        z = self.initial_mu[pick] + self.initial_std[pick] * eps
+        return VMState(z, h, c, torch.ones(n, dtype=torch.bool, device=self.device))
+
+    @torch.no_grad()
+    def step(
+        self,
+        state: VMState,
+        action: torch.Tensor,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[VMState, torch.Tensor, torch.Tensor]:
+        """One M step for N dreams: z' sampled at ``temperature`` (see ``sample_mdn``)."""
+        heads, (h, c) = self.mdnrnn.step(
+            state.z, action.to(self.device, torch.float32), state.first, (state.h, state.c)
+        )
+        z = sample_mdn(heads["logits"], heads["mu"], heads["logsigma"], temperature, generator)
+        done = torch.sigmoid(heads["done_logit"])
+        first = torch.zeros_like(state.first)
+        return VMState(z, h, c, first), heads["reward"], done
+
+    def observation(self, state: VMState, mode: str = "zh") -> torch.Tensor:
+        """``z`` (N, Z); ``zh`` [z, h] (the paper's CarRacing controller input); ``zch``
+        [z, c, h] (the original Doom controller input)."""
+        _check_mode(mode)
+        parts = {"z": [state.z], "zh": [state.z, state.h], "zch": [state.z, state.c, state.h]}
+        return torch.cat(parts[mode], dim=1)
+
+    @torch.no_grad()
+    def decode(self, state: VMState) -> torch.Tensor:
+        return output_to_frames(self.vae.decode(state.z))
+
+    @torch.no_grad()
+    def encode(self, frames: torch.Tensor) -> VMState:
+        """z = V's mean for each frame; LSTM state zero."""
+        mu, _ = self.vae.encode(frames_to_input(frames.to(self.device)))
+        h, c = self._zeros(len(mu))
+        return VMState(mu, h, c, torch.ones(len(mu), dtype=torch.bool, device=self.device))
+
+    @torch.no_grad()
+    def advance(self, state: VMState, action: torch.Tensor, frames: torch.Tensor) -> VMState:
+        _, (h, c) = self.mdnrnn.step(
+            state.z, action.to(self.device, torch.float32), state.first, (state.h, state.c)
+        )
+        seen = self.encode(frames)
+        return VMState(seen.z, h, c, torch.zeros_like(state.first))
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in OBSERVATION_MODES:
+        raise DreamgymError(f"observation mode must be one of {OBSERVATION_MODES}, got {mode!r}")
+
+
+def _required(path: Path) -> Path:
+    if not path.exists():
+        raise DreamgymError(f"world-model bundle file {str(path)!r} is missing")
+    return path
+
+
+def load_vm(root: Path, info: dict[str, Any], device: str | torch.device) -> VMWorldModel:
+    """Load a ``vae-mdnrnn`` bundle, checking that V, M and the bundle agree."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    files = info["files"]
+    vae_path, m_path = _required(root / files["vae"]), _required(root / files["mdnrnn"])
+    initial_path = _required(root / files["initial_latents"])
+    vae_tensors, vae_meta = read_checkpoint(vae_path)
+    m_tensors, m_meta = read_checkpoint(m_path)
+    vae_config, m_config = VAEConfig(**vae_meta["config"]), MDNRNNConfig(**m_meta["config"])
+    action_size = len(info["action_low"])
+    problems = []
+    if vae_config.z_size != m_config.z_size:
+        problems.append(f"V has z_size={vae_config.z_size} but M has z_size={m_config.z_size}")
+    if m_config.action_size != action_size:
+        problems.append(f"M has action_size={m_config.action_size} but the env has {action_size}")
+    for name, meta in (("V", vae_meta), ("M", m_meta)):
+        if meta["env"] != info["env"]:
+            problems.append(f"{name} was trained on {meta['env']!r}, the bundle is {info['env']!r}")
+    if problems:
+        raise CorruptFileError(
+            f"world-model bundle {str(root)!r} is inconsistent: " + "; ".join(problems)
+        )
+    vae = ConvVAE(vae_config.z_size)
+    load_model(vae, vae_tensors, vae_path)
+    mdnrnn = MDNRNN(m_config)
+    load_model(mdnrnn, m_tensors, m_path)
+    try:
+        bank = load_file(str(initial_path))
+    except (SafetensorError, OSError) as exc:
+        raise CorruptFileError(
+            f"initial-latent bank {str(initial_path)!r} is corrupt: {exc}"
+        ) from exc
+    if bank["mu"].shape[1:] != (m_config.z_size,):
+        raise CorruptFileError(
+            f"initial-latent bank {str(initial_path)!r} has shape "
+            f"{tuple(bank['mu'].shape)}, expected (E, {m_config.z_size})"
+        )
+    return VMWorldModel(vae, mdnrnn, bank["mu"], bank["logvar"], info, device)
+
+
+def read_bundle_info(root: Path) -> dict[str, Any]:
+    """The parsed ``bundle.json`` of a bundle directory."""
+    path = root / "bundle.json"
+    if not root.is_dir():
+        raise DreamgymError(f"world-model bundle {str(root)!r} is not a directory")
+    if not path.exists():
+        raise DreamgymError(
+            f"{str(root)!r} is not a world-model bundle (no bundle.json); train one with "
+            "`dreamgym train vae` then `dreamgym train mdnrnn`"
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(f"{str(path)!r} is not valid JSON: {exc}") from exc
