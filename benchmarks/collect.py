@@ -50,12 +50,17 @@ def main() -> None:
         for workers in (1, 2):
             with tempfile.TemporaryDirectory() as tmp:
                 config = CollectConfig(
-                    env=env_name, episodes=args.episodes, out=Path(tmp) / "data",
-                    workers=workers, max_episode_steps=steps,
+                    env=env_name,
+                    episodes=args.episodes,
+                    out=Path(tmp) / "data",
+                    workers=workers,
+                    max_episode_steps=steps,
                 )
                 rates[workers] = collect(config, progress=False).frames_per_second
-            print(f"{env_name:16} {f'{workers} worker(s)':12} {rates[workers]:10,.0f} "
-                  f"{rates[workers] / bare:8.2f}")
+            print(
+                f"{env_name:16} {f'{workers} worker(s)':12} {rates[workers]:10,.0f} "
+                f"{rates[workers] / bare:8.2f}"
+            )
         print(f"{env_name:16} speed-up 2 vs 1 worker: {rates[2] / rates[1]:.2f}x")
     ray.shutdown()
 

@@ -30,3 +30,17 @@ def car_data(ray_local, tmp_path_factory) -> Path:
         progress=False,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def car_bundle(car_data, tmp_path_factory) -> Path:
+    """A tiny V+M world-model bundle (debug presets) trained on ``car_data``."""
+    from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
+    from dreamgym.worldmodels.train_vae import VAETrainer
+
+    out = tmp_path_factory.mktemp("bundle") / "car"
+    VAETrainer(car_data, out, preset="debug", overrides={"epochs": 2}, device="cpu").fit(False)
+    MDNRNNTrainer(car_data, out, out, preset="debug", overrides={"epochs": 3}, device="cpu").fit(
+        False
+    )
+    return out

@@ -13,6 +13,7 @@ import torch
 from dreamgym.errors import DreamgymError
 
 C = TypeVar("C")
+M = TypeVar("M", bound=torch.nn.Module)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -75,3 +76,11 @@ def resolve_config(saved: C | None, fresh: Callable[[], C], overrides: dict[str,
     if config.lr <= 0:
         raise DreamgymError(f"lr must be > 0, got {config.lr!r}")
     return config
+
+
+def seeded_init(build: Callable[[], M], seed: int) -> M:
+    """Build a module with its initial weights drawn from ``seed``, leaving the global RNG as it
+    was: the same seed gives the same initial weights whatever ran before."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()

@@ -38,6 +38,7 @@ from dreamgym.worldmodels.common import (
     autocast,
     resolve_config,
     resolve_device,
+    seeded_init,
     split_episodes,
 )
 from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, mdnrnn_losses, mdnrnn_preset
@@ -162,7 +163,7 @@ class MDNRNNTrainer:
             overrides or {},
             self.path,
         )
-        self.model = MDNRNN(config).to(self.device)
+        self.model = seeded_init(lambda: MDNRNN(config), config.seed).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_decay)
         self.generator = torch.Generator(self.device).manual_seed(config.seed)

@@ -27,6 +27,7 @@ from dreamgym.worldmodels.common import (
     autocast,
     resolve_config,
     resolve_device,
+    seeded_init,
     split_episodes,
 )
 from dreamgym.worldmodels.vae import (
@@ -114,7 +115,7 @@ class VAETrainer:
         self.config = config = resolve_config(
             saved, lambda: vae_preset(preset, self.dataset.env), overrides or {}, self.path
         )
-        self.model = ConvVAE(config.z_size).to(self.device)
+        self.model = seeded_init(lambda: ConvVAE(config.z_size), config.seed).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
