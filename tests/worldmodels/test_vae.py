@@ -26,7 +26,7 @@ def test_shapes():
     assert model.encoder(x).shape == (5, 1024)
     recon, _, _ = model(x)
     assert recon.shape == (5, 3, 64, 64)
-    assert 0 <= recon.min() and recon.max() <= 1
+    assert recon.min() >= 0 and recon.max() <= 1
 
 
 def test_loss_equals_an_independent_computation():
