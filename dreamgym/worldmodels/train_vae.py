@@ -82,6 +82,9 @@ class VAETrainer:
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``.
         bf16: bf16 autocast for the forward pass (losses stay fp32).
         skip_corrupt: leave corrupt episode files out with a warning.
+        frames_on_device: copy every frame (uint8) to the device once instead of gathering each
+            batch from the memory map; default: on CUDA when they take under half the free GPU
+            memory, so the GPU is not left waiting on host-side gathers.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class VAETrainer:
         device: str = "auto",
         bf16: bool = False,
         skip_corrupt: bool = False,
+        frames_on_device: bool | None = None,
     ) -> None:
         self.dataset = RolloutDataset(data, skip_corrupt=skip_corrupt)
         self.out = Path(out)
@@ -127,22 +131,35 @@ class VAETrainer:
         self.val_rows = _row_ranges(self.dataset, val_eps)
         atomic_write_json(self.out / "vae-config.json", dataclasses.asdict(config))
         self.logger = RunLogger(self.out, "vae")
+        if frames_on_device is None:
+            frames_on_device = (
+                self.device.type == "cuda"
+                and self.dataset.frames().nbytes < 0.5 * torch.cuda.mem_get_info(self.device)[0]
+            )
+        self.device_frames = (
+            torch.from_numpy(np.array(self.dataset.frames())).to(self.device)
+            if frames_on_device
+            else None
+        )
 
     def _input(self, rows: np.ndarray) -> torch.Tensor:
-        frames = torch.from_numpy(self.dataset.frames()[rows])  # fancy indexing copies
+        if self.device_frames is not None:
+            frames = self.device_frames[torch.from_numpy(rows).to(self.device)]
+        else:
+            frames = torch.from_numpy(self.dataset.frames()[rows])  # fancy indexing copies
         return frames_to_input(frames.to(self.device, non_blocking=True))
 
     def train_epoch(self, progress: bool) -> dict[str, float]:
         self.model.train()
         rows = self.rng.permutation(self.train_rows)
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor | float] = {}
         bar = tqdm(
             list(_batches(rows, self.config.batch_size)),
             desc=f"vae epoch {self.epoch + 1}/{self.config.epochs}",
             disable=not progress,
             leave=False,
         )
-        for batch in bar:
+        for i, batch in enumerate(bar):
             x = self._input(batch)
             with autocast(self.device, self.bf16):
                 recon, mu, logvar = self.model(x, self.generator)
@@ -150,10 +167,12 @@ class VAETrainer:
             self.optimizer.zero_grad(set_to_none=True)
             losses["loss"].backward()
             self.optimizer.step()
+            # Summed on the device: reading a value every step would stall a GPU.
             for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value.item() * len(batch)
-            bar.set_postfix(loss=f"{losses['loss'].item():.1f}")
-        return {f"train/{k}": v / len(rows) for k, v in sums.items()}
+                sums[key] = sums.get(key, 0.0) + value.detach() * len(batch)
+            if progress and i % 10 == 0:
+                bar.set_postfix(loss=f"{losses['loss'].item():.1f}")
+        return {f"train/{k}": float(v) / len(rows) for k, v in sums.items()}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

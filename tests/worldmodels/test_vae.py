@@ -103,3 +103,15 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error(car_bundle, tmp_path):
         load_vae(broken)
     with pytest.raises(DreamgymError, match="does not exist"):
         load_vae(tmp_path / "nothing.safetensors")
+
+
+def test_frames_on_device_train_exactly_like_the_memory_map(car_data, tmp_path):
+    runs = []
+    for on_device in (False, True):
+        out = tmp_path / str(on_device)
+        trainer = VAETrainer(
+            car_data, out, preset="debug", overrides={"epochs": 1}, frames_on_device=on_device
+        )
+        assert (trainer.device_frames is not None) == on_device
+        runs.append(trainer.fit(False)[0]["train/loss"])
+    assert runs[0] == runs[1]
