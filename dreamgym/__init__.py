@@ -1,11 +1,15 @@
 """dreamgym: train reinforcement-learning agents inside learned world models ("dreams").
 
-Importing the package registers its Gymnasium ids (the real environments as ``Real-*-v0``).
+Importing the package registers its Gymnasium ids: the real environments as ``Real-*-v0`` and
+the dreams as ``Dream-CarRacing-v0`` and ``Dream-DoomTakeCover-v0``.
 """
 
+from dreamgym.dreams.registration import register_dream, register_dreams
 from dreamgym.envs import list_envs, make_env
 from dreamgym.errors import DreamgymError
 
 __version__ = "0.1.0"
 
-__all__ = ["DreamgymError", "__version__", "list_envs", "make_env"]
+register_dreams()
+
+__all__ = ["DreamgymError", "__version__", "list_envs", "make_env", "register_dream"]

@@ -44,3 +44,35 @@ def car_bundle(car_data, tmp_path_factory) -> Path:
         False
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def doom_data(ray_local, tmp_path_factory) -> Path:
+    """Three short real TakeCover episodes (up to 60 steps), the Doom recipe's held actions."""
+    out = tmp_path_factory.mktemp("doom") / "data"
+    collect(
+        CollectConfig(
+            env="doom-takecover",
+            episodes=3,
+            out=out,
+            policy="repeat",
+            workers=2,
+            max_episode_steps=60,
+        ),
+        progress=False,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def doom_bundle(doom_data, tmp_path_factory) -> Path:
+    """A tiny V+M bundle for TakeCover (debug presets)."""
+    from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
+    from dreamgym.worldmodels.train_vae import VAETrainer
+
+    out = tmp_path_factory.mktemp("bundle") / "doom"
+    VAETrainer(doom_data, out, preset="debug", overrides={"epochs": 1}, device="cpu").fit(False)
+    MDNRNNTrainer(doom_data, out, out, preset="debug", overrides={"epochs": 2}, device="cpu").fit(
+        False
+    )
+    return out

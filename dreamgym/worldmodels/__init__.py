@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from dreamgym.errors import DreamgymError
-from dreamgym.worldmodels.protocol import WorldModel, state_index, state_where
+from dreamgym.worldmodels.protocol import WorldModel, state_assign, state_index, state_where
 from dreamgym.worldmodels.vm import VMState, VMWorldModel, load_vm, read_bundle_info
 
 Loader = Callable[[Path, dict[str, Any], "str | torch.device"], WorldModel]
@@ -50,6 +50,7 @@ __all__ = [
     "WorldModel",
     "load",
     "register_world_model_kind",
+    "state_assign",
     "state_index",
     "state_where",
 ]

@@ -82,3 +82,13 @@ def state_where(mask: torch.Tensor, a: S, b: S) -> S:
 def state_index(state: S, index: torch.Tensor | slice) -> S:
     """The states at ``index`` along the batch dimension."""
     return type(state)(**{f.name: getattr(state, f.name)[index] for f in dataclasses.fields(state)})
+
+
+def state_assign(state: S, index: torch.Tensor, values: S) -> S:
+    """A copy of ``state`` whose rows ``index`` are replaced by the rows of ``values``."""
+    fields = {}
+    for f in dataclasses.fields(state):
+        x = getattr(state, f.name).clone()
+        x[index] = getattr(values, f.name)
+        fields[f.name] = x
+    return type(state)(**fields)

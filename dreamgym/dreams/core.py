@@ -1,0 +1,141 @@
+"""The batched dream: N world-model episodes stepped together with tensor ops only.
+
+:class:`~dreamgym.dreams.env.DreamEnv` (N = 1) and :class:`~dreamgym.dreams.vector.DreamVectorEnv`
+are thin Gymnasium faces over this. Randomness comes from two torch generators owned by the dream,
+one for the dynamics (M's sampling) and one for resets, so a dream's trajectory depends only on its
+seed and actions, and a vector dream with N = 1 reproduces the single dream exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from dreamgym.envs import get_env_spec
+from dreamgym.worldmodels import WorldModel, state_assign
+
+DONE_MODES = ("threshold", "sample")
+
+
+def check_temperature(temperature: float) -> float:
+    """The temperature as a float, or ValueError naming it when it is not a finite value > 0."""
+    try:
+        tau = float(temperature)
+    except (TypeError, ValueError):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}") from None
+    if not (tau > 0 and math.isfinite(tau)):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    return tau
+
+
+class DreamCore:
+    """N dreams of one world model.
+
+    Args:
+        model: any world-model protocol implementation.
+        num_envs: N.
+        temperature: tau > 0 (see ``sample_mdn``).
+        observation_mode: what agents see (``"zh"``, ``"z"``, ``"zch"`` for V+M).
+        done_mode: ``"threshold"`` ends an episode when the done probability exceeds 0.5 (the
+            paper's deterministic rule); ``"sample"`` draws it.
+        max_episode_steps: truncation length; default the real env's (CarRacing 1,000, Doom 2,100).
+    """
+
+    def __init__(
+        self,
+        model: WorldModel,
+        num_envs: int,
+        temperature: float,
+        observation_mode: str = "zh",
+        done_mode: str = "threshold",
+        max_episode_steps: int | None = None,
+    ) -> None:
+        if done_mode not in DONE_MODES:
+            raise ValueError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}")
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs!r}")
+        self.model = model
+        self.num_envs = int(num_envs)
+        self.temperature = check_temperature(temperature)
+        self.observation_mode = observation_mode
+        self.observation_size = model.observation_size(observation_mode)
+        self.done_mode = done_mode
+        self.max_episode_steps = int(max_episode_steps or get_env_spec(model.env).max_episode_steps)
+        if self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps!r}")
+        self.device = model.device
+        self.action_space: gym.spaces.Box = model.action_space
+        self._low = torch.as_tensor(self.action_space.low, device=self.device)
+        self._high = torch.as_tensor(self.action_space.high, device=self.device)
+        self.step_generator = torch.Generator(self.device)
+        self.reset_generator = torch.Generator(self.device)
+        self.state = None
+        self.elapsed = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+
+    def seed(self, np_random: np.random.Generator) -> None:
+        """Seed both generators from a numpy generator (the env's ``np_random``)."""
+        step_seed, reset_seed = np_random.integers(0, 2**63 - 1, size=2)
+        self.step_generator.manual_seed(int(step_seed))
+        self.reset_generator.manual_seed(int(reset_seed))
+
+    def observe(self, state=None) -> torch.Tensor:
+        return self.model.observation(self.state if state is None else state, self.observation_mode)
+
+    def reset_all(self) -> torch.Tensor:
+        """Start all N episodes; returns the observations (N, obs)."""
+        self.state = self.model.initial_state(self.num_envs, self.reset_generator)
+        self.elapsed.zero_()
+        return self.observe()
+
+    def reset_where(self, mask: torch.Tensor) -> None:
+        """Start new episodes for the envs where ``mask`` (N,) is True."""
+        index = mask.nonzero().squeeze(1)
+        if len(index):
+            fresh = self.model.initial_state(len(index), self.reset_generator)
+            self.state = state_assign(self.state, index, fresh)
+            self.elapsed[index] = 0
+
+    def check_actions(self, actions) -> torch.Tensor:
+        """(N, A) float32 actions on the device; ValueError naming a bad value and the space."""
+        try:
+            a = torch.as_tensor(actions, dtype=torch.float32, device=self.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(
+                f"action {actions!r} is not numeric; expected values in {self.action_space}"
+            ) from None
+        expected = (self.num_envs, *self.action_space.shape)
+        if a.shape != expected:
+            raise ValueError(
+                f"action has shape {tuple(a.shape)}; expected {expected} from {self.action_space}"
+            )
+        bad = ~(torch.isfinite(a) & (a >= self._low) & (a <= self._high)).all(dim=1)
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            where = f" (env {i})" if self.num_envs > 1 else ""
+            raise ValueError(
+                f"action {a[i].tolist()}{where} is not in the action space {self.action_space}: "
+                "expected finite values within its bounds"
+            )
+        return a
+
+    def step(self, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Step all N dreams; returns (obs, reward, terminated, truncated), each batched."""
+        a = self.check_actions(actions)
+        self.state, reward, done_prob = self.model.step(
+            self.state, a, self.temperature, self.step_generator
+        )
+        if self.done_mode == "threshold":
+            terminated = done_prob > 0.5
+        else:
+            u = torch.rand(done_prob.shape, generator=self.step_generator, device=self.device)
+            terminated = u < done_prob
+        self.elapsed += 1
+        truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
+        return self.observe(), reward.float(), terminated, truncated
+
+    def render(self) -> np.ndarray:
+        """(N, 64, 64, 3) uint8 frames of the current states, decoded by the world model."""
+        return self.model.decode(self.state).cpu().numpy()

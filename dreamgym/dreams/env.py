@@ -1,0 +1,132 @@
+"""DreamEnv: a trained world model as a single Gymnasium environment."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from dreamgym.dreams.core import DreamCore
+from dreamgym.dreams.loading import resolve_world_model
+from dreamgym.envs import get_env_spec
+from dreamgym.worldmodels import WorldModel
+
+DEFAULT_TEMPERATURE = {"carracing": 1.0, "doom-takecover": 1.15}
+RENDER_FPS = {"carracing": 50, "doom-takecover": 35}
+
+
+def upscale(frames: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour upscale of (..., 64, 64, 3) frames to (..., size, size, 3)."""
+    if size == frames.shape[-2]:
+        return frames
+    index = np.arange(size) * frames.shape[-2] // size
+    return frames[..., index[:, None], index[None, :], :]
+
+
+class DreamEnv(gym.Env):
+    """A dream: the real env as the world model imagines it.
+
+    ## Description
+    Each step runs the world model's memory (M, an MDN-RNN) once: it reads the current latent
+    state and the action, and samples the next latent state at temperature tau. Higher tau makes
+    the dream more random (and harder than reality); low tau lets agents exploit the model.
+
+    ## Action Space
+    The real env's continuous space: CarRacing ``Box([-1, 0, 0], [1, 1, 1], (3,))``;
+    TakeCover ``Box(-1, 1, (1,))``. Actions outside it (or NaN/inf) raise ValueError.
+
+    ## Observation Space
+    ``Box(-inf, inf, (n,), float32)``: by default [z, h], V's latent and M's hidden state (the
+    paper's controller input: 32 + 256 = 288 for CarRacing); ``observation_mode="z"`` gives z
+    only, ``"zch"`` gives [z, c, h] as the original Doom controller read.
+
+    ## Rewards
+    M's reward head's prediction for the step (CarRacing: tile rewards; Doom: +1 per step).
+
+    ## Starting State
+    z drawn from a random recorded first frame's (mu, logvar); M's state zero.
+
+    ## Episode End
+    Terminated when M's done probability exceeds 0.5 (``done_mode="sample"`` draws it instead);
+    truncated after ``max_episode_steps`` (CarRacing 1,000, Doom 2,100 by default).
+
+    ## Arguments
+    ``world_model`` (bundle path or loaded model; default: the newest bundle for ``env`` under
+    ``$DREAMGYM_HOME``), ``env``, ``temperature`` (default 1.0, Doom 1.15 as in the paper),
+    ``device``, ``observation_mode``, ``done_mode``, ``max_episode_steps``, ``render_mode``
+    (``"rgb_array"``: V decodes the current z) and ``render_size`` (upscaled frame side).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+
+    def __init__(
+        self,
+        world_model: str | os.PathLike | WorldModel | None = None,
+        env: str | None = None,
+        temperature: float | None = None,
+        device: str | torch.device = "cpu",
+        observation_mode: str = "zh",
+        done_mode: str = "threshold",
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        render_size: int = 64,
+    ) -> None:
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        model = resolve_world_model(world_model, env, device)
+        if temperature is None:
+            temperature = DEFAULT_TEMPERATURE.get(model.env, 1.0)
+        self.core = DreamCore(model, 1, temperature, observation_mode, done_mode, max_episode_steps)
+        self.render_mode = render_mode
+        self.render_size = int(render_size)
+        self.metadata = {**self.metadata, "render_fps": RENDER_FPS.get(model.env, 30)}
+        self.action_space = model.action_space
+        self.observation_space = gym.spaces.Box(
+            -np.inf, np.inf, (self.core.observation_size,), np.float32
+        )
+        self.real_env_spec = get_env_spec(model.env)
+
+    @property
+    def temperature(self) -> float:
+        return self.core.temperature
+
+    @property
+    def world_model(self) -> WorldModel:
+        return self.core.model
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        first_reset = self.core.state is None
+        super().reset(seed=seed)
+        if seed is not None or first_reset:
+            self.core.seed(self.np_random)
+        obs = self.core.reset_all()
+        return obs[0].cpu().numpy(), {}
+
+    def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self.core.state is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if not torch.is_tensor(action):
+            try:
+                action = np.asarray(action, dtype=np.float32)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"action {action!r} is not numeric; expected values in {self.action_space}"
+                ) from None
+        if tuple(action.shape) != self.action_space.shape:
+            raise ValueError(
+                f"action has shape {tuple(action.shape)}; expected {self.action_space.shape} "
+                f"from {self.action_space}"
+            )
+        obs, reward, terminated, truncated = self.core.step(action[None])
+        info = {"elapsed_steps": int(self.core.elapsed[0])}
+        return obs[0].cpu().numpy(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array" or self.core.state is None:
+            return None
+        return upscale(self.core.render()[0], self.render_size)

@@ -1,0 +1,44 @@
+"""Gymnasium ids for dreams: ``Dream-CarRacing-v0``, ``Dream-DoomTakeCover-v0``, and any other."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import gymnasium as gym
+
+ENTRY_POINT = "dreamgym.dreams.env:DreamEnv"
+VECTOR_ENTRY_POINT = "dreamgym.dreams.vector:DreamVectorEnv"
+
+
+def register_dream(
+    env_id: str, env: str, world_model: str | os.PathLike | None = None, **kwargs: Any
+) -> None:
+    """Register a dream of real env ``env`` under ``env_id`` for ``gym.make``/``gym.make_vec``.
+
+    Args:
+        env_id: the new Gymnasium id, e.g. ``"Dream-DoomDefendCenter-v0"``.
+        env: the real env's short name (``dreamgym envs`` lists them).
+        world_model: a bundle path; default the newest bundle for ``env`` under
+            ``$DREAMGYM_HOME`` at ``gym.make`` time.
+        kwargs: further default arguments of :class:`~dreamgym.dreams.env.DreamEnv`.
+    """
+    defaults = {"env": env, **kwargs}
+    if world_model is not None:
+        defaults["world_model"] = str(world_model)
+    gym.register(
+        env_id,
+        entry_point=ENTRY_POINT,
+        vector_entry_point=VECTOR_ENTRY_POINT,
+        kwargs=defaults,
+    )
+
+
+def register_dreams() -> None:
+    """Register the paper's two dreams (idempotent)."""
+    for env_id, env in (
+        ("Dream-CarRacing-v0", "carracing"),
+        ("Dream-DoomTakeCover-v0", "doom-takecover"),
+    ):
+        if env_id not in gym.registry:
+            register_dream(env_id, env)
