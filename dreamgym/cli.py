@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,6 +140,109 @@ def _add_train_parser(commands) -> None:
     mdn.add_argument("--hidden-size", type=int, help="override the preset's LSTM size")
 
 
+def _cmd_evolve(args: argparse.Namespace) -> None:
+    from dreamgym.agents import EvolutionConfig
+    from dreamgym.agents.run import EvolveSettings, evolve
+
+    preset = {"paper": EvolutionConfig(), "debug": EvolutionConfig(
+        popsize=8, rollouts=2, eval_every=2, eval_rollouts=8)}[args.preset]  # fmt: skip
+    overrides = {"popsize": args.popsize, "rollouts": args.rollouts, "sigma0": args.sigma0,
+                 "eval_every": args.eval_every, "eval_rollouts": args.eval_rollouts,
+                 "seed": args.seed}  # fmt: skip
+    config = dataclasses.replace(preset, **{k: v for k, v in overrides.items() if v is not None})
+    settings = EvolveSettings(
+        world_model=args.world_model,
+        backend=args.backend,
+        temperature=args.temperature,
+        observation_mode=args.observation,
+        bias=not args.no_bias,
+        max_episode_steps=args.max_steps,
+        evolution=config,
+    )
+    out = Path(args.out or Path(args.world_model) / f"evolve-{args.backend}")
+    evolution = evolve(settings, out, args.generations, args.workers, args.address, args.device,
+                       progress=not args.quiet)  # fmt: skip
+    print(
+        f"evolved {evolution.generation} generations ({args.backend} backend): best candidate "
+        f"fitness {evolution.best_fitness:.2f}; controllers in {out / 'best'} and {out / 'mean'}"
+    )
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from dreamgym._io import atomic_write_json
+    from dreamgym.agents.evaluate import evaluate_controller
+
+    returns = evaluate_controller(
+        args.controller, args.episodes, args.backend, args.world_model, args.temperature,
+        args.max_steps, args.workers, args.address, args.seed, args.device,
+    )  # fmt: skip
+    out = Path(args.out or Path(args.controller) / f"evaluation-{args.backend}.json")
+    atomic_write_json(out, {"backend": args.backend, "episodes": len(returns),
+                            "mean": float(returns.mean()), "std": float(returns.std()),
+                            "returns": returns.tolist(), "seed": args.seed})  # fmt: skip
+    print(
+        f"{args.backend}: {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} "
+        f"episodes -> {out}"
+    )
+
+
+def _add_agent_parsers(commands) -> None:
+    evolve = commands.add_parser(
+        "evolve",
+        help="evolve a linear controller with CMA-ES, in the dream or the real env (resumable)",
+        description="CMA-ES over the paper's linear controller. Re-running the same command "
+        "resumes after the last finished generation.",
+    )
+    evolve.add_argument("--world-model", required=True, help="world-model bundle directory")
+    evolve.add_argument("--backend", choices=["dream", "real"], default="dream")
+    evolve.add_argument("--generations", type=int, required=True)
+    evolve.add_argument(
+        "--preset",
+        choices=["paper", "debug"],
+        default="paper",
+        help="ES settings (paper: popsize 64, 16 rollouts, sigma0 0.1)",
+    )
+    evolve.add_argument("--popsize", type=int)
+    evolve.add_argument("--rollouts", type=int, help="episodes per candidate")
+    evolve.add_argument("--sigma0", type=float)
+    evolve.add_argument("--eval-every", type=int, help="evaluate the ES mean every K generations")
+    evolve.add_argument("--eval-rollouts", type=int, help="episodes of that evaluation")
+    evolve.add_argument("--seed", type=int)
+    evolve.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
+    evolve.add_argument(
+        "--observation",
+        default="zh",
+        choices=["z", "zh", "zch"],
+        help="controller input (default: [z, h])",
+    )
+    evolve.add_argument("--no-bias", action="store_true", help="controller without bias")
+    evolve.add_argument("--max-steps", type=int, help="episode cap (default: the real env's)")
+    evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
+    evolve.add_argument("--workers", type=int, default=2, help="Ray actors (real backend)")
+    evolve.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
+    evolve.add_argument("--device", default="cpu", help="dream device: cpu | cuda")
+    evolve.add_argument("--quiet", action="store_true")
+    evolve.set_defaults(func=_cmd_evolve)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="mean +- std return of a saved controller over many episodes"
+    )
+    evaluate.add_argument("--controller", required=True, help="controller directory")
+    evaluate.add_argument("--episodes", type=int, default=100)
+    evaluate.add_argument("--backend", choices=["dream", "real"], default="real")
+    evaluate.add_argument("--world-model", help="default: the one the controller was trained for")
+    evaluate.add_argument("--temperature", type=float)
+    evaluate.add_argument("--max-steps", type=int)
+    evaluate.add_argument("--workers", type=int, default=2)
+    evaluate.add_argument("--address")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument(
+        "--out", help="JSON of per-episode returns (default: CONTROLLER/evaluation-BACKEND.json)"
+    )
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dreamgym", description="Train agents inside learned world models ('dreams')."
@@ -181,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--quiet", action="store_true", help="no progress bar")
     collect.set_defaults(func=_cmd_collect)
     _add_train_parser(commands)
+    _add_agent_parsers(commands)
     return parser
 
 

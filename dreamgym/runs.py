@@ -17,11 +17,20 @@ from dreamgym._io import atomic_write_bytes
 
 
 class RunLogger:
-    """Writes one component's metrics (``name`` = ``vae``, ``mdnrnn``, ...) into a run directory."""
+    """Writes one component's metrics (``name`` = ``vae``, ``mdnrnn``, ...) into a run directory.
 
-    def __init__(self, run_dir: Path, name: str) -> None:
+    Rows are ``{x_key: step, "group/metric": value, ...}``. The plot has one panel per metric
+    with a line per group (``train/loss`` beside ``val/loss``) or, with ``panels="group"``, one
+    panel per group with a line per metric; a ``group/std`` value is drawn as a band around
+    ``group/mean``.
+    """
+
+    def __init__(self, run_dir: Path, name: str, x_key: str = "epoch",
+                 panels: str = "metric") -> None:  # fmt: skip
         self.run_dir = Path(run_dir)
         self.name = name
+        self.x_key = x_key
+        self.panels = panels
         self._writer = None
 
     def _tensorboard(self):
@@ -36,8 +45,8 @@ class RunLogger:
         row = history[-1]
         writer = self._tensorboard()
         for key, value in row.items():
-            if key != "epoch" and isinstance(value, (int, float)):
-                writer.add_scalar(f"{self.name}/{key}", value, row["epoch"])
+            if key != self.x_key and isinstance(value, (int, float)):
+                writer.add_scalar(f"{self.name}/{key}", value, row[self.x_key])
         writer.flush()
         self._write_csv(history)
         self._plot(history)
@@ -56,16 +65,30 @@ class RunLogger:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        keys = sorted({k.split("/", 1)[1] for row in history for k in row if "/" in k})
-        fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), squeeze=False)
-        epochs = [row["epoch"] for row in history]
-        for ax, key in zip(axes[0], keys, strict=True):
-            for split in ("train", "val"):
-                values = [row.get(f"{split}/{key}") for row in history]
-                if any(v is not None for v in values):
-                    ax.plot(epochs, values, marker="o", label=split)
-            ax.set_title(f"{self.name} {key}")
-            ax.set_xlabel("epoch")
+        keys = sorted({k for row in history for k in row if "/" in k})
+        by_panel: dict[str, list[str]] = {}
+        for key in keys:
+            group, metric = key.split("/", 1)
+            if metric != "std":
+                by_panel.setdefault(metric if self.panels == "metric" else group, []).append(key)
+        fig, axes = plt.subplots(1, len(by_panel), figsize=(4 * len(by_panel), 3), squeeze=False)
+        for ax, (panel, panel_keys) in zip(axes[0], sorted(by_panel.items()), strict=True):
+            for key in panel_keys:
+                points = [(row[self.x_key], row[key]) for row in history if key in row]
+                xs, ys = zip(*points, strict=True)
+                label = key.split("/")[0] if self.panels == "metric" else key.split("/")[1]
+                ax.plot(xs, ys, marker="." if len(xs) > 30 else "o", label=label)
+                std_key = key.rsplit("/", 1)[0] + "/std"
+                if key.endswith("/mean") and std_key in keys:
+                    stds = [row[std_key] for row in history if key in row]
+                    ax.fill_between(
+                        xs,
+                        [y - s for y, s in zip(ys, stds, strict=True)],
+                        [y + s for y, s in zip(ys, stds, strict=True)],
+                        alpha=0.2,
+                    )
+            ax.set_title(f"{self.name} {panel}")
+            ax.set_xlabel(self.x_key)
             ax.legend()
         fig.tight_layout()
         buffer = io.BytesIO()

@@ -8,9 +8,6 @@ command produces the same files, and a re-run skips the episodes already in the 
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,6 +20,7 @@ from tqdm.auto import tqdm
 
 import dreamgym
 from dreamgym._io import atomic_write_bytes, check_writable_dir, remove_stale_temporaries
+from dreamgym._ray import connect_ray
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import store
@@ -169,38 +167,6 @@ def prepare_output(config: CollectConfig) -> tuple[dict[str, Any], dict[int, dic
     return meta, store.read_manifest(out, repair=True)
 
 
-def _probe_address(address: str) -> None:
-    """Fail fast on a host:port nobody listens on (Ray itself would retry for minutes)."""
-    host, sep, port = address.split("://")[-1].rpartition(":")
-    if not sep or not port.isdigit():
-        return  # "auto" and other forms: Ray answers those quickly itself
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as exc:
-        raise DreamgymError(
-            f"could not connect to the Ray cluster at {address!r}: {exc.strerror or exc}; "
-            "start one with `ray start --head` or leave --address out for a local Ray"
-        ) from exc
-
-
-def _connect_ray(address: str | None, workers: int) -> bool:
-    """Start or join Ray; returns whether this call started it (and so must shut it down)."""
-    if ray.is_initialized():
-        return False
-    options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR}
-    if address:
-        _probe_address(address)
-        try:
-            ray.init(address=address, **options)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise DreamgymError(
-                f"could not connect to the Ray cluster at {address!r}: {exc}"
-            ) from exc
-    else:
-        ray.init(num_cpus=max(workers, os.cpu_count() or 1), **options)
-    return True
-
-
 def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     """Collect episodes into ``config.out`` until it holds ``config.episodes`` kept episodes.
 
@@ -216,7 +182,7 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     result = CollectResult(out, kept, 0, 0, 0, 0.0, config.workers)
     if kept >= config.episodes:
         return result
-    started = _connect_ray(config.address, config.workers)
+    started = connect_ray(config.address, config.workers)
     try:
         _run(config, meta, manifest, result, progress)
     finally:

@@ -110,7 +110,8 @@ _FILE_LOADERS: dict[str, PolicyLoader] = {}
 def register_policy_file_kind(kind: str, loader: PolicyLoader) -> None:
     """Teach :func:`load_policy_file` a saved-policy format.
 
-    A saved policy is a JSON file (or a directory holding ``policy.json``) whose ``"kind"`` field
+    A saved policy is a JSON file (or a directory holding ``policy.json`` or ``controller.json``)
+    whose ``"kind"`` field
     names the loader; the loader gets the JSON file's path and its parsed content. Controllers
     trained by dreamgym register their own kind.
     """
@@ -123,9 +124,14 @@ def load_policy_file(path: str | Path) -> Policy:
     Raises:
         DreamgymError: when the file is missing, is not JSON, or has an unknown kind.
     """
+    import dreamgym.agents  # noqa: F401  (registers the controller file kind)
+
     path = Path(path)
     if path.is_dir():
-        path = path / "policy.json"
+        path = next(
+            (path / n for n in ("policy.json", "controller.json") if (path / n).exists()),
+            path / "policy.json",
+        )
     try:
         meta = json.loads(path.read_text())
     except FileNotFoundError:

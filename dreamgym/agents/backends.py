@@ -1,0 +1,62 @@
+"""Evaluation backends: where the evolution's episodes run.
+
+- :class:`DreamBackend`: all population x rollouts episodes in one batched dream (CPU or GPU).
+- :class:`~dreamgym.agents.ray_backend.RealBackend`: real-env episodes on Ray actors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dreamgym.agents.controller import ControllerSpec, to_actions, unflatten
+from dreamgym.dreams.core import DreamCore
+from dreamgym.worldmodels import WorldModel
+
+
+class DreamBackend:
+    """Evaluates controllers inside the world model.
+
+    All P x R episodes start together in one :class:`~dreamgym.dreams.core.DreamCore`; every step
+    is one batched controller op and one batched world-model step. Finished episodes keep being
+    stepped (the batch stays rectangular) but their rewards are masked, until the longest ends.
+
+    Args:
+        model: the world model.
+        spec: the controllers' shape (must fit ``model``).
+        temperature: the dream's tau.
+        max_episode_steps: episode cap (default: the real env's, CarRacing 1,000, Doom 2,100).
+        done_mode: ``"threshold"`` (the paper) or ``"sample"``.
+    """
+
+    def __init__(
+        self,
+        model: WorldModel,
+        spec: ControllerSpec,
+        temperature: float = 1.0,
+        max_episode_steps: int | None = None,
+        done_mode: str = "threshold",
+    ) -> None:
+        self.model = model
+        self.spec = spec
+        self.temperature = temperature
+        self.max_episode_steps = max_episode_steps
+        self.done_mode = done_mode
+
+    @torch.no_grad()
+    def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
+        n = len(params) * rollouts
+        core = DreamCore(self.model, n, self.temperature, self.spec.observation_mode,
+                         self.done_mode, self.max_episode_steps)  # fmt: skip
+        core.seed(np.random.default_rng(seed))
+        obs = core.reset_all()
+        theta = torch.as_tensor(np.asarray(params), dtype=torch.float32, device=core.device)
+        w, b = unflatten(self.spec, theta.repeat_interleave(rollouts, dim=0))  # (N, A, I), (N, A)
+        total = torch.zeros(n, device=core.device)
+        alive = torch.ones(n, dtype=torch.bool, device=core.device)
+        while alive.any():
+            out = torch.tanh(torch.bmm(w, obs.unsqueeze(-1)).squeeze(-1) + b)
+            obs, reward, terminated, truncated = core.step(to_actions(self.spec, out))
+            total += reward * alive
+            alive &= ~(terminated | truncated)
+        return total.view(len(params), rollouts).cpu().numpy().astype(np.float64)

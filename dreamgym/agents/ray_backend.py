@@ -1,0 +1,135 @@
+"""The real-env evaluation backend: controllers play the real game on Ray actors.
+
+Each actor loads the world model once (its weights travel through Ray's object store once) and
+keeps one real env. A generation's work is split into one task per candidate; episode seeds
+derive from the generation seed, the candidate and the rollout, so a task re-run anywhere gives
+the same returns. When an actor dies (its process killed, its node lost), its tasks are put back
+in the queue and a replacement actor is started; the replacement joins once Ray has placed it, so
+a cluster that shrank keeps working with the actors it still has.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+
+from dreamgym._ray import connect_ray
+from dreamgym.agents.controller import Controller, ControllerPolicy, ControllerSpec
+from dreamgym.envs import make_env
+from dreamgym.worldmodels import WorldModel
+
+IN_FLIGHT_PER_ACTOR = 2
+
+
+def rollout_seed(seed: int, candidate: int, rollout: int) -> int:
+    return int(np.random.SeedSequence([seed, candidate, rollout]).generate_state(1)[0])
+
+
+class RealWorker:
+    """Ray actor body: one real env and a controller policy reading frames through V and M."""
+
+    def __init__(self, model: WorldModel, spec: ControllerSpec, env: str,
+                 max_episode_steps: int | None, frame_skip: int) -> None:  # fmt: skip
+        torch.set_num_threads(1)
+        self.env = make_env(env, max_episode_steps=max_episode_steps, frame_skip=frame_skip)
+        self.policy = ControllerPolicy(Controller(spec), model)
+
+    def ready(self) -> bool:
+        return True
+
+    def run(self, params: np.ndarray, seeds: list[int]) -> np.ndarray:
+        self.policy.controller.set_params(params)
+        returns = []
+        for seed in seeds:
+            self.policy.reset(seed)
+            obs, _ = self.env.reset(seed=seed)
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = self.env.step(self.policy.act(obs))
+                total += reward
+                done = terminated or truncated
+            returns.append(total)
+        return np.asarray(returns)
+
+
+class RealBackend:
+    """Evaluates controllers in the real env on ``workers`` Ray actors.
+
+    Args:
+        model: the world model (V encodes frames, M tracks memory).
+        spec: the controllers' shape.
+        workers: number of actors (one env each).
+        address: Ray cluster to join (``"auto"``); None starts a local Ray.
+        max_episode_steps: episode cap (default: the real env's).
+        frame_skip: the real env's frame skip (use the one the world model was trained with).
+    """
+
+    def __init__(
+        self,
+        model: WorldModel,
+        spec: ControllerSpec,
+        workers: int = 2,
+        address: str | None = None,
+        max_episode_steps: int | None = None,
+        frame_skip: int = 1,
+    ) -> None:
+        self.started_ray = connect_ray(address, workers)
+        self._actor_class = ray.remote(num_cpus=1)(RealWorker)
+        self._args = (ray.put(model), spec, model.env, max_episode_steps, frame_skip)
+        self.actors: list[Any] = []
+        self._joining: dict[ray.ObjectRef, Any] = {}
+        for _ in range(workers):
+            self._start_actor()
+        for ref in list(self._joining):
+            ray.get(ref)
+            self.actors.append(self._joining.pop(ref))
+
+    def _start_actor(self) -> None:
+        actor = self._actor_class.remote(*self._args)
+        self._joining[actor.ready.remote()] = actor
+
+    def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
+        params = np.asarray(params, dtype=np.float32)
+        results = np.full((len(params), rollouts), np.nan)
+        queue = deque(range(len(params)))
+        running: dict[ray.ObjectRef, tuple[Any, int]] = {}
+        load = {id(actor): 0 for actor in self.actors}
+        while queue or running:
+            for actor in self.actors:
+                while queue and load[id(actor)] < IN_FLIGHT_PER_ACTOR:
+                    p = queue.popleft()
+                    seeds = [rollout_seed(seed, p, r) for r in range(rollouts)]
+                    running[actor.run.remote(params[p], seeds)] = (actor, p)
+                    load[id(actor)] += 1
+            (ref,), _ = ray.wait([*running, *self._joining], num_returns=1)
+            if ref in self._joining:
+                try:
+                    ray.get(ref)
+                    actor = self._joining.pop(ref)
+                    self.actors.append(actor)
+                    load[id(actor)] = 0
+                except ray.exceptions.RayActorError:
+                    self._joining.pop(ref)
+                    self._start_actor()
+                continue
+            actor, p = running.pop(ref)
+            try:
+                results[p] = ray.get(ref)
+                load[id(actor)] -= 1
+            except ray.exceptions.RayActorError:
+                queue.append(p)
+                if actor in self.actors:
+                    self.actors.remove(actor)
+                    self._start_actor()
+        return results
+
+    def close(self) -> None:
+        for actor in [*self.actors, *self._joining.values()]:
+            ray.kill(actor)
+        self.actors, self._joining = [], {}
+        if self.started_ray:
+            ray.shutdown()

@@ -1,0 +1,182 @@
+"""Evolution runs on disk: resolved config, per-generation checkpoint, logs, best controller.
+
+::
+
+    OUT/
+      evolve-config.json     the resolved settings
+      evolution.json         checkpoint: fitness vectors told so far + the log (resume source)
+      best/, mean/           controllers (controller.json + controller.safetensors): the best
+                             candidate seen, and the current ES mean
+      evolve-metrics.csv, evolve-curves.png, tb/evolve/   fitness logs and curve
+
+Re-running the same command resumes after the last finished generation and follows exactly the
+trajectory an uninterrupted run would have (see :mod:`dreamgym.agents.evolution`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from dreamgym import worldmodels
+from dreamgym._io import atomic_write_json, check_writable_dir
+from dreamgym.agents.backends import DreamBackend
+from dreamgym.agents.controller import Controller, ControllerSpec
+from dreamgym.agents.evolution import Evolution, EvolutionConfig
+from dreamgym.dreams.env import DEFAULT_TEMPERATURE
+from dreamgym.errors import CorruptFileError, DreamgymError
+from dreamgym.runs import RunLogger
+
+CHECKPOINT = "evolution.json"
+BACKENDS = ("dream", "real")
+
+
+@dataclass
+class EvolveSettings:
+    """Everything that defines an evolution run besides its length.
+
+    Attributes:
+        world_model: the bundle directory.
+        backend: ``"dream"`` (batched dream) or ``"real"`` (real env on Ray).
+        temperature: the dream's tau (default: 1.0, Doom 1.15).
+        observation_mode: the controller's input (``zh`` by default).
+        bias: whether the controller has a bias.
+        max_episode_steps: episode cap (default: the real env's).
+        evolution: the CMA-ES settings.
+    """
+
+    world_model: str
+    backend: str = "dream"
+    temperature: float | None = None
+    observation_mode: str = "zh"
+    bias: bool = True
+    max_episode_steps: int | None = None
+    evolution: EvolutionConfig = dataclasses.field(default_factory=EvolutionConfig)
+
+
+class Checkpointer:
+    """Evolution callback: saves controllers, then the resume checkpoint, after each generation."""
+
+    def __init__(self, out: Path, settings: EvolveSettings, spec: ControllerSpec) -> None:
+        self.out, self.settings, self.spec = out, settings, spec
+        self.history: list[dict[str, Any]] = []
+
+    def on_generation(self, evolution: Evolution, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        extra = {"generation": evolution.generation}
+        Controller(self.spec, evolution.best_params).save(
+            self.out / "best", self.settings.world_model,
+            {**extra, "fitness": evolution.best_fitness})  # fmt: skip
+        Controller(self.spec, evolution.mean).save(
+            self.out / "mean", self.settings.world_model, extra
+        )
+        atomic_write_json(self.out / CHECKPOINT, {
+            "settings": dataclasses.asdict(self.settings),
+            "told": evolution.told,
+            "history": self.history,
+        })  # fmt: skip
+
+
+class LogCallback:
+    """Evolution callback: CSV, TensorBoard and the fitness-curve PNG."""
+
+    def __init__(self, out: Path, history: list[dict[str, Any]]) -> None:
+        self.logger = RunLogger(out, "evolve", x_key="generation", panels="group")
+        self.history = list(history)
+
+    def on_generation(self, evolution: Evolution, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        self.logger.log(self.history)
+
+
+class ProgressCallback:
+    def __init__(self, bar: tqdm) -> None:
+        self.bar = bar
+
+    def on_generation(self, evolution: Evolution, row: dict[str, Any]) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(best=f"{row['fitness/best']:.1f}", mean=f"{row['fitness/mean']:.1f}")
+
+
+def _read_checkpoint(out: Path) -> dict[str, Any] | None:
+    path = out / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(f"evolution checkpoint {str(path)!r} is unreadable: {exc}") from exc
+
+
+def make_backend(settings: EvolveSettings, model, spec: ControllerSpec, workers: int = 2,
+                 address: str | None = None):  # fmt: skip
+    """The evaluation backend ``settings.backend`` names."""
+    if settings.backend == "dream":
+        return DreamBackend(model, spec, settings.temperature, settings.max_episode_steps)
+    if settings.backend == "real":
+        from dreamgym.agents.ray_backend import RealBackend
+
+        return RealBackend(model, spec, workers, address, settings.max_episode_steps,
+                           model.info.get("frame_skip", 1))  # fmt: skip
+    raise DreamgymError(f"backend must be one of {BACKENDS}, got {settings.backend!r}")
+
+
+def evolve(
+    settings: EvolveSettings,
+    out: str | Path,
+    generations: int,
+    workers: int = 2,
+    address: str | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> Evolution:
+    """Evolve a controller for ``settings.world_model``, resuming ``out`` if it holds a run.
+
+    Raises:
+        DreamgymError: bad settings, or ``out`` holding a run with other settings.
+    """
+    if generations < 1:
+        raise DreamgymError(f"generations must be >= 1, got {generations}")
+    if settings.backend not in BACKENDS:
+        raise DreamgymError(f"backend must be one of {BACKENDS}, got {settings.backend!r}")
+    settings.evolution.check()
+    out = Path(out)
+    settings.world_model = str(Path(settings.world_model).resolve())
+    model = worldmodels.load(settings.world_model, device)
+    if settings.temperature is None:
+        settings.temperature = DEFAULT_TEMPERATURE.get(model.env, 1.0)
+    spec = ControllerSpec.for_world_model(model, settings.observation_mode, settings.bias)
+    check_writable_dir(out)
+    saved = _read_checkpoint(out)
+    if saved is not None and saved["settings"] != dataclasses.asdict(settings):
+        differing = sorted(k for k, v in dataclasses.asdict(settings).items()
+                           if saved["settings"].get(k) != v)  # fmt: skip
+        raise DreamgymError(
+            f"{str(out)!r} holds an evolution run with other settings ({', '.join(differing)}); "
+            "re-run it with its own settings to resume, or use another --out"
+        )
+    told = saved["told"] if saved else []
+    history = saved["history"] if saved else []
+    atomic_write_json(out / "evolve-config.json",
+                      {**dataclasses.asdict(settings), "generations": generations})  # fmt: skip
+    backend = make_backend(settings, model, spec, workers, address)
+    checkpointer = Checkpointer(out, settings, spec)
+    checkpointer.history = list(history)
+    bar = tqdm(total=generations, initial=len(told), desc="evolve", unit="gen",
+               disable=not progress)  # fmt: skip
+    try:
+        evolution = Evolution(spec.num_params, settings.evolution, backend,
+                              [checkpointer, LogCallback(out, history), ProgressCallback(bar)],
+                              told)  # fmt: skip
+        evolution.run(generations)
+    finally:
+        bar.close()
+        close = getattr(backend, "close", None)
+        if close:
+            close()
+    return evolution
