@@ -189,7 +189,7 @@ class ControllerPolicy:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
-        frame = torch.from_numpy(np.ascontiguousarray(obs))[None]
+        frame = torch.tensor(obs)[None]
         if self.state is None:
             self.state = self.model.encode(frame)
         else:

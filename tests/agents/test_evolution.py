@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from dreamgym import worldmodels
+from dreamgym.agents import ControllerSpec, DreamBackend, Evolution, EvolutionConfig
+from dreamgym.agents.run import EvolveSettings, evolve
+from dreamgym.errors import DreamgymError
+
+TARGET = np.linspace(-0.5, 0.5, 12)
+
+
+class Quadratic:
+    """A synthetic backend: return = -||x - target||^2 plus seeded noise per rollout."""
+
+    def __init__(self, touch_global_rng: bool = False):
+        self.touch_global_rng = touch_global_rng
+
+    def returns(self, params, rollouts, seed):
+        if self.touch_global_rng:
+            np.random.rand(7)  # other code drawing from numpy's global RNG
+        noise = np.random.default_rng(seed).normal(0, 0.01, (len(params), rollouts))
+        return -((params - TARGET) ** 2).sum(1)[:, None] + noise
+
+
+def test_cma_es_improves_fitness_within_a_few_generations():
+    evolution = Evolution(12, EvolutionConfig(popsize=16, rollouts=4, eval_every=0), Quadratic())
+    rows = evolution.run(15)
+    assert rows[-1]["fitness/mean"] > 0.3 * rows[0]["fitness/mean"]  # fitness is negative
+    assert np.abs(evolution.mean - TARGET).max() < np.abs(TARGET).max()
+    assert evolution.best_fitness == max(r["fitness/best"] for r in rows)
+
+
+def test_replayed_resume_equals_uninterrupted_and_ignores_global_rng():
+    config = EvolutionConfig(popsize=8, rollouts=2, eval_every=3, eval_rollouts=5)
+    straight = Evolution(12, config, Quadratic())
+    straight.run(9)
+    first = Evolution(12, config, Quadratic(touch_global_rng=True))
+    first.run(4)
+    resumed = Evolution(12, config, Quadratic(), told=json.loads(json.dumps(first.told)))
+    rows = resumed.run(9)
+    assert np.array_equal(resumed.mean, straight.mean)
+    assert resumed.es.sigma == straight.es.sigma
+    assert [r["generation"] for r in rows] == [5, 6, 7, 8, 9] and "eval/mean" in rows[1]
+
+
+def test_bad_popsize():
+    with pytest.raises(DreamgymError, match="popsize must be >= 2"):
+        Evolution(3, EvolutionConfig(popsize=1), Quadratic())
+
+
+def test_dream_backend_is_per_candidate_seeded_and_masks_finished_episodes(car_bundle):
+    from helpers import model_with_heads
+
+    model = worldmodels.load(car_bundle)
+    spec = ControllerSpec.for_world_model(model)
+    params = np.random.default_rng(0).normal(0, 0.1, (5, spec.num_params))
+    backend = DreamBackend(model, spec, max_episode_steps=20)
+    a, b = backend.returns(params, 3, seed=1), backend.returns(params, 3, seed=1)
+    assert a.shape == (5, 3) and np.isfinite(a).all() and np.array_equal(a, b)
+    assert not np.array_equal(a, backend.returns(params, 3, seed=2))
+
+    ends_at_once = DreamBackend(model_with_heads(car_bundle, 3.0, 0.5), spec, max_episode_steps=20)
+    assert np.allclose(ends_at_once.returns(params, 2, 0), 0.5)  # one step, then masked
+    runs_out = DreamBackend(model_with_heads(car_bundle, -3.0, 0.5), spec, max_episode_steps=20)
+    assert np.allclose(runs_out.returns(params, 2, 0), 10.0)  # 20 steps of 0.5
+
+
+def mean_params(out):
+    return load_file(str(out / "mean" / "controller.safetensors"))["params"]
+
+
+def test_runner_resumes_and_refuses_other_settings(car_bundle, tmp_path):
+    config = EvolutionConfig(popsize=6, rollouts=2, eval_every=2, eval_rollouts=4)
+
+    def settings():
+        return EvolveSettings(
+            str(car_bundle), max_episode_steps=10, evolution=EvolutionConfig(**vars(config))
+        )
+
+    evolve(settings(), tmp_path / "straight", 4, progress=False)
+    evolve(settings(), tmp_path / "resumed", 2, progress=False)
+    evolution = evolve(settings(), tmp_path / "resumed", 4, progress=False)
+    assert evolution.generation == 4
+    assert np.array_equal(mean_params(tmp_path / "resumed"), mean_params(tmp_path / "straight"))
+    log = (tmp_path / "resumed" / "evolve-metrics.csv").read_text().splitlines()
+    assert len(log) == 5 and (tmp_path / "resumed" / "evolve-curves.png").exists()
+    other = settings()
+    other.evolution.popsize = 10
+    with pytest.raises(DreamgymError, match="other settings \\(evolution\\)"):
+        evolve(other, tmp_path / "resumed", 5, progress=False)
+
+
+def test_sigkilled_cli_run_resumes_on_the_uninterrupted_trajectory(car_bundle, tmp_path):
+    def cmd(out, generations):
+        return [
+            sys.executable,
+            "-m",
+            "dreamgym.cli",
+            "evolve",
+            "--world-model",
+            str(car_bundle),
+            "--generations",
+            str(generations),
+            "--preset",
+            "debug",
+            "--max-steps",
+            "10",
+            "--eval-every",
+            "0",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+
+    straight = subprocess.run(cmd(tmp_path / "a", 6), capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr
+    proc = subprocess.Popen(
+        cmd(tmp_path / "b", 200),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    checkpoint = tmp_path / "b" / "evolution.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if checkpoint.exists() and len(json.loads(checkpoint.read_text())["told"]) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(json.loads(checkpoint.read_text())["told"])
+    assert 2 <= done < 6
+    rerun = subprocess.run(cmd(tmp_path / "b", 6), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert np.array_equal(mean_params(tmp_path / "b"), mean_params(tmp_path / "a"))
