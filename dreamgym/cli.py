@@ -243,6 +243,49 @@ def _add_agent_parsers(commands) -> None:
     evaluate.set_defaults(func=_cmd_evaluate)
 
 
+def _cmd_render(args: argparse.Namespace) -> None:
+    from dreamgym.dreams.video import render_video
+
+    temperatures = None
+    if args.temperatures:
+        try:
+            temperatures = [float(t) for t in args.temperatures.split(",")]
+        except ValueError:
+            raise DreamgymError(
+                f"--temperatures must be comma-separated numbers, got {args.temperatures!r}"
+            ) from None
+    path = render_video(
+        args.world_model, args.out, args.controller, args.temperature, args.compare,
+        temperatures, args.steps, args.seed, args.size, args.fps, not args.no_overlay,
+        args.policy, args.device,
+    )  # fmt: skip
+    print(f"wrote {path}")
+
+
+def _add_render_parser(commands) -> None:
+    render = commands.add_parser(
+        "render",
+        help="render a dream (or real vs dream, or several temperatures) to mp4/gif",
+        description="Decode a dream episode with V into a video. --compare shows a real episode, "
+        "V's reconstruction of it and the dream's rollout of the same actions side by side; "
+        "--temperatures dreams one start at several temperatures.",
+    )
+    render.add_argument("--world-model", required=True, help="world-model bundle directory")
+    render.add_argument("--out", required=True, help="output video (.mp4 or .gif)")
+    render.add_argument("--controller", help="controller directory (default: --policy)")
+    render.add_argument("--policy", default="brownian", help="random | brownian | repeat")
+    render.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
+    render.add_argument("--compare", action="store_true", help="real | V reconstruction | dream")
+    render.add_argument("--temperatures", help="e.g. 0.5,1.0,1.15,1.3")
+    render.add_argument("--steps", type=int, default=300, help="episode length cap")
+    render.add_argument("--seed", type=int, default=0)
+    render.add_argument("--size", type=int, default=256, help="frame side in pixels")
+    render.add_argument("--fps", type=int, help="default: the real env's")
+    render.add_argument("--no-overlay", action="store_true", help="no captions")
+    render.add_argument("--device", default="cpu")
+    render.set_defaults(func=_cmd_render)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dreamgym", description="Train agents inside learned world models ('dreams')."
@@ -286,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.set_defaults(func=_cmd_collect)
     _add_train_parser(commands)
     _add_agent_parsers(commands)
+    _add_render_parser(commands)
     return parser
 
 
