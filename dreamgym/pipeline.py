@@ -65,11 +65,13 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
     doom = env.startswith("doom")
     policy = "repeat" if doom else "brownian"
     if preset == "debug":
+        # TakeCover episodes are short and ViZDoom is fast: keep them whole so deaths are seen.
+        cap = None if doom else 100
         return PipelineConfig(
-            env, preset, episodes=12, policy=policy, max_steps=100, min_length=0,
-            vae_overrides={"epochs": 3}, mdnrnn_overrides={"epochs": 8},
+            env, preset, episodes=12, policy=policy, max_steps=cap, min_length=0,
+            vae_overrides={"epochs": 3}, mdnrnn_overrides={"epochs": 60},
             generations=4, popsize=8, rollouts=2, eval_every=2, eval_rollouts=8,
-            dream_steps=100, evaluate_episodes=4, real_steps=100, render_steps=60,
+            dream_steps=cap, evaluate_episodes=4, real_steps=cap, render_steps=60,
         )  # fmt: skip
     if preset == "small":
         return PipelineConfig(
@@ -109,6 +111,7 @@ class Pipeline:
             )
         self.state["config"] = wanted
         atomic_write_json(self.out / "pipeline-config.json", wanted)
+        atomic_write_json(self.out / "pipeline.json", self.state)
 
     def _read_state(self) -> dict[str, Any]:
         path = self.out / "pipeline.json"

@@ -60,10 +60,8 @@ class RunLogger:
         atomic_write_bytes(self.run_dir / f"{self.name}-metrics.csv", buffer.getvalue().encode())
 
     def _plot(self, history: Sequence[dict[str, Any]]) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # The object-oriented API: no pyplot, so a notebook's plotting backend is left alone.
+        from matplotlib.figure import Figure
 
         keys = sorted({k for row in history for k in row if "/" in k})
         by_panel: dict[str, list[str]] = {}
@@ -71,7 +69,8 @@ class RunLogger:
             group, metric = key.split("/", 1)
             if metric != "std":
                 by_panel.setdefault(metric if self.panels == "metric" else group, []).append(key)
-        fig, axes = plt.subplots(1, len(by_panel), figsize=(4 * len(by_panel), 3), squeeze=False)
+        fig = Figure(figsize=(4 * len(by_panel), 3))
+        axes = fig.subplots(1, len(by_panel), squeeze=False)
         for ax, (panel, panel_keys) in zip(axes[0], sorted(by_panel.items()), strict=True):
             for key in panel_keys:
                 points = [(row[self.x_key], row[key]) for row in history if key in row]
@@ -93,7 +92,6 @@ class RunLogger:
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=80)
-        plt.close(fig)
         atomic_write_bytes(self.run_dir / f"{self.name}-curves.png", buffer.getvalue())
 
     def close(self) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from dreamgym import worldmodels
 from dreamgym._io import atomic_write_json, check_writable_dir

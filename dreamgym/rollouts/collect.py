@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import ray
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import dreamgym
 from dreamgym._io import atomic_write_bytes, check_writable_dir, remove_stale_temporaries

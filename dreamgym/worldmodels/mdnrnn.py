@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+DONE_BIAS_INIT = -3.0
 
 
 @dataclass
@@ -105,6 +106,9 @@ class MDNRNN(nn.Module):
         self.mdn = nn.Linear(c.hidden_size, c.z_size * c.n_mixtures * 3)
         self.reward = nn.Linear(c.hidden_size, 1)
         self.done = nn.Linear(c.hidden_size, 1)
+        # Episode ends are rare: start the done head near p = 0.05 rather than 0.5, so that an
+        # untrained or barely trained M does not end every dream at its first step.
+        nn.init.constant_(self.done.bias, DONE_BIAS_INIT)
 
     def inputs(
         self, z: torch.Tensor, action: torch.Tensor, restart: torch.Tensor | None

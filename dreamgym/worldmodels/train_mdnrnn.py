@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save
+from tqdm import tqdm
 
 from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
 from dreamgym.errors import DreamgymError
@@ -302,8 +303,6 @@ class MDNRNNTrainer:
 
     def fit(self, progress: bool = True) -> list[dict[str, Any]]:
         """Train until ``config.epochs``; checkpoint and rewrite the bundle after every epoch."""
-        from tqdm.auto import tqdm
-
         bar = tqdm(
             range(self.epoch, self.config.epochs),
             initial=self.epoch,

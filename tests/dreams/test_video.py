@@ -33,8 +33,9 @@ def test_compare_shows_real_reconstruction_and_dream(car_bundle, tmp_path):
 
 def test_temperatures_side_by_side_as_gif(car_bundle, tmp_path):
     model = model_with_heads(car_bundle, done_bias=-5.0)
-    path = render_video(model, tmp_path / "taus.gif", temperatures=[0.5, 1.0, 1.3], steps=6,
-                        size=64)
+    path = render_video(
+        model, tmp_path / "taus.gif", temperatures=[0.5, 1.0, 1.3], steps=6, size=64
+    )
     frames = iio.imread(path)
     assert frames.shape[1:] == (64, 3 * 64, 3) and len(frames) == 7
     # Same start: the first frames of the three columns agree (up to GIF palette).
@@ -43,10 +44,15 @@ def test_temperatures_side_by_side_as_gif(car_bundle, tmp_path):
 
 
 def test_record_video_wraps_a_dream_env(car_bundle, tmp_path):
-    env = DreamEnv(model_with_heads(car_bundle, done_bias=-5.0), render_mode="rgb_array",
-                   render_size=128, max_episode_steps=10)
-    env = RecordVideo(env, str(tmp_path / "videos"), episode_trigger=lambda _: True,
-                      disable_logger=True)
+    env = DreamEnv(
+        model_with_heads(car_bundle, done_bias=-5.0),
+        render_mode="rgb_array",
+        render_size=128,
+        max_episode_steps=10,
+    )
+    env = RecordVideo(
+        env, str(tmp_path / "videos"), episode_trigger=lambda _: True, disable_logger=True
+    )
     env.reset(seed=0)
     done = False
     while not done:

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import imageio.v3 as iio
+
+from dreamgym.pipeline import STAGES
+
+
+def command(out):
+    return [
+        sys.executable,
+        "-m",
+        "dreamgym.cli",
+        "pipeline",
+        "--env",
+        "carracing",
+        "--preset",
+        "debug",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
+
+
+def test_debug_pipeline_runs_end_to_end_and_resumes_after_a_kill(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        command(out), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    state = out / "pipeline.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if state.exists() and "train_vae" in json.loads(state.read_text())["stages"]:
+            break
+        assert proc.poll() is None, "the pipeline ended before it could be killed"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = json.loads(state.read_text())["stages"]
+    assert "collect" in before and "evolve" not in before
+    data_files = {p: p.stat().st_mtime_ns for p in (out / "data").glob("episode_*.npz")}
+
+    result = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "pipeline done: dream" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["finished"] and sorted(report["stages"]) == sorted(STAGES)
+    for name in before:  # finished stages were not run again
+        assert report["stages"][name] == before[name]
+    assert {p: p.stat().st_mtime_ns for p in (out / "data").glob("episode_*.npz")} == data_files
+
+    text = (out / "report.md").read_text()
+    assert "| in the real env | 4 |" in text and "[compare](videos/compare.mp4)" in text
+    for video in ("dream", "compare", "temperatures"):
+        frames = iio.imread(out / "videos" / f"{video}.mp4")
+        assert frames.ndim == 4 and frames.shape[1] == 256
+    for plot in (
+        "worldmodel/vae-curves.png",
+        "worldmodel/vae-reconstructions.png",
+        "worldmodel/mdnrnn-curves.png",
+        "evolve/evolve-curves.png",
+    ):
+        assert (out / plot).stat().st_size > 0
+    for backend in ("dream", "real"):
+        scores = report["stages"]["evaluate"][backend]
+        assert scores["episodes"] == 4 and scores["std"] >= 0
+
+
+def test_pipeline_refuses_another_env_in_the_same_run_dir(tmp_path):
+    from dreamgym.errors import DreamgymError
+    from dreamgym.pipeline import Pipeline, pipeline_preset
+
+    Pipeline(pipeline_preset("debug", "carracing"), tmp_path)
+    try:
+        Pipeline(pipeline_preset("debug", "doom-takecover"), tmp_path)
+    except DreamgymError as exc:
+        assert "holds a pipeline run of env 'carracing'" in str(exc)
+    else:
+        raise AssertionError("a second env in the same run directory was accepted")
