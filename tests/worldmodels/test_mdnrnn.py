@@ -133,13 +133,14 @@ def test_presets_follow_the_paper():
 
 
 def test_training_and_validation_loss_fall(car_data, car_bundle, tmp_path):
-    trainer = MDNRNNTrainer(
-        car_data, car_bundle, tmp_path, preset="debug", overrides={"epochs": 25}, device="cpu"
-    )
+    trainer = MDNRNNTrainer(car_data, car_bundle, tmp_path, preset="debug",
+                            overrides={"epochs": 40}, device="cpu")  # fmt: skip
+    untrained = trainer.evaluate()
     history = trainer.fit(progress=False)
-    first, last = history[:3], history[-3:]
+    first, last = history[:5], history[-5:]
     assert np.mean([r["train/loss"] for r in last]) < np.mean([r["train/loss"] for r in first])
-    assert history[-1]["val/nll"] < history[0]["val/nll"]
+    assert history[-1]["val/nll"] < untrained["val/nll"] - 0.05
+    assert history[-1]["val/loss"] < untrained["val/loss"]
     assert (tmp_path / "bundle.json").exists() and (tmp_path / "vae.safetensors").exists()
 
 
