@@ -9,7 +9,7 @@ import numpy as np
 from dreamgym import worldmodels
 from dreamgym.agents.controller import Controller
 from dreamgym.agents.run import EvolveSettings, make_backend
-from dreamgym.dreams.env import DEFAULT_TEMPERATURE
+from dreamgym.dreams.core import DEFAULT_TEMPERATURE
 from dreamgym.errors import DreamgymError
 
 

@@ -28,7 +28,7 @@ from dreamgym._io import atomic_write_json, check_writable_dir
 from dreamgym.agents.backends import DreamBackend
 from dreamgym.agents.controller import Controller, ControllerSpec
 from dreamgym.agents.evolution import Evolution, EvolutionConfig
-from dreamgym.dreams.env import DEFAULT_TEMPERATURE
+from dreamgym.dreams.core import DEFAULT_TEMPERATURE
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.runs import RunLogger
 

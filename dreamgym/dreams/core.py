@@ -18,6 +18,8 @@ from dreamgym.envs import get_env_spec
 from dreamgym.worldmodels import WorldModel, state_assign
 
 DONE_MODES = ("threshold", "sample")
+DEFAULT_TEMPERATURE = {"carracing": 1.0, "doom-takecover": 1.15}  # the paper's choices
+RENDER_FPS = {"carracing": 50, "doom-takecover": 35}
 
 
 def check_temperature(temperature: float) -> float:
@@ -139,3 +141,25 @@ class DreamCore:
     def render(self) -> np.ndarray:
         """(N, 64, 64, 3) uint8 frames of the current states, decoded by the world model."""
         return self.model.decode(self.state).cpu().numpy()
+
+
+def make_core(
+    num_envs: int,
+    world_model,
+    env: str | None,
+    temperature: float | None,
+    device,
+    observation_mode: str,
+    done_mode: str,
+    max_episode_steps: int | None,
+    render_mode: str | None,
+) -> DreamCore:
+    """The dream behind a DreamEnv or DreamVectorEnv, from their constructor arguments."""
+    from dreamgym.dreams.loading import resolve_world_model
+
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+    model = resolve_world_model(world_model, env, device)
+    if temperature is None:
+        temperature = DEFAULT_TEMPERATURE.get(model.env, 1.0)
+    return DreamCore(model, num_envs, temperature, observation_mode, done_mode, max_episode_steps)

@@ -9,13 +9,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dreamgym.dreams.core import DreamCore
-from dreamgym.dreams.loading import resolve_world_model
+from dreamgym.dreams.core import RENDER_FPS, make_core
 from dreamgym.envs import get_env_spec
 from dreamgym.worldmodels import WorldModel
-
-DEFAULT_TEMPERATURE = {"carracing": 1.0, "doom-takecover": 1.15}
-RENDER_FPS = {"carracing": 50, "doom-takecover": 35}
 
 
 def upscale(frames: np.ndarray, size: int) -> np.ndarray:
@@ -74,12 +70,9 @@ class DreamEnv(gym.Env):
         render_mode: str | None = None,
         render_size: int = 64,
     ) -> None:
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        model = resolve_world_model(world_model, env, device)
-        if temperature is None:
-            temperature = DEFAULT_TEMPERATURE.get(model.env, 1.0)
-        self.core = DreamCore(model, 1, temperature, observation_mode, done_mode, max_episode_steps)
+        self.core = make_core(1, world_model, env, temperature, device, observation_mode,
+                              done_mode, max_episode_steps, render_mode)  # fmt: skip
+        model = self.core.model
         self.render_mode = render_mode
         self.render_size = int(render_size)
         self.metadata = {**self.metadata, "render_fps": RENDER_FPS.get(model.env, 30)}

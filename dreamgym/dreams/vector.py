@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from dreamgym.dreams.core import DreamCore
-from dreamgym.dreams.env import DEFAULT_TEMPERATURE, RENDER_FPS, upscale
-from dreamgym.dreams.loading import resolve_world_model
+from dreamgym.dreams.core import RENDER_FPS, make_core
+from dreamgym.dreams.env import upscale
 from dreamgym.worldmodels import WorldModel
 
 OUTPUTS = ("numpy", "torch")
@@ -64,14 +63,9 @@ class DreamVectorEnv(VectorEnv):
         mode = AutoresetMode(autoreset_mode)
         if mode == AutoresetMode.DISABLED:
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP")
-        if render_mode not in (None, "rgb_array"):
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        model = resolve_world_model(world_model, env, device)
-        if temperature is None:
-            temperature = DEFAULT_TEMPERATURE.get(model.env, 1.0)
-        self.core = DreamCore(
-            model, num_envs, temperature, observation_mode, done_mode, max_episode_steps
-        )
+        self.core = make_core(num_envs, world_model, env, temperature, device, observation_mode,
+                              done_mode, max_episode_steps, render_mode)  # fmt: skip
+        model = self.core.model
         self.num_envs = self.core.num_envs
         self.output = output
         self.render_mode = render_mode

@@ -207,7 +207,7 @@ def render_video(
     Raises:
         DreamgymError: bad arguments, or a controller that does not fit the world model.
     """
-    from dreamgym.dreams.env import DEFAULT_TEMPERATURE, RENDER_FPS
+    from dreamgym.dreams.core import DEFAULT_TEMPERATURE, RENDER_FPS
     from dreamgym.dreams.loading import resolve_world_model
 
     if compare and temperatures:

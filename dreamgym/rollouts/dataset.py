@@ -121,7 +121,9 @@ class RolloutDataset:
         """The i-th kept episode, fully loaded (frames in RAM)."""
         return load_episode(self.root / self.entries[i]["file"])
 
-    def _cache_key(self) -> str:
+    def cache_key(self) -> str:
+        """Identifies the exact episode files read (index, length, size, mtime): caches built
+        from them are valid while it is unchanged."""
         parts = []
         for entry in self.entries:
             stat = (self.root / entry["file"]).stat()
@@ -129,7 +131,7 @@ class RolloutDataset:
         return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:16]
 
     def _cache_path(self) -> Path:
-        return self.root / CACHE_DIR / f"frames-{self._cache_key()}.npy"
+        return self.root / CACHE_DIR / f"frames-{self.cache_key()}.npy"
 
     def frames(self) -> np.ndarray:
         """Every frame of every episode as one read-only (N, 64, 64, 3) uint8 memory map.
@@ -184,7 +186,7 @@ class RolloutDataset:
         rows = np.sort(rng.integers(0, self.num_frames, size=batch_size))
         return np.asarray(self.frames()[rows])
 
-    def _step_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def step_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Actions, rewards and dones of every episode, concatenated (small: kept in RAM)."""
         if self._steps is None:
             actions, rewards, dones = [], [], []
@@ -207,7 +209,7 @@ class RolloutDataset:
         if length < 1:
             raise DreamgymError(f"sequence length must be >= 1, got {length}")
         frames = self.frames()
-        actions, rewards, dones = self._step_arrays()
+        actions, rewards, dones = self.step_arrays()
         step_offsets = self.frame_offsets - np.arange(len(self))  # each episode has one frame more
         batch = SequenceBatch(
             frames=np.zeros((batch_size, length + 1, *frames.shape[1:]), np.uint8),

@@ -13,37 +13,26 @@ window from step 0, zero-padded and masked out of every loss.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save
-from tqdm import tqdm
+from safetensors.torch import save
 
 from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import RolloutDataset
-from dreamgym.runs import RunLogger
-from dreamgym.worldmodels.checkpoint import (
-    load_model,
-    load_training_state,
-    read_checkpoint,
-    save_checkpoint,
-)
 from dreamgym.worldmodels.common import (
     autocast,
-    resolve_config,
     resolve_device,
-    seeded_init,
     split_episodes,
 )
 from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, mdnrnn_losses, mdnrnn_preset
 from dreamgym.worldmodels.train_vae import VAE_FILE, load_vae
+from dreamgym.worldmodels.trainer import EpochTrainer
 from dreamgym.worldmodels.vae import ConvVAE, frames_to_input
 
 MDNRNN_FILE = "mdnrnn.safetensors"
@@ -80,7 +69,7 @@ def cached_latents(
     vae: ConvVAE, vae_path: Path, dataset: RolloutDataset, out: Path, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`encode_dataset`, cached in ``out/latents.safetensors`` keyed by V and the data."""
-    key = f"{_file_digest(vae_path)}-{dataset._cache_key()}"
+    key = f"{_file_digest(vae_path)}-{dataset.cache_key()}"
     path = out / LATENTS_FILE
     if path.exists():
         from safetensors import safe_open
@@ -94,7 +83,7 @@ def cached_latents(
     return mu, logvar
 
 
-class MDNRNNTrainer:
+class MDNRNNTrainer(EpochTrainer):
     """Trains M for the V in ``vae_dir`` on ``data``, writing a complete bundle into ``out``.
 
     Args:
@@ -106,6 +95,9 @@ class MDNRNNTrainer:
         overrides: config fields to change from the preset, e.g. ``{"seq_len": 100}``.
         device, bf16, skip_corrupt: as for :class:`~dreamgym.worldmodels.train_vae.VAETrainer`.
     """
+
+    name = "mdnrnn"
+    config_class = MDNRNNConfig
 
     def __init__(
         self,
@@ -119,76 +111,53 @@ class MDNRNNTrainer:
         skip_corrupt: bool = False,
     ) -> None:
         self.dataset = RolloutDataset(data, skip_corrupt=skip_corrupt)
-        self.out = Path(out)
-        check_writable_dir(self.out)
-        self.device = resolve_device(device)
-        self.bf16 = bf16
+        out = Path(out)
+        check_writable_dir(out)
         vae_source = Path(vae_dir) / VAE_FILE if Path(vae_dir).is_dir() else Path(vae_dir)
-        self.vae, self.vae_meta = load_vae(vae_source, self.device)
+        self.vae, self.vae_meta = load_vae(vae_source, resolve_device(device))
         if self.vae_meta["env"] != self.dataset.env:
             raise DreamgymError(
                 f"V in {str(vae_source)!r} was trained on {self.vae_meta['env']!r} data, but "
                 f"{str(data)!r} holds {self.dataset.env!r} data"
             )
-        self.vae_path = self.out / VAE_FILE
-        self.path = self.out / MDNRNN_FILE
+        self.vae_path = out / VAE_FILE
         if vae_source.resolve() != self.vae_path.resolve():
-            if self.path.exists() and _file_digest(vae_source) != _file_digest(self.vae_path):
+            if (out / MDNRNN_FILE).exists() and _file_digest(vae_source) != _file_digest(
+                self.vae_path
+            ):
                 raise DreamgymError(
-                    f"{str(self.out)!r} holds an M trained for another V than {str(vae_source)!r};"
+                    f"{str(out)!r} holds an M trained for another V than {str(vae_source)!r};"
                     " use another --out"
                 )
-            tmp = self.out / f".{VAE_FILE}.copy.tmp"
+            tmp = out / f".{VAE_FILE}.copy.tmp"
             shutil.copyfile(vae_source, tmp)
             tmp.replace(self.vae_path)
-            shutil.copyfile(vae_source.with_suffix(".json"), self.out / "vae.json")
-        self.mu, self.logvar = cached_latents(
-            self.vae, self.vae_path, self.dataset, self.out, self.device
-        )
-        z_size, action_size = self.mu.shape[1], self.dataset.action_dim
-        resume = self.path.exists()
-        saved = None
-        if resume:
-            tensors, meta = read_checkpoint(self.path)
-            saved = MDNRNNConfig(**meta["config"])
+            shutil.copyfile(vae_source.with_suffix(".json"), out / "vae.json")
+        z_size, action_size = self.vae.z_size, self.dataset.action_dim
+
+        def check_saved(saved: MDNRNNConfig, meta: dict[str, Any]) -> None:
             if (saved.z_size, saved.action_size) != (z_size, action_size):
                 raise DreamgymError(
                     f"{str(self.path)!r} has z_size={saved.z_size}, action_size="
                     f"{saved.action_size}; V and the data give {z_size} and {action_size}"
                 )
-        self.history: list[dict[str, Any]] = meta["history"] if resume else []
-        self.epoch: int = meta["epoch"] if resume else 0
-        self.config = config = resolve_config(
-            saved,
-            lambda: mdnrnn_preset(preset, self.dataset.env, z_size, action_size),
-            overrides or {},
-            self.path,
-        )
-        self.model = seeded_init(lambda: MDNRNN(config), config.seed).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, config.lr_decay)
-        self.generator = torch.Generator(self.device).manual_seed(config.seed)
-        self.rng = np.random.default_rng(config.seed)
-        if resume:
-            load_model(self.model, tensors, self.path)
-            load_training_state(tensors, meta, self.optimizer, self.generator, self.rng)
-            self.scheduler.last_epoch = meta["scheduler_steps"]
-        self.train_eps, self.val_eps = split_episodes(
-            len(self.dataset), config.val_fraction, config.seed
-        )
-        self._steps = self._step_arrays()
-        self._save_initial_latents()
-        atomic_write_json(self.out / "mdnrnn-config.json", dataclasses.asdict(config))
-        self.logger = RunLogger(self.out, "mdnrnn")
 
-    def _step_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        actions, rewards, dones = [], [], []
-        for i in range(len(self.dataset)):
-            episode = self.dataset.episode(i)
-            actions.append(episode.actions)
-            rewards.append(episode.rewards)
-            dones.append(episode.dones)
-        return np.concatenate(actions), np.concatenate(rewards), np.concatenate(dones)
+        meta = self._start(
+            out, device, bf16, lambda: mdnrnn_preset(preset, self.dataset.env, z_size, action_size),
+            overrides, MDNRNN, check_saved,
+        )  # fmt: skip
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
+            self.optimizer, self.config.lr_decay
+        )
+        if meta is not None:
+            self.scheduler.last_epoch = meta["scheduler_steps"]
+        self.mu, self.logvar = cached_latents(
+            self.vae, self.vae_path, self.dataset, self.out, self.device
+        )
+        self.train_eps, self.val_eps = split_episodes(
+            len(self.dataset), self.config.val_fraction, self.config.seed
+        )
+        self._save_initial_latents()
 
     def _save_initial_latents(self) -> None:
         first = self.dataset.frame_offsets
@@ -213,7 +182,7 @@ class MDNRNNTrainer:
         t_valid = np.where(mask, t[None], 0)
         frame = self.dataset.frame_offsets[episodes][:, None] + start[:, None] + t_valid
         step = frame - episodes[:, None]  # episode i's steps sit i rows before its frames
-        actions, rewards, dones = self._steps
+        actions, rewards, dones = self.dataset.step_arrays()
 
         def z_at(rows: np.ndarray) -> torch.Tensor:
             mu = torch.from_numpy(self.mu[rows]).to(self.device)
@@ -243,7 +212,7 @@ class MDNRNNTrainer:
             heads, batch["next_z"], batch["reward"], batch["done"], batch["mask"], self.config
         )
 
-    def train_epoch(self) -> dict[str, float]:
+    def train_epoch(self, progress: bool = False) -> dict[str, float]:
         self.model.train()
         order = self.rng.permutation(self.train_eps)
         sums: dict[str, float] = {}
@@ -272,16 +241,8 @@ class MDNRNNTrainer:
         losses = self._losses(self.batch(self.val_eps[:256], random_start=False, sample_z=False))
         return {f"val/{k}": v.item() for k, v in losses.items()}
 
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "component": "mdnrnn",
-            "env": self.dataset.env,
-            "data": str(self.dataset.root.resolve()),
-            "config": dataclasses.asdict(self.config),
-            "epoch": self.epoch,
-            "scheduler_steps": self.scheduler.last_epoch,
-            "history": self.history,
-        }
+    def extra_metadata(self) -> dict[str, Any]:
+        return {"scheduler_steps": self.scheduler.last_epoch}
 
     def write_bundle(self) -> None:
         meta = self.dataset.meta
@@ -301,35 +262,12 @@ class MDNRNNTrainer:
                          "vae_epochs": self.vae_meta["epoch"], "mdnrnn_epochs": self.epoch},
         })  # fmt: skip
 
+    def after_epoch(self) -> None:
+        self.write_bundle()
+
     def fit(self, progress: bool = True) -> list[dict[str, Any]]:
-        """Train until ``config.epochs``; checkpoint and rewrite the bundle after every epoch."""
-        bar = tqdm(
-            range(self.epoch, self.config.epochs),
-            initial=self.epoch,
-            total=self.config.epochs,
-            desc="mdnrnn",
-            disable=not progress,
-        )
-        for _ in bar:
-            start = time.perf_counter()
-            row = self.train_epoch()
-            row.update(self.evaluate())
-            self.epoch += 1
-            row = {"epoch": self.epoch, **row, "seconds": time.perf_counter() - start}
-            self.history.append(row)
-            save_checkpoint(
-                self.path, self.model, self.metadata(), self.optimizer, self.generator, self.rng
-            )
-            atomic_write_json(self.out / "mdnrnn.json", self.metadata())
+        """Train until ``config.epochs``; the bundle is complete after every epoch."""
+        history = super().fit(progress)
+        if not (self.out / BUNDLE_FILE).exists():
             self.write_bundle()
-            self.logger.log(self.history)
-            bar.set_postfix(loss=f"{row['train/loss']:.3f}", val=f"{row.get('val/loss', 0):.3f}")
-        if self.epoch >= self.config.epochs and not (self.out / BUNDLE_FILE).exists():
-            self.write_bundle()
-        self.logger.close()
-        return self.history
-
-
-def load_initial_latents(path: Path) -> dict[str, torch.Tensor]:
-    """The reset bank: {"mu", "logvar"} (episodes, Z) float32."""
-    return load_file(str(path))
+        return history

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +11,18 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from dreamgym._io import atomic_write_bytes
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import RolloutDataset
-from dreamgym.runs import RunLogger
 from dreamgym.worldmodels.checkpoint import (
     load_model,
-    load_training_state,
     read_checkpoint,
-    save_checkpoint,
 )
 from dreamgym.worldmodels.common import (
     autocast,
-    resolve_config,
-    resolve_device,
-    seeded_init,
     split_episodes,
 )
+from dreamgym.worldmodels.trainer import EpochTrainer
 from dreamgym.worldmodels.vae import (
     ConvVAE,
     VAEConfig,
@@ -70,7 +63,7 @@ def _batches(rows: np.ndarray, batch_size: int):
         yield np.sort(rows[start : start + batch_size])
 
 
-class VAETrainer:
+class VAETrainer(EpochTrainer):
     """Trains V on ``data`` into ``out/vae.safetensors``.
 
     Args:
@@ -87,6 +80,9 @@ class VAETrainer:
             memory, so the GPU is not left waiting on host-side gathers.
     """
 
+    name = "vae"
+    config_class = VAEConfig
+
     def __init__(
         self,
         data: str | Path,
@@ -99,38 +95,21 @@ class VAETrainer:
         frames_on_device: bool | None = None,
     ) -> None:
         self.dataset = RolloutDataset(data, skip_corrupt=skip_corrupt)
-        self.out = Path(out)
-        check_writable_dir(self.out)
-        self.path = self.out / VAE_FILE
-        self.device = resolve_device(device)
-        self.bf16 = bf16
-        resume = self.path.exists()
-        saved = None
-        if resume:
-            tensors, meta = read_checkpoint(self.path)
+
+        def check_saved(saved: VAEConfig, meta: dict[str, Any]) -> None:
             if meta["env"] != self.dataset.env:
                 raise DreamgymError(
                     f"{str(self.path)!r} was trained on {meta['env']!r} data, but "
                     f"{str(data)!r} holds {self.dataset.env!r} data; use another --out"
                 )
-            saved = VAEConfig(**meta["config"])
-        self.history: list[dict[str, Any]] = meta["history"] if resume else []
-        self.epoch: int = meta["epoch"] if resume else 0
-        self.config = config = resolve_config(
-            saved, lambda: vae_preset(preset, self.dataset.env), overrides or {}, self.path
+
+        self._start(out, device, bf16, lambda: vae_preset(preset, self.dataset.env), overrides,
+                    lambda config: ConvVAE(config.z_size), check_saved)  # fmt: skip
+        train_eps, val_eps = split_episodes(
+            len(self.dataset), self.config.val_fraction, self.config.seed
         )
-        self.model = seeded_init(lambda: ConvVAE(config.z_size), config.seed).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.generator = torch.Generator(self.device).manual_seed(config.seed)
-        self.rng = np.random.default_rng(config.seed)
-        if resume:
-            load_model(self.model, tensors, self.path)
-            load_training_state(tensors, meta, self.optimizer, self.generator, self.rng)
-        train_eps, val_eps = split_episodes(len(self.dataset), config.val_fraction, config.seed)
         self.train_rows = _row_ranges(self.dataset, train_eps)
         self.val_rows = _row_ranges(self.dataset, val_eps)
-        atomic_write_json(self.out / "vae-config.json", dataclasses.asdict(config))
-        self.logger = RunLogger(self.out, "vae")
         if frames_on_device is None:
             frames_on_device = (
                 self.device.type == "cuda"
@@ -207,44 +186,5 @@ class VAETrainer:
         image.save(buffer, format="PNG")
         return atomic_write_bytes(self.out / "vae-reconstructions.png", buffer.getvalue())
 
-    def metadata(self) -> dict[str, Any]:
-        return {
-            "component": "vae",
-            "env": self.dataset.env,
-            "data": str(self.dataset.root.resolve()),
-            "config": dataclasses.asdict(self.config),
-            "epoch": self.epoch,
-            "history": self.history,
-        }
-
-    def fit(self, progress: bool = True) -> list[dict[str, Any]]:
-        """Train until ``config.epochs``; checkpoint atomically after every epoch."""
-        epochs = tqdm(
-            range(self.epoch, self.config.epochs),
-            initial=self.epoch,
-            total=self.config.epochs,
-            desc="vae",
-            disable=not progress,
-        )
-        for _ in epochs:
-            start = time.perf_counter()
-            row = self.train_epoch(progress)
-            row.update(self.evaluate())
-            self.epoch += 1
-            row = {"epoch": self.epoch, **row, "seconds": time.perf_counter() - start}
-            self.history.append(row)
-            save_checkpoint(
-                self.path, self.model, self.metadata(), self.optimizer, self.generator, self.rng
-            )
-            atomic_write_json(self.out / "vae.json", self.metadata())
-            self.logger.log(self.history)
-            self.save_reconstructions()
-            epochs.set_postfix(
-                {
-                    k.split("/")[-1] + ("_val" if k.startswith("val") else ""): f"{v:.1f}"
-                    for k, v in row.items()
-                    if k.endswith("/loss")
-                }
-            )
-        self.logger.close()
-        return self.history
+    def after_epoch(self) -> None:
+        self.save_reconstructions()

@@ -1,0 +1,124 @@
+"""The resumable epoch loop shared by the V and M trainers.
+
+A trainer's whole state (weights, optimizer, RNGs, metric history) is one checkpoint file,
+``out/<name>.safetensors``, rewritten atomically after every epoch. Creating a trainer on an
+``out`` that holds one resumes it: the config saved there wins (only ``epochs`` may grow), and the
+run continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dreamgym._io import atomic_write_json, check_writable_dir
+from dreamgym.rollouts import RolloutDataset
+from dreamgym.runs import RunLogger
+from dreamgym.worldmodels.checkpoint import (
+    load_model,
+    load_training_state,
+    read_checkpoint,
+    save_checkpoint,
+)
+from dreamgym.worldmodels.common import resolve_config, resolve_device, seeded_init
+
+
+class EpochTrainer(ABC):
+    """Base class: subclasses set ``name`` and ``config_class`` and implement
+    :meth:`train_epoch` and :meth:`evaluate`; :meth:`after_epoch` and :meth:`extra_metadata` are
+    optional hooks."""
+
+    name: str
+    config_class: type
+    dataset: RolloutDataset
+
+    def _start(
+        self,
+        out: str | Path,
+        device: str,
+        bf16: bool,
+        fresh_config: Callable[[], Any],
+        overrides: dict[str, Any] | None,
+        build_model: Callable[[Any], torch.nn.Module],
+        check_saved: Callable[[Any, dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any] | None:
+        """Set up (or restore) config, model, optimizer and RNGs; returns the checkpoint's
+        metadata when resuming."""
+        self.out = Path(out)
+        check_writable_dir(self.out)
+        self.device = resolve_device(device)
+        self.bf16 = bf16
+        self.path = self.out / f"{self.name}.safetensors"
+        tensors = meta = saved = None
+        if self.path.exists():
+            tensors, meta = read_checkpoint(self.path)
+            saved = self.config_class(**meta["config"])
+            if check_saved is not None:
+                check_saved(saved, meta)
+        self.history: list[dict[str, Any]] = meta["history"] if meta else []
+        self.epoch: int = meta["epoch"] if meta else 0
+        self.config = config = resolve_config(saved, fresh_config, overrides or {}, self.path)
+        self.model = seeded_init(lambda: build_model(config), config.seed).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        if meta is not None:
+            load_model(self.model, tensors, self.path)
+            load_training_state(tensors, meta, self.optimizer, self.generator, self.rng)
+        atomic_write_json(self.out / f"{self.name}-config.json", dataclasses.asdict(config))
+        self.logger = RunLogger(self.out, self.name)
+        return meta
+
+    @abstractmethod
+    def train_epoch(self, progress: bool) -> dict[str, float]:
+        """One pass over the training data; returns ``{"train/...": value}``."""
+
+    @abstractmethod
+    def evaluate(self) -> dict[str, float]:
+        """Validation metrics ``{"val/...": value}`` (empty without a validation split)."""
+
+    def extra_metadata(self) -> dict[str, Any]:
+        return {}
+
+    def after_epoch(self) -> None:  # noqa: B027 (an optional hook, not abstract)
+        """Called after each epoch's checkpoint (plots, bundle files, ...)."""
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "component": self.name,
+            "env": self.dataset.env,
+            "data": str(self.dataset.root.resolve()),
+            "config": dataclasses.asdict(self.config),
+            "epoch": self.epoch,
+            "history": self.history,
+            **self.extra_metadata(),
+        }
+
+    def fit(self, progress: bool = True) -> list[dict[str, Any]]:
+        """Train until ``config.epochs``; checkpoint atomically after every epoch."""
+        bar = tqdm(range(self.epoch, self.config.epochs), initial=self.epoch,
+                   total=self.config.epochs, desc=self.name, disable=not progress)  # fmt: skip
+        for _ in bar:
+            start = time.perf_counter()
+            row = self.train_epoch(progress)
+            row.update(self.evaluate())
+            self.epoch += 1
+            row = {"epoch": self.epoch, **row, "seconds": time.perf_counter() - start}
+            self.history.append(row)
+            save_checkpoint(
+                self.path, self.model, self.metadata(), self.optimizer, self.generator, self.rng
+            )
+            atomic_write_json(self.out / f"{self.name}.json", self.metadata())
+            self.after_epoch()
+            self.logger.log(self.history)
+            bar.set_postfix({k: f"{row[k]:.4g}" for k in ("train/loss", "val/loss") if k in row})
+        self.logger.close()
+        return self.history
