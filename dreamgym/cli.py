@@ -220,7 +220,7 @@ def _add_agent_parsers(commands) -> None:
     evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
     evolve.add_argument("--workers", type=int, default=2, help="Ray actors (real backend)")
     evolve.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
-    evolve.add_argument("--device", default="cpu", help="dream device: cpu | cuda")
+    evolve.add_argument("--device", default="auto", help="dream device: auto | cpu | cuda")
     evolve.add_argument("--quiet", action="store_true")
     evolve.set_defaults(func=_cmd_evolve)
 

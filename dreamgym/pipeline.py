@@ -183,11 +183,6 @@ class Pipeline:
                                 device=self.device)  # fmt: skip
         return _last_losses(trainer.fit(self.progress))
 
-    def _dream_device(self) -> str:
-        from dreamgym.worldmodels.common import resolve_device
-
-        return str(resolve_device(self.device))
-
     def _stage_evolve(self) -> dict[str, Any]:
         from dreamgym.agents import EvolutionConfig
         from dreamgym.agents.run import EvolveSettings, evolve
@@ -198,7 +193,7 @@ class Pipeline:
                                                             c.eval_every, c.eval_rollouts,
                                                             c.seed))  # fmt: skip
         evolution = evolve(settings, self.out / "evolve", c.generations, self.workers,
-                           self.address, self._dream_device(), self.progress)  # fmt: skip
+                           self.address, self.device, self.progress)  # fmt: skip
         return {"generations": evolution.generation, "best_fitness": evolution.best_fitness,
                 "temperature": settings.temperature}  # fmt: skip
 

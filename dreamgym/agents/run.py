@@ -31,6 +31,7 @@ from dreamgym.agents.evolution import Evolution, EvolutionConfig
 from dreamgym.dreams.core import DEFAULT_TEMPERATURE
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.runs import RunLogger
+from dreamgym.worldmodels.common import resolve_device
 
 CHECKPOINT = "evolution.json"
 BACKENDS = ("dream", "real")
@@ -132,10 +133,12 @@ def evolve(
     generations: int,
     workers: int = 2,
     address: str | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     progress: bool = True,
 ) -> Evolution:
     """Evolve a controller for ``settings.world_model``, resuming ``out`` if it holds a run.
+
+    ``device`` is where the dream backend runs (``auto``: CUDA when available).
 
     Raises:
         DreamgymError: bad settings, or ``out`` holding a run with other settings.
@@ -147,6 +150,8 @@ def evolve(
     settings.evolution.check()
     out = Path(out)
     settings.world_model = str(Path(settings.world_model).resolve())
+    # The dream runs on the GPU when there is one; real-env workers read frames on their CPUs.
+    device = "cpu" if settings.backend == "real" else str(resolve_device(device))
     model = worldmodels.load(settings.world_model, device)
     if settings.temperature is None:
         settings.temperature = DEFAULT_TEMPERATURE.get(model.env, 1.0)
