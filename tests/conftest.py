@@ -32,18 +32,22 @@ def car_data(ray_local, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def car_bundle(car_data, tmp_path_factory) -> Path:
-    """A tiny V+M world-model bundle (debug presets) trained on ``car_data``."""
+def train_tiny_bundle(data: Path, out: Path, vae_epochs: int, mdnrnn_epochs: int) -> Path:
+    """V then M with the debug presets, into one bundle directory."""
     from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
     from dreamgym.worldmodels.train_vae import VAETrainer
 
-    out = tmp_path_factory.mktemp("bundle") / "car"
-    VAETrainer(car_data, out, preset="debug", overrides={"epochs": 2}, device="cpu").fit(False)
-    MDNRNNTrainer(car_data, out, out, preset="debug", overrides={"epochs": 3}, device="cpu").fit(
-        False
-    )
+    VAETrainer(data, out, preset="debug", overrides={"epochs": vae_epochs}, device="cpu").fit(False)
+    MDNRNNTrainer(
+        data, out, out, preset="debug", overrides={"epochs": mdnrnn_epochs}, device="cpu"
+    ).fit(False)
     return out
+
+
+@pytest.fixture(scope="session")
+def car_bundle(car_data, tmp_path_factory) -> Path:
+    """A tiny V+M world-model bundle (debug presets) trained on ``car_data``."""
+    return train_tiny_bundle(car_data, tmp_path_factory.mktemp("bundle") / "car", 2, 3)
 
 
 @pytest.fixture(scope="session")
@@ -67,12 +71,4 @@ def doom_data(ray_local, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def doom_bundle(doom_data, tmp_path_factory) -> Path:
     """A tiny V+M bundle for TakeCover (debug presets)."""
-    from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
-    from dreamgym.worldmodels.train_vae import VAETrainer
-
-    out = tmp_path_factory.mktemp("bundle") / "doom"
-    VAETrainer(doom_data, out, preset="debug", overrides={"epochs": 1}, device="cpu").fit(False)
-    MDNRNNTrainer(doom_data, out, out, preset="debug", overrides={"epochs": 2}, device="cpu").fit(
-        False
-    )
-    return out
+    return train_tiny_bundle(doom_data, tmp_path_factory.mktemp("bundle") / "doom", 1, 2)
