@@ -45,6 +45,26 @@ class SequenceBatch:
     mask: np.ndarray
 
 
+@dataclass
+class Windows:
+    """Row indices of B windows of L steps (see :meth:`RolloutDataset.windows`).
+
+    Attributes:
+        frame_rows: (B, L + 1) rows of o_t .. o_{t+L} in ``frames()`` (and in any per-frame
+            array aligned with it, such as V's latents).
+        frame_mask: (B, L + 1) False on padding.
+        step_rows: (B, L) rows of a_t, r_t, done_t in ``step_arrays()``.
+        step_mask: (B, L) False on padding.
+        first_step: (B,) True where the window starts at its episode's first step.
+    """
+
+    frame_rows: np.ndarray
+    frame_mask: np.ndarray
+    step_rows: np.ndarray
+    step_mask: np.ndarray
+    first_step: np.ndarray
+
+
 class RolloutDataset:
     """The kept episodes of a dataset directory written by :func:`dreamgym.rollouts.collect`.
 
@@ -198,34 +218,48 @@ class RolloutDataset:
             self._steps = (np.concatenate(actions), np.concatenate(rewards), np.concatenate(dones))
         return self._steps
 
-    def sample_sequences(
-        self, batch_size: int, length: int, rng: np.random.Generator
-    ) -> SequenceBatch:
-        """B windows of ``length`` steps, each from a random episode at a random start.
+    def windows(
+        self, episodes: np.ndarray, length: int, rng: np.random.Generator | None = None
+    ) -> Windows:
+        """Where B windows of ``length`` steps lie, one per episode position in ``episodes``.
 
-        Episodes shorter than ``length`` give a window from step 0, zero-padded and masked; no
-        window crosses an episode boundary.
+        A window starts at a random step (``rng``) or at step 0 (no ``rng``) and never crosses
+        its episode's end; episodes shorter than ``length`` give a window from step 0 whose tail
+        is masked out (padded rows point at the window's first row).
         """
         if length < 1:
             raise DreamgymError(f"sequence length must be >= 1, got {length}")
-        frames = self.frames()
-        actions, rewards, dones = self.step_arrays()
-        step_offsets = self.frame_offsets - np.arange(len(self))  # each episode has one frame more
-        batch = SequenceBatch(
-            frames=np.zeros((batch_size, length + 1, *frames.shape[1:]), np.uint8),
-            actions=np.zeros((batch_size, length, actions.shape[1]), np.float32),
-            rewards=np.zeros((batch_size, length), np.float32),
-            dones=np.zeros((batch_size, length), bool),
-            mask=np.zeros((batch_size, length), bool),
+        episodes = np.asarray(episodes)
+        lengths = self.lengths[episodes]
+        steps = np.minimum(lengths, length)
+        start = np.zeros(len(episodes), dtype=np.int64)
+        if rng is not None:
+            start = np.floor(rng.random(len(episodes)) * (lengths - steps + 1)).astype(np.int64)
+        t = np.arange(length + 1)
+        frame_mask = t[None] <= steps[:, None]  # (B, L + 1)
+        first = self.frame_offsets[episodes][:, None] + start[:, None]
+        step_mask = frame_mask[:, 1:]
+        return Windows(
+            frame_rows=first + np.where(frame_mask, t, 0),
+            frame_mask=frame_mask,
+            # Episode i's steps sit i rows before its frames (each episode has one more frame).
+            step_rows=first - episodes[:, None] + np.where(step_mask, t[:-1], 0),
+            step_mask=step_mask,
+            first_step=start == 0,
         )
-        episodes = rng.integers(0, len(self), size=batch_size)
-        for b, i in enumerate(episodes):
-            steps = min(length, int(self.lengths[i]))
-            start = int(rng.integers(0, self.lengths[i] - steps + 1))
-            f0, s0 = self.frame_offsets[i] + start, step_offsets[i] + start
-            batch.frames[b, : steps + 1] = frames[f0 : f0 + steps + 1]
-            batch.actions[b, :steps] = actions[s0 : s0 + steps]
-            batch.rewards[b, :steps] = rewards[s0 : s0 + steps]
-            batch.dones[b, :steps] = dones[s0 : s0 + steps]
-            batch.mask[b, :steps] = True
-        return batch
+
+    def sample_sequences(
+        self, batch_size: int, length: int, rng: np.random.Generator
+    ) -> SequenceBatch:
+        """B windows of ``length`` steps, each from a random episode at a random start
+        (see :meth:`windows`); padding is zero and masked."""
+        w = self.windows(rng.integers(0, len(self), size=batch_size), length, rng)
+        actions, rewards, dones = self.step_arrays()
+        mask = w.step_mask
+        return SequenceBatch(
+            frames=self.frames()[w.frame_rows] * w.frame_mask[..., None, None, None],
+            actions=actions[w.step_rows] * mask[..., None],
+            rewards=rewards[w.step_rows] * mask,
+            dones=dones[w.step_rows] & mask,
+            mask=mask,
+        )

@@ -171,18 +171,9 @@ class MDNRNNTrainer(EpochTrainer):
         self, episodes: np.ndarray, random_start: bool, sample_z: bool
     ) -> dict[str, torch.Tensor]:
         """Windows of ``seq_len`` steps from ``episodes`` (positions), as device tensors."""
-        lengths = self.dataset.lengths[episodes]
-        window = np.minimum(lengths, self.config.seq_len)
-        if random_start:
-            start = np.floor(self.rng.random(len(episodes)) * (lengths - window + 1)).astype(int)
-        else:
-            start = np.zeros(len(episodes), dtype=int)
-        t = np.arange(self.config.seq_len)
-        mask = t[None] < window[:, None]  # (B, L)
-        t_valid = np.where(mask, t[None], 0)
-        frame = self.dataset.frame_offsets[episodes][:, None] + start[:, None] + t_valid
-        step = frame - episodes[:, None]  # episode i's steps sit i rows before its frames
+        w = self.dataset.windows(episodes, self.config.seq_len, self.rng if random_start else None)
         actions, rewards, dones = self.dataset.step_arrays()
+        mask = w.step_mask
 
         def z_at(rows: np.ndarray) -> torch.Tensor:
             mu = torch.from_numpy(self.mu[rows]).to(self.device)
@@ -195,13 +186,15 @@ class MDNRNNTrainer(EpochTrainer):
         def dev(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
+        restart = np.zeros_like(mask)
+        restart[:, 0] = w.first_step
         return {
-            "z": z_at(frame),
-            "next_z": z_at(frame + 1),
-            "action": dev(actions[step] * mask[..., None]),
-            "reward": dev(rewards[step] * mask),
-            "done": dev(dones[step] & mask),
-            "restart": dev((start[:, None] + t[None]) == 0),
+            "z": z_at(w.frame_rows[:, :-1]),
+            "next_z": z_at(w.frame_rows[:, 1:]),
+            "action": dev(actions[w.step_rows] * mask[..., None]),
+            "reward": dev(rewards[w.step_rows] * mask),
+            "done": dev(dones[w.step_rows] & mask),
+            "restart": dev(restart),
             "mask": dev(mask),
         }
 
