@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 import gymnasium as gym
@@ -98,6 +99,8 @@ class Doom64(gym.Env):
                 f"ViZDoom scenario {scenario!r} has buttons {[b.name for b in buttons]}; the "
                 "continuous recipe needs a left/right pair (MOVE_* or TURN_*) as its first two"
             )
+        # ViZDoom writes its settings file into the working directory unless told otherwise.
+        game.set_doom_config_path(os.path.join(tempfile.gettempdir(), "dreamgym-vizdoom.ini"))
         game.set_window_visible(False)
         game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
         game.set_screen_format(vzd.ScreenFormat.RGB24)
