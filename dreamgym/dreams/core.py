@@ -123,9 +123,15 @@ class DreamCore:
             )
         return a
 
-    def step(self, actions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Step all N dreams; returns (obs, reward, terminated, truncated), each batched."""
-        a = self.check_actions(actions)
+    def step(
+        self, actions, check: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Step all N dreams; returns (obs, reward, terminated, truncated), each batched.
+
+        ``check=False`` skips the action checks (and their device sync) for callers whose
+        actions are valid by construction, such as the evolution's controllers.
+        """
+        a = self.check_actions(actions) if check else actions
         self.state, reward, done_prob = self.model.step(
             self.state, a, self.temperature, self.step_generator
         )
