@@ -133,34 +133,12 @@ def run_cli(*args):
 
 def test_cli_trains_v_then_m_into_one_bundle_and_resumes(car_data, tmp_path):
     run = tmp_path / "run"
-    vae = run_cli(
-        "train",
-        "vae",
-        "--data",
-        str(car_data),
-        "--out",
-        str(run),
-        "--preset",
-        "debug",
-        "--epochs",
-        "1",
-        "--quiet",
-    )
+    train_v = ["train", "vae", "--data", str(car_data), "--out", str(run), "--preset", "debug",
+               "--epochs", "1", "--quiet"]  # fmt: skip
+    vae = run_cli(*train_v)
     assert vae.returncode == 0, vae.stderr
     assert "trained vae epochs 1-1" in vae.stdout
-    again = run_cli(
-        "train",
-        "vae",
-        "--data",
-        str(car_data),
-        "--out",
-        str(run),
-        "--preset",
-        "debug",
-        "--epochs",
-        "1",
-        "--quiet",
-    )
+    again = run_cli(*train_v)  # the same command again: nothing left to train
     assert "already trained for 1 epochs" in again.stdout
     m = run_cli(
         "train",
