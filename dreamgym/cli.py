@@ -42,12 +42,22 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     import numpy as np
 
     from dreamgym.rollouts import CollectConfig, collect
+    from dreamgym.rollouts.policies import BUILTIN_POLICIES
 
+    policy = args.policy
+    if args.policy_noise is not None:
+        from dreamgym.agents.controller import controller_policy
+
+        if policy in BUILTIN_POLICIES:
+            raise DreamgymError(
+                f"--policy-noise applies to a saved controller policy, not to {policy!r}"
+            )
+        policy = controller_policy(policy, args.policy_noise)
     config = CollectConfig(
         env=args.env,
         episodes=args.episodes,
         out=Path(args.out),
-        policy=args.policy,
+        policy=policy,
         workers=args.workers,
         seed=args.seed,
         max_episode_steps=args.max_steps,
@@ -111,11 +121,19 @@ def _add_train_parser(commands) -> None:
     mdn = parts.add_parser(
         "mdnrnn",
         help="train M, the MDN-RNN, on V's latents; writes a world-model bundle",
-        description="Encode the dataset with V (cached), then train M. OUT becomes a complete "
+        description="Encode the dataset(s) with V (cached), then train M. OUT becomes a complete "
         "world-model bundle (V, M, initial latents, bundle.json); it may be V's run directory.",
     )
+    vae.add_argument("--data", required=True, help="rollout dataset directory")
+    mdn.add_argument(
+        "--data",
+        required=True,
+        action="append",
+        help="rollout dataset directory; repeat it to train on several datasets of one env and "
+        "action space (the paper's iterative training: re-run with a new dataset added and a "
+        "larger --epochs to continue M on all the data)",
+    )
     for parser in (vae, mdn):
-        parser.add_argument("--data", required=True, help="rollout dataset directory")
         parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
         parser.add_argument(
             "--preset",
@@ -322,6 +340,59 @@ def _add_pipeline_parser(commands) -> None:
     pipeline.set_defaults(func=_cmd_pipeline)
 
 
+def _cmd_fidelity(args: argparse.Namespace) -> None:
+    from dreamgym.fidelity import FidelityConfig, FidelityReport
+
+    config = FidelityConfig(
+        dream_episodes=args.episodes, real_episodes=args.real_episodes, held_out=args.held_out,
+        horizon=args.horizon, temperature=args.temperature, done_mode=args.done_mode,
+        probes=not args.no_probes, max_episode_steps=args.max_steps, seed=args.seed,
+        workers=args.workers, address=args.address,
+    )  # fmt: skip
+    report = FidelityReport(args.world_model, args.out, args.data, args.policy,
+                            args.controller or (), config, args.device,
+                            progress=not args.quiet).run()  # fmt: skip
+    print("\n".join(report["verdicts"]))
+    out = Path(args.out or Path(args.world_model) / "fidelity")
+    print(f"report in {out / 'fidelity.md'}")
+
+
+def _add_fidelity_parser(commands) -> None:
+    fidelity = commands.add_parser(
+        "fidelity",
+        help="measure whether a dream can be trusted, against held-out real episodes",
+        description="Compares the dream with held-out real episodes: survival under the "
+        "collection policy, probe policies (constant actions) and controllers (dream vs real), "
+        "the done head's discrimination and calibration, the reward head, and open-loop "
+        "prediction. Prints one verdict per check; writes fidelity.md/.json and plots.",
+    )
+    fidelity.add_argument("--world-model", required=True, help="world-model bundle directory")
+    fidelity.add_argument(
+        "--data", help="held-out real episodes (default: the bundle's validation episodes)"
+    )
+    fidelity.add_argument("--policy", help="the data's collection policy (default: the data's)")
+    fidelity.add_argument(
+        "--controller", action="append", help="a saved controller to compare (repeatable)"
+    )
+    fidelity.add_argument("--episodes", type=int, default=256, help="dream episodes per policy")
+    fidelity.add_argument(
+        "--real-episodes", type=int, default=20, help="real episodes per probe or controller"
+    )
+    fidelity.add_argument("--held-out", type=int, default=50, help="held-out episodes followed")
+    fidelity.add_argument("--horizon", type=int, default=100, help="open-loop horizon")
+    fidelity.add_argument("--temperature", type=float, help="dream tau (default: the env's)")
+    fidelity.add_argument("--done-mode", choices=["threshold", "sample"], default="threshold")
+    fidelity.add_argument("--no-probes", action="store_true", help="skip the probe policies")
+    fidelity.add_argument("--max-steps", type=int, help="episode cap (default: the bundle's)")
+    fidelity.add_argument("--seed", type=int, default=0)
+    fidelity.add_argument("--workers", type=int, default=2, help="Ray workers (real episodes)")
+    fidelity.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
+    fidelity.add_argument("--device", default="cpu")
+    fidelity.add_argument("--out", help="report directory (default: WORLD_MODEL/fidelity)")
+    fidelity.add_argument("--quiet", action="store_true")
+    fidelity.set_defaults(func=_cmd_fidelity)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dreamgym", description="Train agents inside learned world models ('dreams')."
@@ -347,6 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="random | brownian | repeat (random action held 1-10 steps) | a saved policy file "
         "(default: brownian)",
     )
+    collect.add_argument(
+        "--policy-noise",
+        type=float,
+        metavar="SIGMA",
+        help="with a saved controller as --policy: add Gaussian noise of this std to its tanh "
+        "outputs (clipped to [-1, 1]) for exploration, seeded per episode",
+    )
     collect.add_argument("--workers", type=int, default=1, help="Ray workers (default: 1)")
     collect.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     collect.add_argument("--max-steps", type=int, help="time limit per episode (default: env's)")
@@ -367,6 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agent_parsers(commands)
     _add_render_parser(commands)
     _add_pipeline_parser(commands)
+    _add_fidelity_parser(commands)
     return parser
 
 

@@ -5,11 +5,14 @@ x is the world model's observation (``"zh"``: [z, h], the CarRacing controller's
 env's actions as in the paper: CarRacing steering = a0, gas = (a1 + 1) / 2, brake = clip(a2, 0, 1);
 any other Box maps [-1, 1] affinely onto its bounds (Doom's Box(1) in [-1, 1] unchanged; the env
 then strafes below -1/3 and above +1/3). CarRacing at paper size: 288 x 3 + 3 = 867 parameters.
+Collecting data with a controller (the paper's iterative training) can add Gaussian exploration
+noise to the tanh outputs (:func:`controller_policy`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -82,16 +85,21 @@ def to_actions(spec: ControllerSpec, out: torch.Tensor) -> torch.Tensor:
     return low + (out + 1) / 2 * (high - low)
 
 
-def batched_actions(spec: ControllerSpec, params: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-    """Actions of N controllers for N observations in one batched op.
+def batched_outputs(spec: ControllerSpec, params: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+    """The tanh outputs in [-1, 1] (N, A) of N controllers for N observations in one batched op.
 
     Args:
         params: (N, num_params), one parameter vector per env (candidates repeated per rollout).
         obs: (N, input_size).
     """
     w, b = unflatten(spec, params)
-    out = torch.tanh(torch.bmm(w, obs.unsqueeze(-1)).squeeze(-1) + b)
-    return to_actions(spec, out)
+    return torch.tanh(torch.bmm(w, obs.unsqueeze(-1)).squeeze(-1) + b)
+
+
+def batched_actions(spec: ControllerSpec, params: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+    """Actions of N controllers for N observations: :func:`batched_outputs` through
+    :func:`to_actions`."""
+    return to_actions(spec, batched_outputs(spec, params, obs))
 
 
 class Controller:
@@ -111,13 +119,18 @@ class Controller:
         unflatten(self.spec, params)  # checks the size
         self.params = params
 
-    def act(self, obs: torch.Tensor) -> torch.Tensor:
-        """Actions (N, A) for observations (N, input_size) (or (A,) for (input_size,))."""
+    def outputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """tanh outputs in [-1, 1] (N, A) for observations (N, input_size) (or (A,) for
+        (input_size,)), before they map to actions."""
         single = obs.dim() == 1
         obs = obs.reshape(-1, self.spec.input_size).float()
         params = self.params.to(obs.device).expand(len(obs), -1)
-        actions = batched_actions(self.spec, params, obs)
-        return actions[0] if single else actions
+        out = batched_outputs(self.spec, params, obs)
+        return out[0] if single else out
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """Actions (N, A) for observations (N, input_size) (or (A,) for (input_size,))."""
+        return to_actions(self.spec, self.outputs(obs))
 
     def save(
         self,
@@ -174,18 +187,41 @@ class ControllerPolicy:
     """A controller acting in the real env: V encodes each frame, M tracks the memory h.
 
     Usable as a rollout-collection policy (``dreamgym collect --policy controller.json``, the
-    paper's iterative training) and by the real-env evaluation backend.
+    paper's iterative training) and by the real-env evaluation backend. Picklable (Ray ships it
+    to the collection workers).
+
+    Args:
+        controller: the controller; it must fit ``world_model``'s observations.
+        world_model: the world model it was trained for.
+        noise: standard deviation of Gaussian exploration noise added to the controller's tanh
+            outputs, which are then clipped to [-1, 1] and mapped to actions (so actions stay
+            in bounds). The noise is drawn from a generator that :meth:`reset` seeds with the
+            episode's seed, so collection stays reproducible. 0 acts exactly as the controller.
+        label: how a collected dataset names this policy (``dataset.json``'s ``policy``); None
+            names its class.
+
+    Raises:
+        DreamgymError: when the controller does not fit, or ``noise`` is negative or not finite.
     """
 
-    def __init__(self, controller: Controller, world_model) -> None:
+    def __init__(
+        self, controller: Controller, world_model, noise: float = 0.0, label: str | None = None
+    ) -> None:
+        if not (math.isfinite(noise) and noise >= 0):
+            raise DreamgymError(f"policy noise must be a finite value >= 0, got {noise!r}")
         controller.check_fits(world_model)
         self.controller = controller
         self.model = world_model
+        self.noise = float(noise)
+        self.label = label
+        self.rng = np.random.default_rng(0)
         self.state = None
         self.last_action: torch.Tensor | None = None
 
     def reset(self, seed: int) -> None:
         self.state = None
+        # A noise stream separate from the env's, derived from the same episode seed.
+        self.rng = np.random.default_rng([seed, 2])
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -195,15 +231,49 @@ class ControllerPolicy:
         else:
             self.state = self.model.advance(self.state, self.last_action, frame)
         x = self.model.observation(self.state, self.controller.spec.observation_mode)
-        self.last_action = self.controller.act(x.cpu())
+        out = self.controller.outputs(x.cpu())
+        if self.noise > 0:
+            eps = torch.from_numpy(self.rng.standard_normal(out.shape).astype(np.float32))
+            out = (out + self.noise * eps).clamp(-1, 1)
+        self.last_action = to_actions(self.controller.spec, out)
         return self.last_action[0].numpy().astype(np.float32)
+
+
+def controller_policy(path: str | Path, noise: float = 0.0) -> ControllerPolicy:
+    """A saved controller as a real-env policy, reading frames through the world model it was
+    trained for, optionally with exploration noise (the paper's iterative training).
+
+    Its label (the ``policy`` a collected dataset records) is the resolved ``path``, as
+    ``dreamgym collect --policy PATH`` records it, followed by `` noise=SIGMA`` when noisy.
+
+    Args:
+        path: the controller's directory (or its ``controller.json``).
+        noise: standard deviation of the exploration noise (see :class:`ControllerPolicy`).
+
+    Raises:
+        DreamgymError: when ``path`` holds no saved controller, the controller names no world
+            model, or ``noise`` is negative.
+    """
+    from dreamgym import worldmodels
+
+    path = Path(path)
+    file = path / "controller.json" if path.is_dir() else path
+    try:
+        kind = json.loads(file.read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    if kind != CONTROLLER_KIND:
+        raise DreamgymError(
+            f"{str(path)!r} is not a saved controller (a controller.json of kind "
+            f"{CONTROLLER_KIND!r}, or its directory)"
+        )
+    controller, meta = Controller.load(file)
+    if not meta.get("world_model"):
+        raise DreamgymError(f"controller {str(path)!r} names no world model to read frames with")
+    label = str(path.resolve()) + (f" noise={float(noise)!r}" if noise else "")
+    return ControllerPolicy(controller, worldmodels.load(meta["world_model"]), noise, label)
 
 
 def load_controller_policy(path: Path, meta: dict[str, Any]) -> ControllerPolicy:
     """The policy-file loader for ``kind: linear-controller`` (see rollouts.policies)."""
-    from dreamgym import worldmodels
-
-    controller, meta = Controller.load(path)
-    if not meta.get("world_model"):
-        raise DreamgymError(f"controller {str(path)!r} names no world model to read frames with")
-    return ControllerPolicy(controller, worldmodels.load(meta["world_model"]))
+    return controller_policy(path)

@@ -21,6 +21,9 @@ class RealEnvSpec:
         max_episode_steps: the default time limit in agent steps.
         kwargs: fixed constructor arguments (e.g. the ViZDoom scenario).
         description: one line for ``dreamgym envs``.
+        probe_actions: named constant actions that fidelity reports hold for a whole episode, in
+            the dream and in the real game, to expose dreams an agent could exploit (e.g.
+            "keep strafing left"); empty for an env with no obvious probes.
     """
 
     name: str
@@ -29,6 +32,7 @@ class RealEnvSpec:
     max_episode_steps: int
     kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    probe_actions: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 _CAR = "dreamgym.envs.carracing:CarRacing64"
@@ -51,6 +55,12 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
         _CAR,
         1000,
         description="Gymnasium CarRacing-v3, dashboard cropped, 64x64",
+        probe_actions={
+            "idle": (0.0, 0.0, 0.0),
+            "full gas": (0.0, 1.0, 0.0),
+            "gas, steer left": (-1.0, 0.5, 0.0),
+            "gas, steer right": (1.0, 0.5, 0.0),
+        },
     ),
 }
 for _name, (_scenario, _stem, _limit, _text) in _DOOM_SCENARIOS.items():
@@ -61,6 +71,10 @@ for _name, (_scenario, _stem, _limit, _text) in _DOOM_SCENARIOS.items():
         _limit,
         {"scenario": _scenario},
         f"ViZDoom {_scenario}: {_text}, 64x64",
+        # Axis 0 strafes left below -1/3 and right above +1/3 (see doom.py).
+        probe_actions={"strafe left": (-1.0,), "stand still": (0.0,), "strafe right": (1.0,)}
+        if _scenario == "take_cover"
+        else {},
     )
 
 

@@ -2,7 +2,7 @@
 dataset reader that serves the collected frames and sequences."""
 
 from dreamgym.rollouts.collect import CollectConfig, CollectResult, collect, episode_seed
-from dreamgym.rollouts.dataset import RolloutDataset, SequenceBatch
+from dreamgym.rollouts.dataset import DatasetUnion, RolloutDataset, SequenceBatch
 from dreamgym.rollouts.episode import Episode, load_episode, run_episode
 from dreamgym.rollouts.policies import (
     BrownianPolicy,
@@ -18,6 +18,7 @@ __all__ = [
     "BrownianPolicy",
     "CollectConfig",
     "CollectResult",
+    "DatasetUnion",
     "Episode",
     "Policy",
     "RandomPolicy",

@@ -108,8 +108,13 @@ class EpisodeWorker:
 
 
 def _policy_label(policy: PolicyArg) -> str:
+    """How ``dataset.json`` names the policy: a policy object may say so in a ``label``
+    attribute (e.g. a controller with exploration noise)."""
     if isinstance(policy, str):
         return policy if policy in BUILTIN_POLICIES else str(Path(policy).resolve())
+    label = getattr(policy, "label", None)
+    if isinstance(label, str):
+        return label
     return f"object:{type(policy).__module__}.{type(policy).__qualname__}"
 
 

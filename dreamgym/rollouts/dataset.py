@@ -3,7 +3,8 @@
 This is the only code that opens episode files for reading. Small datasets can be read episode by
 episode; for training, :meth:`RolloutDataset.frames` decompresses every frame once into a
 memory-mapped ``.npy`` cache inside the dataset directory (rebuilt when the episodes change), so a
-10,000-episode set never has to fit in RAM.
+10,000-episode set never has to fit in RAM. :class:`DatasetUnion` reads several datasets of one env
+as one (M trained on all the data of the paper's iterative procedure) without copying any frame.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ from dreamgym.rollouts import store
 from dreamgym.rollouts.episode import Episode, check_episode_file, load_episode
 
 CACHE_DIR = "cache"
+# The dataset.json settings that datasets read together (a DatasetUnion) must share.
+UNION_KEYS = ("env", "observation_shape", "action_low", "action_high", "frame_skip")
 
 
 @dataclass
@@ -65,7 +69,68 @@ class Windows:
     first_step: np.ndarray
 
 
-class RolloutDataset:
+class _EpisodeIndex:
+    """What a dataset and a union of datasets share: episode positions and where their frames
+    and steps lie. Subclasses provide ``meta``, ``entries``, ``lengths`` and ``frame_offsets``."""
+
+    meta: dict[str, Any]
+    entries: list[dict]
+    lengths: np.ndarray
+    frame_offsets: np.ndarray
+
+    @property
+    def env(self) -> str:
+        """The real env the data comes from."""
+        return self.meta["env"]
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.meta["action_low"])
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def num_frames(self) -> int:
+        """Total number of frames (each episode has length + 1)."""
+        return int((self.lengths + 1).sum())
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.lengths.sum())
+
+    def windows(
+        self, episodes: np.ndarray, length: int, rng: np.random.Generator | None = None
+    ) -> Windows:
+        """Where B windows of ``length`` steps lie, one per episode position in ``episodes``.
+
+        A window starts at a random step (``rng``) or at step 0 (no ``rng``) and never crosses
+        its episode's end; episodes shorter than ``length`` give a window from step 0 whose tail
+        is masked out (padded rows point at the window's first row).
+        """
+        if length < 1:
+            raise DreamgymError(f"sequence length must be >= 1, got {length}")
+        episodes = np.asarray(episodes)
+        lengths = self.lengths[episodes]
+        steps = np.minimum(lengths, length)
+        start = np.zeros(len(episodes), dtype=np.int64)
+        if rng is not None:
+            start = np.floor(rng.random(len(episodes)) * (lengths - steps + 1)).astype(np.int64)
+        t = np.arange(length + 1)
+        frame_mask = t[None] <= steps[:, None]  # (B, L + 1)
+        first = self.frame_offsets[episodes][:, None] + start[:, None]
+        step_mask = frame_mask[:, 1:]
+        return Windows(
+            frame_rows=first + np.where(frame_mask, t, 0),
+            frame_mask=frame_mask,
+            # Episode i's steps sit i rows before its frames (each episode has one more frame).
+            step_rows=first - episodes[:, None] + np.where(step_mask, t[:-1], 0),
+            step_mask=step_mask,
+            first_step=start == 0,
+        )
+
+
+class RolloutDataset(_EpisodeIndex):
     """The kept episodes of a dataset directory written by :func:`dreamgym.rollouts.collect`.
 
     Args:
@@ -115,27 +180,6 @@ class RolloutDataset:
         self.lengths = np.array([e["length"] for e in entries], dtype=np.int64)
         # Episode i's frames are rows frame_offsets[i] .. frame_offsets[i] + lengths[i] (T+1 rows).
         self.frame_offsets = np.concatenate([[0], np.cumsum(self.lengths + 1)])[:-1]
-
-    @property
-    def env(self) -> str:
-        """The real env the data comes from."""
-        return self.meta["env"]
-
-    @property
-    def action_dim(self) -> int:
-        return len(self.meta["action_low"])
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    @property
-    def num_frames(self) -> int:
-        """Total number of frames (each episode has length + 1)."""
-        return int((self.lengths + 1).sum())
-
-    @property
-    def num_steps(self) -> int:
-        return int(self.lengths.sum())
 
     def episode(self, i: int) -> Episode:
         """The i-th kept episode, fully loaded (frames in RAM)."""
@@ -218,36 +262,6 @@ class RolloutDataset:
             self._steps = (np.concatenate(actions), np.concatenate(rewards), np.concatenate(dones))
         return self._steps
 
-    def windows(
-        self, episodes: np.ndarray, length: int, rng: np.random.Generator | None = None
-    ) -> Windows:
-        """Where B windows of ``length`` steps lie, one per episode position in ``episodes``.
-
-        A window starts at a random step (``rng``) or at step 0 (no ``rng``) and never crosses
-        its episode's end; episodes shorter than ``length`` give a window from step 0 whose tail
-        is masked out (padded rows point at the window's first row).
-        """
-        if length < 1:
-            raise DreamgymError(f"sequence length must be >= 1, got {length}")
-        episodes = np.asarray(episodes)
-        lengths = self.lengths[episodes]
-        steps = np.minimum(lengths, length)
-        start = np.zeros(len(episodes), dtype=np.int64)
-        if rng is not None:
-            start = np.floor(rng.random(len(episodes)) * (lengths - steps + 1)).astype(np.int64)
-        t = np.arange(length + 1)
-        frame_mask = t[None] <= steps[:, None]  # (B, L + 1)
-        first = self.frame_offsets[episodes][:, None] + start[:, None]
-        step_mask = frame_mask[:, 1:]
-        return Windows(
-            frame_rows=first + np.where(frame_mask, t, 0),
-            frame_mask=frame_mask,
-            # Episode i's steps sit i rows before its frames (each episode has one more frame).
-            step_rows=first - episodes[:, None] + np.where(step_mask, t[:-1], 0),
-            step_mask=step_mask,
-            first_step=start == 0,
-        )
-
     def sample_sequences(
         self, batch_size: int, length: int, rng: np.random.Generator
     ) -> SequenceBatch:
@@ -263,3 +277,85 @@ class RolloutDataset:
             dones=dones[w.step_rows] & mask,
             mask=mask,
         )
+
+
+class DatasetUnion(_EpisodeIndex):
+    """Several datasets of one env read as one, without copying or concatenating any frame.
+
+    Episode positions, frame rows and step rows run through the first dataset, then the second,
+    and so on: a per-frame array built one dataset at a time (V's latents) and concatenated in
+    this order lines up with :attr:`frame_offsets` and :meth:`windows`. Read-only; it serves what
+    M's trainer needs (the paper's iterative training retrains M on all the data collected so far).
+
+    Args:
+        datasets: one or more datasets that share the :data:`UNION_KEYS` settings (env,
+            observation shape, action bounds, frame skip); policy, seed and time limit may differ.
+
+    Raises:
+        DreamgymError: when no dataset is given, one is given twice, or one differs from the
+            first (naming its directory and the setting).
+    """
+
+    def __init__(self, datasets: Sequence[RolloutDataset]) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise DreamgymError("no rollout dataset given")
+        first, seen = self.datasets[0], set()
+        for dataset in self.datasets:
+            if dataset.root.resolve() in seen:
+                raise DreamgymError(f"dataset {str(dataset.root)!r} is given twice")
+            seen.add(dataset.root.resolve())
+            for key in UNION_KEYS:
+                if dataset.meta.get(key) != first.meta.get(key):
+                    raise DreamgymError(
+                        f"dataset {str(dataset.root)!r} holds {key}={dataset.meta.get(key)!r}, "
+                        f"but {str(first.root)!r} holds {key}={first.meta.get(key)!r}; datasets "
+                        "read together must share env, observations, action space and frame skip"
+                    )
+        self.meta: dict[str, Any] = first.meta
+        self.root = first.root
+        self._steps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def open(cls, roots: Sequence[str | os.PathLike], skip_corrupt: bool = False) -> DatasetUnion:
+        """The union of the dataset directories ``roots`` (see :class:`RolloutDataset`)."""
+        return cls([RolloutDataset(root, skip_corrupt=skip_corrupt) for root in roots])
+
+    # Computed on every access: a dataset may leave out a corrupt episode while its frame cache
+    # is built (skip_corrupt), and the union must follow.
+    @property
+    def entries(self) -> list[dict]:
+        """Every dataset's manifest entries, in order (``file`` is relative to its own root)."""
+        return [entry for dataset in self.datasets for entry in dataset.entries]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.concatenate([dataset.lengths for dataset in self.datasets])
+
+    @property
+    def frame_offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.lengths + 1)])[:-1]
+
+    def episode(self, i: int) -> Episode:
+        """The i-th episode of the union, fully loaded (frames in RAM)."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"episode {i} is out of range for {len(self)} episodes")
+        ends = np.cumsum([len(dataset) for dataset in self.datasets])
+        part = int(np.searchsorted(ends, i, side="right"))
+        return self.datasets[part].episode(i - (int(ends[part - 1]) if part else 0))
+
+    def cache_key(self) -> str:
+        """Identifies the datasets, in order, and their episode files: a single dataset's own
+        :meth:`RolloutDataset.cache_key`, so caches built for it stay valid."""
+        if len(self.datasets) == 1:
+            return self.datasets[0].cache_key()
+        parts = [[str(dataset.root.resolve()), dataset.cache_key()] for dataset in self.datasets]
+        return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:16]
+
+    def step_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Actions, rewards and dones of every episode of every dataset, concatenated."""
+        if self._steps is None:
+            parts = [dataset.step_arrays() for dataset in self.datasets]
+            actions, rewards, dones = (np.concatenate(a) for a in zip(*parts, strict=True))
+            self._steps = (actions, rewards, dones)
+        return self._steps

@@ -30,6 +30,8 @@ class Policy(Protocol):
 class _SeededPolicy:
     """Base for the built-in random policies: a Box action space and a per-episode generator."""
 
+    observes = False  # act() ignores the frame: a dream can drive it without decoding frames
+
     def __init__(self, action_space: gym.spaces.Box) -> None:
         if not isinstance(action_space, gym.spaces.Box):
             raise DreamgymError(f"random policies need a Box action space, got {action_space}")
@@ -94,6 +96,33 @@ class RepeatPolicy(_SeededPolicy):
             self.action = self._uniform()
             self.left = int(self.rng.integers(1, self.max_hold + 1))
         self.left -= 1
+        return self.action.copy()
+
+
+class ConstantPolicy:
+    """The same action at every step (a fidelity probe: "keep strafing left").
+
+    Args:
+        action: the action, inside ``action_space``.
+        action_space: the env's Box action space.
+        name: a label (for reports and dataset metadata).
+    """
+
+    observes = False
+
+    def __init__(self, action, action_space: gym.spaces.Box, name: str = "") -> None:
+        self.action = np.asarray(action, dtype=np.float32)
+        if not action_space.contains(self.action):
+            raise DreamgymError(
+                f"constant action {self.action.tolist()} is not in the action space {action_space}"
+            )
+        self.name = name or f"constant {self.action.tolist()}"
+
+    @property
+    def label(self) -> str:
+        return f"constant:{self.action.tolist()}"
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
         return self.action.copy()
 
 

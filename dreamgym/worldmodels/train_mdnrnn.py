@@ -1,8 +1,9 @@
-"""Training M on V's latents of a rollout dataset, and assembling the world-model bundle.
+"""Training M on V's latents of one or more rollout datasets, and assembling the world-model bundle.
 
 Steps (each cached or resumable): copy V into the bundle directory; encode every frame with V
-into (mu, logvar) (``latents.safetensors``, reused while V and the data are unchanged); save the
-bank of first-frame latents the dream resets from (``initial_latents.safetensors``); train M,
+into (mu, logvar), one dataset at a time (``latents.safetensors``, reused while V and the list of
+datasets and their episodes are unchanged); save the bank of first-frame latents of every episode
+the dream resets from (``initial_latents.safetensors``); train M,
 re-sampling z = mu + exp(logvar / 2) * eps for every batch (so every epoch sees fresh samples, as
 the original); write ``bundle.json`` after every epoch.
 
@@ -14,7 +15,9 @@ window from step 0, zero-padded and masked out of every loss.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ from safetensors.torch import save
 
 from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
 from dreamgym.errors import DreamgymError
-from dreamgym.rollouts import RolloutDataset
+from dreamgym.rollouts import DatasetUnion, RolloutDataset
 from dreamgym.worldmodels.common import (
     autocast,
     resolve_device,
@@ -52,23 +55,35 @@ def _file_digest(path: Path) -> str:
 
 @torch.no_grad()
 def encode_dataset(
-    vae: ConvVAE, dataset: RolloutDataset, device: torch.device, batch_size: int = 512
+    vae: ConvVAE,
+    dataset: RolloutDataset | DatasetUnion,
+    device: torch.device,
+    batch_size: int = 512,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(mu, logvar) float32 (N_frames, Z) of every frame of ``dataset``."""
-    frames = dataset.frames()
+    """(mu, logvar) float32 (N_frames, Z) of every frame of ``dataset``; a union is encoded one
+    dataset (one frame cache) at a time, in its row order."""
+    parts = dataset.datasets if isinstance(dataset, DatasetUnion) else [dataset]
     mus, logvars = [], []
-    for start in range(0, len(frames), batch_size):
-        x = torch.from_numpy(np.array(frames[start : start + batch_size])).to(device)
-        mu, logvar = vae.encode(frames_to_input(x))
-        mus.append(mu.float().cpu())
-        logvars.append(logvar.float().cpu())
+    for part in parts:
+        frames = part.frames()
+        for start in range(0, len(frames), batch_size):
+            x = torch.from_numpy(np.array(frames[start : start + batch_size])).to(device)
+            mu, logvar = vae.encode(frames_to_input(x))
+            mus.append(mu.float().cpu())
+            logvars.append(logvar.float().cpu())
     return torch.cat(mus).numpy(), torch.cat(logvars).numpy()
 
 
 def cached_latents(
-    vae: ConvVAE, vae_path: Path, dataset: RolloutDataset, out: Path, device: torch.device
+    vae: ConvVAE,
+    vae_path: Path,
+    dataset: RolloutDataset | DatasetUnion,
+    out: Path,
+    device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`encode_dataset`, cached in ``out/latents.safetensors`` keyed by V and the data."""
+    """:func:`encode_dataset`, cached in ``out/latents.safetensors`` keyed by V and the data
+    (for a union: the list of datasets, so adding one re-encodes); a cache whose row count
+    does not match the data is rebuilt."""
     key = f"{_file_digest(vae_path)}-{dataset.cache_key()}"
     path = out / LATENTS_FILE
     if path.exists():
@@ -76,7 +91,9 @@ def cached_latents(
 
         with safe_open(str(path), framework="pt") as f:
             if (f.metadata() or {}).get("key") == key:
-                return f.get_tensor("mu").numpy(), f.get_tensor("logvar").numpy()
+                mu = f.get_tensor("mu")
+                if len(mu) == dataset.num_frames:
+                    return mu.numpy(), f.get_tensor("logvar").numpy()
     mu, logvar = encode_dataset(vae, dataset, device)
     data = save({"mu": torch.from_numpy(mu), "logvar": torch.from_numpy(logvar)}, {"key": key})
     atomic_write_bytes(path, data)
@@ -87,10 +104,14 @@ class MDNRNNTrainer(EpochTrainer):
     """Trains M for the V in ``vae_dir`` on ``data``, writing a complete bundle into ``out``.
 
     Args:
-        data: the rollout dataset V was trained on (or another of the same env).
+        data: the rollout dataset V was trained on (or another of the same env), or a sequence
+            of dataset directories of one env and action space (see
+            :class:`~dreamgym.rollouts.DatasetUnion`), read as one without copying frames.
         vae_dir: V's run directory (or its ``vae.safetensors``).
         out: the bundle directory; may be V's own run directory. Re-creating the trainer on the
-            same ``out`` resumes from the last finished epoch.
+            same ``out`` resumes from the last finished epoch, whatever ``data`` is then: with
+            datasets added (the paper's iterative training), M continues from its checkpoint on
+            all of them, and a larger ``epochs`` trains further.
         preset: ``paper``, ``small`` or ``debug`` (see :func:`mdnrnn_preset`).
         overrides: config fields to change from the preset, e.g. ``{"seq_len": 100}``.
         device, bf16, skip_corrupt: as for :class:`~dreamgym.worldmodels.train_vae.VAETrainer`.
@@ -98,10 +119,11 @@ class MDNRNNTrainer(EpochTrainer):
 
     name = "mdnrnn"
     config_class = MDNRNNConfig
+    dataset: DatasetUnion
 
     def __init__(
         self,
-        data: str | Path,
+        data: str | os.PathLike | Sequence[str | os.PathLike],
         vae_dir: str | Path,
         out: str | Path,
         preset: str = "paper",
@@ -110,7 +132,8 @@ class MDNRNNTrainer(EpochTrainer):
         bf16: bool = False,
         skip_corrupt: bool = False,
     ) -> None:
-        self.dataset = RolloutDataset(data, skip_corrupt=skip_corrupt)
+        roots = [data] if isinstance(data, str | os.PathLike) else list(data)
+        self.dataset = DatasetUnion.open(roots, skip_corrupt=skip_corrupt)
         out = Path(out)
         check_writable_dir(out)
         vae_source = Path(vae_dir) / VAE_FILE if Path(vae_dir).is_dir() else Path(vae_dir)
@@ -118,7 +141,7 @@ class MDNRNNTrainer(EpochTrainer):
         if self.vae_meta["env"] != self.dataset.env:
             raise DreamgymError(
                 f"V in {str(vae_source)!r} was trained on {self.vae_meta['env']!r} data, but "
-                f"{str(data)!r} holds {self.dataset.env!r} data"
+                f"{str(self.dataset.root)!r} holds {self.dataset.env!r} data"
             )
         self.vae_path = out / VAE_FILE
         if vae_source.resolve() != self.vae_path.resolve():
@@ -234,8 +257,18 @@ class MDNRNNTrainer(EpochTrainer):
         losses = self._losses(self.batch(self.val_eps[:256], random_start=False, sample_z=False))
         return {f"val/{k}": v.item() for k, v in losses.items()}
 
+    def _validation(self) -> dict[str, Any]:
+        """The held-out episodes of the first dataset (the collection policy's), for
+        fidelity reports: their positions in that dataset."""
+        first = self.dataset.datasets[0]
+        held = sorted(int(i) for i in self.val_eps if i < len(first))
+        return {"data": str(first.root.resolve()), "episodes": held}
+
+    def _data_dirs(self) -> list[str]:
+        return [str(dataset.root.resolve()) for dataset in self.dataset.datasets]
+
     def extra_metadata(self) -> dict[str, Any]:
-        return {"scheduler_steps": self.scheduler.last_epoch}
+        return {"scheduler_steps": self.scheduler.last_epoch, "datasets": self._data_dirs()}
 
     def write_bundle(self) -> None:
         meta = self.dataset.meta
@@ -251,7 +284,9 @@ class MDNRNNTrainer(EpochTrainer):
             "z_size": self.config.z_size,
             "hidden_size": self.config.hidden_size,
             "files": {"vae": VAE_FILE, "mdnrnn": MDNRNN_FILE, "initial_latents": INITIAL_FILE},
-            "training": {"data": str(self.dataset.root.resolve()), "episodes": len(self.dataset),
+            "training": {"data": str(self.dataset.root.resolve()), "datasets": self._data_dirs(),
+                         "episodes": len(self.dataset),
+                         "validation": self._validation(),
                          "vae_epochs": self.vae_meta["epoch"], "mdnrnn_epochs": self.epoch},
         })  # fmt: skip
 

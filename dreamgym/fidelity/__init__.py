@@ -1,0 +1,10 @@
+"""Dream fidelity: measured checks of whether a world model's dream matches the real game.
+
+>>> from dreamgym.fidelity import FidelityReport
+>>> report = FidelityReport("runs/doom/worldmodel", data="data/doom-heldout").run()
+>>> print("\\n".join(report["verdicts"]))
+"""
+
+from dreamgym.fidelity.report import THRESHOLDS, FidelityConfig, FidelityReport, verdicts
+
+__all__ = ["THRESHOLDS", "FidelityConfig", "FidelityReport", "verdicts"]

@@ -1,0 +1,198 @@
+"""The measurements behind a fidelity report: dream episodes under a policy, M's heads followed
+along real episodes, and open-loop prediction of real episodes.
+
+Everything is batched over episodes (one world-model call per step for all of them) and seeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dreamgym.agents.controller import Controller
+from dreamgym.dreams.core import DreamCore
+from dreamgym.rollouts.episode import Episode
+from dreamgym.worldmodels import WorldModel, state_index, state_where
+
+# A dream driver: (state, observation (N, F)) -> actions (N, A) on the model's device.
+DreamActions = Callable[[object, torch.Tensor], torch.Tensor]
+
+
+def controller_actions(controller: Controller) -> DreamActions:
+    """All N dreams driven by one linear controller in one batched op."""
+    return lambda state, obs: controller.act(obs).to(obs.device)
+
+
+def policy_actions(model: WorldModel, policies: Sequence, seeds: Sequence[int]) -> DreamActions:
+    """N dreams driven by N per-episode policy objects (``act(frame)``, optional
+    ``reset(seed)``), each reset with its own seed. Frames are decoded only for policies that
+    look at them (``observes`` is not False)."""
+    for policy, seed in zip(policies, seeds, strict=True):
+        reset = getattr(policy, "reset", None)
+        if reset is not None:
+            reset(int(seed))
+    observes = any(getattr(p, "observes", True) for p in policies)
+    blank = np.zeros((64, 64, 3), np.uint8)
+
+    def act(state, obs: torch.Tensor) -> torch.Tensor:
+        frames = model.decode(state).cpu().numpy() if observes else [blank] * len(policies)
+        actions = np.stack([p.act(f) for p, f in zip(policies, frames, strict=True)])
+        return torch.as_tensor(actions, dtype=torch.float32, device=obs.device)
+
+    return act
+
+
+@dataclass
+class DreamEpisodes:
+    """N dream episodes: their lengths, returns, and whether each was terminated by the done
+    rule (else truncated at the cap)."""
+
+    lengths: np.ndarray
+    returns: np.ndarray
+    terminated: np.ndarray
+
+
+@torch.no_grad()
+def dream_episodes(
+    model: WorldModel,
+    actions: DreamActions,
+    n: int,
+    temperature: float,
+    done_mode: str = "threshold",
+    max_episode_steps: int | None = None,
+    observation_mode: str = "zh",
+    seed: int = 0,
+) -> DreamEpisodes:
+    """Run ``n`` dream episodes to their end (done rule or cap), all in one batch."""
+    core = DreamCore(model, n, temperature, observation_mode, done_mode, max_episode_steps)
+    core.seed(np.random.default_rng(seed))
+    obs = core.reset_all()
+    alive = torch.ones(n, dtype=torch.bool, device=core.device)
+    lengths = torch.zeros(n, dtype=torch.long, device=core.device)
+    returns = torch.zeros(n, device=core.device)
+    ended_by_done = torch.zeros(n, dtype=torch.bool, device=core.device)
+    while alive.any():
+        a = actions(core.state, obs)
+        obs, reward, terminated, truncated = core.step(a, check=False)
+        returns += reward * alive
+        lengths += alive.long()
+        ended_by_done |= alive & terminated
+        alive &= ~(terminated | truncated)
+    return DreamEpisodes(lengths.cpu().numpy(), returns.cpu().numpy().astype(np.float64),
+                         ended_by_done.cpu().numpy())  # fmt: skip
+
+
+def _padded(episodes: Sequence[Episode]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames (N, T+1, 64, 64, 3), actions (N, T, A) and rewards (N, T), padded with the last
+    frame and zeros to the longest episode."""
+    t_max = max(e.length for e in episodes)
+    frames = np.stack([np.concatenate([e.frames, np.repeat(e.frames[-1:], t_max - e.length, 0)])
+                       for e in episodes])  # fmt: skip
+    actions = np.stack([np.pad(e.actions, ((0, t_max - e.length), (0, 0))) for e in episodes])
+    rewards = np.stack([np.pad(e.rewards, (0, t_max - e.length)) for e in episodes])
+    return frames, actions.astype(np.float32), rewards.astype(np.float32)
+
+
+@dataclass
+class FollowResult:
+    """M's heads along real episodes, and open-loop prediction errors.
+
+    ``done_prob[i]`` and ``reward_pred[i]`` are (T_i,): the heads after the real action a_t,
+    with M having seen the real frames up to t (teacher forcing). The open-loop arrays are
+    (H,) means over episodes at horizon 1..H (NaN where no episode reaches that horizon), for
+    the dream and for the copy-the-start-frame baseline; ``openloop_count`` says how many
+    episodes each horizon averages.
+    """
+
+    done_prob: list[np.ndarray]
+    reward_pred: list[np.ndarray]
+    latent_error: np.ndarray
+    latent_error_copy: np.ndarray
+    frame_error: np.ndarray
+    frame_error_copy: np.ndarray
+    openloop_count: np.ndarray
+
+
+@torch.no_grad()
+def follow_real_episodes(
+    model: WorldModel,
+    episodes: Sequence[Episode],
+    temperature: float,
+    horizon: int = 100,
+    seed: int = 0,
+) -> FollowResult:
+    """Teacher-forced heads and open-loop prediction over real ``episodes``, batched.
+
+    Each episode gets an open-loop start t0 (step 0 for every other episode, as a dream's reset;
+    a random step with at least ``horizon`` steps after it, when there is one, for the rest):
+    the model follows the real frames up to t0, then dreams on alone with the real actions, and
+    its latent and decoded frame are compared with V's encoding of the real frames (latent MSE
+    per dimension, pixel MSE in [0, 1] units), beside the baseline that copies frame t0.
+    """
+    n = len(episodes)
+    lengths = np.array([e.length for e in episodes])
+    frames, actions, _ = _padded(episodes)
+    rng = np.random.default_rng(seed)
+    t0 = np.array([
+        0 if i % 2 == 0 or length <= horizon else int(rng.integers(0, length - horizon + 1))
+        for i, length in enumerate(lengths)
+    ])  # fmt: skip
+    generator = torch.Generator(model.device).manual_seed(seed)
+    device = model.device
+
+    def frames_at(t: int) -> torch.Tensor:
+        return torch.from_numpy(frames[:, t]).to(device)
+
+    def latent(state) -> torch.Tensor:
+        return model.observation(state, "z").float()
+
+    def pixels(x: torch.Tensor) -> torch.Tensor:
+        return x.float() / 255.0
+
+    forced = model.encode(frames_at(0))  # teacher-forced state
+    mixed = forced  # teacher-forced before t0, dreaming from t0 on
+    start_frame = pixels(frames_at(0))
+    start_latent = latent(forced)
+    t0_t = torch.as_tensor(t0, device=device)
+    done_prob = np.zeros((n, frames.shape[1] - 1), np.float32)
+    reward_pred = np.zeros_like(done_prob)
+    sums = {k: np.zeros(horizon) for k in ("latent", "latent_copy", "frame", "frame_copy")}
+    count = np.zeros(horizon)
+    for t in range(frames.shape[1] - 1):
+        a = torch.from_numpy(actions[:, t]).to(device)
+        _, reward, done = model.step(forced, a, temperature, generator)
+        done_prob[:, t], reward_pred[:, t] = done.cpu().numpy(), reward.cpu().numpy()
+        dreamed, _, _ = model.step(mixed, a, temperature, generator)
+        real_next = frames_at(t + 1)
+        forced = model.advance(forced, a, real_next)
+        mixed = state_where(t0_t > t, forced, dreamed)
+        at_start = t0_t == t + 1
+        start_frame = torch.where(at_start[:, None, None, None], pixels(real_next), start_frame)
+        start_latent = torch.where(at_start[:, None], latent(forced), start_latent)
+        h = t - t0  # the horizon (0-based) of this step's prediction
+        valid = (h >= 0) & (h < horizon) & (t < lengths)
+        if not valid.any():
+            continue
+        rows = torch.as_tensor(np.flatnonzero(valid), device=device)
+        target_latent, target_frame = latent(forced)[rows], pixels(real_next)[rows]
+        decoded = pixels(model.decode(state_index(mixed, rows)))
+        errors = {
+            "latent": ((latent(mixed)[rows] - target_latent) ** 2).mean(1),
+            "latent_copy": ((start_latent[rows] - target_latent) ** 2).mean(1),
+            "frame": ((decoded - target_frame) ** 2).mean((1, 2, 3)),
+            "frame_copy": ((start_frame[rows] - target_frame) ** 2).mean((1, 2, 3)),
+        }
+        for key, value in errors.items():
+            np.add.at(sums[key], h[valid], value.cpu().numpy())
+        np.add.at(count, h[valid], 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = {k: np.where(count > 0, v / np.maximum(count, 1), np.nan) for k, v in sums.items()}
+    return FollowResult(
+        done_prob=[done_prob[i, : lengths[i]] for i in range(n)],
+        reward_pred=[reward_pred[i, : lengths[i]] for i in range(n)],
+        latent_error=means["latent"], latent_error_copy=means["latent_copy"],
+        frame_error=means["frame"], frame_error_copy=means["frame_copy"], openloop_count=count,
+    )  # fmt: skip

@@ -1,0 +1,409 @@
+"""Fidelity reports: can this dream be trusted? Measured against held-out real episodes.
+
+::
+
+    OUT/ (default WORLD_MODEL/fidelity)
+      fidelity.json, fidelity.md     every figure, and one verdict line per check
+      survival.png                   episode lengths, dream vs real, per policy
+      reliability.png                the done head's calibration
+      openloop.png                   prediction error vs horizon, against copying the start frame
+      real/<policy>/                 the real episodes run for probes and controllers (resumable)
+
+Checks and their thresholds (:data:`THRESHOLDS`):
+
+- **survival** (per policy: the collection policy, each probe, each controller): dream mean
+  episode length within +-25% of the real mean. The same for the return. A probe whose dream
+  outlives the real game is a hole an optimiser will find.
+- **done head**: AUROC of "the episode ends within the next 10 steps" >= 0.8 (k = 1 reported too);
+  expected calibration error of "ends at this step" <= 0.05.
+- **reward head**: the mean absolute error of the per-episode summed reward within 25% of the
+  real mean return.
+- **open-loop**: the dream's latent error averaged over horizons 1..H below copying the start
+  frame's.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from dreamgym.errors import DreamgymError
+from dreamgym.fidelity import metrics
+from dreamgym.fidelity.measure import (
+    controller_actions,
+    dream_episodes,
+    follow_real_episodes,
+    policy_actions,
+)
+
+THRESHOLDS = {
+    "survival_tolerance": 0.25,
+    "done_auroc_k10": 0.8,
+    "done_ece": 0.05,
+    "reward_tolerance": 0.25,
+}
+DONE_K = (1, 10)
+
+
+@dataclass
+class FidelityConfig:
+    """What a fidelity report measures.
+
+    Attributes:
+        dream_episodes: dream episodes per policy.
+        real_episodes: real episodes per probe and per controller.
+        held_out: held-out real episodes followed by M (teacher forcing, open loop); at most.
+        horizon: open-loop horizon H.
+        temperature: the dream's tau (default: the env's, as in evolution).
+        done_mode: the dream's done rule (``threshold`` or ``sample``).
+        probes: run the env spec's probe actions.
+        max_episode_steps: episode cap, dream and real (default: the bundle's).
+        seed: seeds the dream episodes, the open-loop starts and the real probe episodes.
+        workers: Ray workers for real episodes.
+        address: Ray cluster to join (None: a local Ray).
+    """
+
+    dream_episodes: int = 256
+    real_episodes: int = 20
+    held_out: int = 50
+    horizon: int = 100
+    temperature: float | None = None
+    done_mode: str = "threshold"
+    probes: bool = True
+    max_episode_steps: int | None = None
+    seed: int = 0
+    workers: int = 2
+    address: str | None = None
+
+    def check(self) -> None:
+        for name in ("dream_episodes", "real_episodes", "held_out", "horizon"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise DreamgymError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _survival_entry(name: str, dream, real_lengths, real_returns, real_terminated,
+                    kind: str) -> dict[str, Any]:  # fmt: skip
+    tol = THRESHOLDS["survival_tolerance"]
+    d_len, r_len = metrics.summary(dream.lengths), metrics.summary(real_lengths)
+    d_ret, r_ret = metrics.summary(dream.returns), metrics.summary(real_returns)
+    ratio = d_len["mean"] / max(r_len["mean"], 1e-9)
+    ok = metrics.within(d_len["mean"], r_len["mean"], tol) and metrics.within(
+        d_ret["mean"], r_ret["mean"], tol
+    )
+    verdict = (
+        f"{name}: dream survival {ratio:.2f}x real ({d_len['mean']:.0f} vs {r_len['mean']:.0f}"
+        f" steps), return {d_ret['mean']:.1f} vs {r_ret['mean']:.1f}: "
+        + ("OK" if ok else ("EXPLOITABLE" if d_ret["mean"] > r_ret["mean"] else "TOO HARSH"))
+    )
+    return {
+        "name": name, "kind": kind, "ok": ok, "verdict": verdict,
+        "dream": {"length": d_len, "return": d_ret,
+                  "terminated": float(np.mean(dream.terminated))},
+        "real": {"length": r_len, "return": r_ret,
+                 "terminated": float(np.mean(real_terminated))},
+        "ks_length": metrics.ks_statistic(dream.lengths, real_lengths),
+        "transfer_gap": d_ret["mean"] - r_ret["mean"],
+        "lengths": {"dream": dream.lengths.tolist(), "real": list(map(int, real_lengths))},
+    }  # fmt: skip
+
+
+class FidelityReport:
+    """Measures one world model against real episodes (see the module docstring).
+
+    Args:
+        world_model: the bundle directory.
+        out: where the report goes (default ``WORLD_MODEL/fidelity``).
+        data: held-out real episodes (a dataset directory); default the validation episodes
+            recorded in the bundle.
+        policy: the policy that collected ``data`` (default: the dataset's, when built in).
+        controllers: saved controllers to compare in the dream and in the real game.
+        config: sizes, dream settings, Ray.
+        device: where the world model runs.
+    """
+
+    def __init__(self, world_model: str | Path, out: str | Path | None = None,
+                 data: str | Path | None = None, policy: str | None = None,
+                 controllers: Sequence[str | Path] = (), config: FidelityConfig | None = None,
+                 device: str = "cpu", progress: bool = True) -> None:  # fmt: skip
+        from dreamgym import worldmodels
+        from dreamgym.dreams.core import DEFAULT_TEMPERATURE, DONE_MODES, check_temperature
+        from dreamgym.rollouts import RolloutDataset
+        from dreamgym.rollouts.policies import BUILTIN_POLICIES
+
+        self.config = config or FidelityConfig()
+        self.config.check()
+        if self.config.done_mode not in DONE_MODES:
+            raise DreamgymError(
+                f"done_mode must be one of {DONE_MODES}, got {self.config.done_mode!r}"
+            )
+        self.world_model = Path(world_model)
+        self.model = worldmodels.load(self.world_model, device)
+        tau = self.config.temperature
+        try:
+            self.temperature = check_temperature(
+                DEFAULT_TEMPERATURE.get(self.model.env, 1.0) if tau is None else tau
+            )
+        except ValueError as exc:
+            raise DreamgymError(str(exc)) from None
+        self.max_steps = int(self.config.max_episode_steps or self.model.info["max_episode_steps"])
+        self.out = Path(out) if out is not None else self.world_model / "fidelity"
+        self.dataset, self.held_out = self._held_out(data, RolloutDataset)
+        if self.dataset.env != self.model.env:
+            raise DreamgymError(
+                f"data {str(self.dataset.root)!r} holds {self.dataset.env!r} episodes; the world "
+                f"model is for {self.model.env!r}"
+            )
+        self.policy = policy or self.dataset.meta.get("policy")
+        if self.policy not in BUILTIN_POLICIES:
+            raise DreamgymError(
+                f"the data's collection policy {self.policy!r} is not a built-in one; pass "
+                f"policy= (one of {', '.join(BUILTIN_POLICIES)})"
+            )
+        self.controllers = [Path(c) for c in controllers]
+        for c in self.controllers:
+            if not (c / "controller.json").exists():
+                raise DreamgymError(f"controller {str(c)!r} has no controller.json")
+        self.progress = progress
+        check_writable_dir(self.out)
+
+    def _held_out(self, data, dataset_class):
+        if data is not None:
+            dataset = dataset_class(data)
+            return dataset, np.arange(min(len(dataset), self.config.held_out))
+        validation = self.model.info.get("training", {}).get("validation")
+        if not validation or not validation["episodes"]:
+            raise DreamgymError(
+                f"bundle {str(self.world_model)!r} records no validation episodes; pass the "
+                "held-out real episodes with --data"
+            )
+        dataset = dataset_class(validation["data"])
+        episodes = np.asarray(validation["episodes"], dtype=np.int64)
+        return dataset, episodes[: self.config.held_out]
+
+    def _say(self, text: str) -> None:
+        if self.progress:
+            print(f"fidelity: {text}", flush=True)
+
+    def _dream(self, actions, observation_mode: str = "zh", seed_offset: int = 0):
+        c = self.config
+        return dream_episodes(self.model, actions, c.dream_episodes, self.temperature,
+                              c.done_mode, self.max_steps, observation_mode,
+                              c.seed + seed_offset)  # fmt: skip
+
+    def _real(self, name: str, policy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Real episodes of ``policy``, collected (resumably) under ``out/real/<name>``."""
+        from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
+
+        c = self.config
+        root = self.out / "real" / _slug(name)
+        collect(CollectConfig(
+            env=self.model.env, episodes=c.real_episodes, out=root, policy=policy,
+            workers=c.workers, seed=c.seed + 7919, max_episode_steps=self.max_steps,
+            frame_skip=int(self.model.info.get("frame_skip", 1)), address=c.address,
+        ), progress=self.progress)  # fmt: skip
+        entries = RolloutDataset(root).entries
+        return (np.array([e["length"] for e in entries]), np.array([e["return"] for e in entries]),
+                np.array([e["terminated"] for e in entries]))  # fmt: skip
+
+    def run(self) -> dict[str, Any]:
+        """Measure everything, write the report files, and return the report."""
+        from dreamgym._ray import connect_ray
+
+        started = connect_ray(self.config.address, self.config.workers)
+        try:
+            report = self._measure()
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+        self._write(report)
+        return report
+
+    def _measure(self) -> dict[str, Any]:
+        from dreamgym.agents.controller import Controller
+        from dreamgym.envs import get_env_spec
+        from dreamgym.rollouts.policies import ConstantPolicy, resolve_policy
+
+        c, space = self.config, self.model.action_space
+        episodes = [self.dataset.episode(int(i)) for i in self.held_out]
+        # Held-out episodes as they would have gone under this report's cap.
+        real_len = np.array([min(e.length, self.max_steps) for e in episodes])
+        real_ret = np.array([float(e.rewards[: self.max_steps].sum()) for e in episodes])
+        real_term = np.array([e.terminated and e.length <= self.max_steps for e in episodes])
+        survival = []
+
+        self._say(f"dreaming {c.dream_episodes} episodes with the {self.policy} policy")
+        seeds = np.random.SeedSequence([c.seed, 1]).generate_state(c.dream_episodes)
+        policies = [resolve_policy(self.policy, space) for _ in range(c.dream_episodes)]
+        dream = self._dream(policy_actions(self.model, policies, seeds))
+        survival.append(_survival_entry(f"{self.policy} (collection policy)", dream, real_len,
+                                        real_ret, real_term, "collection"))  # fmt: skip
+
+        probes = get_env_spec(self.model.env).probe_actions if c.probes else {}
+        for k, (name, action) in enumerate(probes.items()):
+            self._say(f"probe '{name}': dream, then {c.real_episodes} real episodes")
+            probe = ConstantPolicy(action, space, name)
+            dream = self._dream(policy_actions(self.model, [probe] * c.dream_episodes, seeds),
+                                seed_offset=k + 2)  # fmt: skip
+            real = self._real(f"probe {name}", probe)
+            survival.append(_survival_entry(f"probe '{name}'", dream, *real, "probe"))
+
+        for k, path in enumerate(self.controllers):
+            self._say(f"controller {path}: dream, then {c.real_episodes} real episodes")
+            controller, _ = Controller.load(path)
+            controller.check_fits(self.model)
+            dream = self._dream(controller_actions(controller),
+                                controller.spec.observation_mode, 100 + k)  # fmt: skip
+            real = self._real(f"controller {k} {path.name}", str(path / "controller.json"))
+            survival.append(_survival_entry(f"controller {path}", dream, *real, "controller"))
+
+        self._say(f"following {len(episodes)} held-out real episodes (heads, open loop)")
+        follow = follow_real_episodes(self.model, episodes, self.temperature, c.horizon, c.seed)
+        return {
+            "world_model": str(self.world_model.resolve()),
+            "env": self.model.env,
+            "data": str(self.dataset.root.resolve()),
+            "held_out_episodes": len(episodes),
+            "config": {**asdict(c), "temperature": self.temperature,
+                       "max_episode_steps": self.max_steps},
+            "thresholds": THRESHOLDS,
+            "survival": survival,
+            "done": _done_section(follow, np.array([e.length for e in episodes]),
+                                  np.array([e.terminated for e in episodes])),
+            "reward": _reward_section(follow, episodes),
+            "openloop": _openloop_section(follow),
+        }  # fmt: skip
+
+    def _write(self, report: dict[str, Any]) -> None:
+        from dreamgym.fidelity.plots import plot_openloop, plot_reliability, plot_survival
+
+        report["verdicts"] = verdicts(report)
+        report["ok"] = all(v.endswith("OK") for v in report["verdicts"])
+        atomic_write_json(self.out / "fidelity.json", report)
+        for name, figure in (("survival.png", plot_survival), ("reliability.png",
+                             plot_reliability), ("openloop.png", plot_openloop)):  # fmt: skip
+            buffer = io.BytesIO()
+            figure(report).savefig(buffer, format="png", dpi=80)
+            atomic_write_bytes(self.out / name, buffer.getvalue())
+        atomic_write_bytes(self.out / "fidelity.md", markdown(report).encode())
+
+
+def _done_section(follow, lengths: np.ndarray, terminated: np.ndarray) -> dict[str, Any]:
+    probs = np.concatenate(follow.done_prob)
+    out: dict[str, Any] = {"steps": int(len(probs)), "deaths": int(terminated.sum())}
+    for k in DONE_K:
+        labels = np.concatenate(metrics.ends_within(lengths, terminated, k))
+        out[f"auroc_k{k}"] = metrics.auroc(probs, labels)
+    labels = np.concatenate(metrics.ends_within(lengths, terminated, 1))
+    out["ece"], out["reliability"] = metrics.reliability(probs, labels)
+    out["fires_at_death"] = float(np.mean([p[-1] > 0.5 for p, t in
+                                           zip(follow.done_prob, terminated, strict=True) if t]))\
+        if terminated.any() else float("nan")  # fmt: skip
+    out["false_alarms"] = float(np.mean(np.concatenate([p[:-1] for p in follow.done_prob]) > 0.5))\
+        if len(probs) > len(follow.done_prob) else float("nan")  # fmt: skip
+    return out
+
+
+def _reward_section(follow, episodes) -> dict[str, Any]:
+    step_err = np.concatenate([p - e.rewards for p, e in zip(follow.reward_pred, episodes,
+                                                                strict=True)])  # fmt: skip
+    sums_pred = np.array([p.sum() for p in follow.reward_pred])
+    sums_real = np.array([e.total_reward for e in episodes])
+    return {
+        "step_mae": float(np.abs(step_err).mean()),
+        "step_rmse": float(np.sqrt((step_err**2).mean())),
+        "episode_mae": float(np.abs(sums_pred - sums_real).mean()),
+        "episode_bias": float((sums_pred - sums_real).mean()),
+        "real_return_mean": float(sums_real.mean()),
+    }
+
+
+def _openloop_section(follow) -> dict[str, Any]:
+    def clean(x: np.ndarray) -> list[float | None]:
+        return [None if np.isnan(v) else float(v) for v in x]
+
+    valid = follow.openloop_count > 0
+    return {
+        "horizons": int(valid.sum()),
+        "count": follow.openloop_count.astype(int).tolist(),
+        "latent_error": clean(follow.latent_error),
+        "latent_error_copy": clean(follow.latent_error_copy),
+        "frame_error": clean(follow.frame_error),
+        "frame_error_copy": clean(follow.frame_error_copy),
+        "latent_error_mean": float(np.nanmean(follow.latent_error[valid])),
+        "latent_error_copy_mean": float(np.nanmean(follow.latent_error_copy[valid])),
+        "frame_error_mean": float(np.nanmean(follow.frame_error[valid])),
+        "frame_error_copy_mean": float(np.nanmean(follow.frame_error_copy[valid])),
+    }
+
+
+def verdicts(report: dict[str, Any]) -> list[str]:
+    """One line per check, ending in OK or in what is wrong."""
+    t, lines = report["thresholds"], [s["verdict"] for s in report["survival"]]
+    d = report["done"]
+    auc = d["auroc_k10"]
+    lines.append(
+        f"done head: AUROC {d['auroc_k1']:.2f} (next step), {auc:.2f} (within 10 steps; need "
+        f">= {t['done_auroc_k10']}): " + ("OK" if auc >= t["done_auroc_k10"] else "WEAK")
+    )
+    lines.append(
+        f"done calibration: ECE {d['ece']:.3f} (need <= {t['done_ece']}): "
+        + ("OK" if d["ece"] <= t["done_ece"] else "MISCALIBRATED")
+    )
+    r = report["reward"]
+    ok = r["episode_mae"] <= t["reward_tolerance"] * max(abs(r["real_return_mean"]), 1.0)
+    lines.append(
+        f"reward head: episode-sum error {r['episode_mae']:.1f} (bias {r['episode_bias']:+.1f}) "
+        f"on a real mean return of {r['real_return_mean']:.1f}: " + ("OK" if ok else "OFF")
+    )
+    o = report["openloop"]
+    ok = o["latent_error_mean"] < o["latent_error_copy_mean"]
+    lines.append(
+        f"open loop (1..{o['horizons']} steps): latent error {o['latent_error_mean']:.3f} vs "
+        f"{o['latent_error_copy_mean']:.3f} copying the start frame: "
+        + ("OK" if ok else "NO BETTER THAN COPYING")
+    )
+    return lines
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The human summary: verdicts, then the survival table and the figures."""
+    c = report["config"]
+    lines = [
+        f"# Dream fidelity: {report['env']}",
+        "",
+        f"World model `{report['world_model']}`; {report['held_out_episodes']} held-out real "
+        f"episodes from `{report['data']}`; dream at tau {c['temperature']:g}, done rule "
+        f"{c['done_mode']}, {c['dream_episodes']} dream episodes per policy, "
+        f"{c['real_episodes']} real episodes per probe or controller.",
+        "",
+        *[f"- {v}" for v in report["verdicts"]],
+        "",
+        "| policy | dream length mean (p10-p90) | real length mean (p10-p90) | KS | dream return |"
+        " real return | verdict |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in report["survival"]:
+        dl, rl = s["dream"]["length"], s["real"]["length"]
+        lines.append(
+            f"| {s['name']} | {dl['mean']:.0f} ({dl['p10']:.0f}-{dl['p90']:.0f}) | "
+            f"{rl['mean']:.0f} ({rl['p10']:.0f}-{rl['p90']:.0f}) | {s['ks_length']:.2f} | "
+            f"{s['dream']['return']['mean']:.1f} | {s['real']['return']['mean']:.1f} | "
+            f"{'OK' if s['ok'] else 'no'} |"
+        )
+    lines += ["", "![survival](survival.png) ![reliability](reliability.png) "
+              "![open loop](openloop.png)", ""]  # fmt: skip
+    return "\n".join(lines)
