@@ -89,7 +89,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.component == "vae":
         from dreamgym.worldmodels.train_vae import VAETrainer
 
-        overrides["z_size"] = args.z_size
+        overrides.update(z_size=args.z_size, max_episodes=args.max_episodes)
         trainer = VAETrainer(args.data, args.out, **common)
     else:
         from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
@@ -125,6 +125,9 @@ def _add_train_parser(commands) -> None:
         "world-model bundle (V, M, initial latents, bundle.json); it may be V's run directory.",
     )
     vae.add_argument("--data", required=True, help="rollout dataset directory")
+    vae.add_argument(
+        "--max-episodes", type=int, help="train on a seeded subset of this many episodes"
+    )
     mdn.add_argument(
         "--data",
         required=True,
@@ -175,6 +178,7 @@ def _cmd_evolve(args: argparse.Namespace) -> None:
         observation_mode=args.observation,
         bias=not args.no_bias,
         max_episode_steps=args.max_steps,
+        done_mode=args.done_mode,
         evolution=config,
     )
     out = Path(args.out or Path(args.world_model) / f"evolve-{args.backend}")
@@ -192,7 +196,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
     returns = evaluate_controller(
         args.controller, args.episodes, args.backend, args.world_model, args.temperature,
-        args.max_steps, args.workers, args.address, args.seed, args.device,
+        args.max_steps, args.workers, args.address, args.seed, args.device, args.done_mode,
     )  # fmt: skip
     out = Path(args.out or Path(args.controller) / f"evaluation-{args.backend}.json")
     atomic_write_json(out, {"backend": args.backend, "episodes": len(returns),
@@ -235,6 +239,12 @@ def _add_agent_parsers(commands) -> None:
     )
     evolve.add_argument("--no-bias", action="store_true", help="controller without bias")
     evolve.add_argument("--max-steps", type=int, help="episode cap (default: the real env's)")
+    evolve.add_argument(
+        "--done-mode",
+        choices=["threshold", "sample"],
+        default="threshold",
+        help="dream episode end: done probability > 0.5 (the paper) or drawn from it",
+    )
     evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
     evolve.add_argument("--workers", type=int, default=2, help="Ray actors (real backend)")
     evolve.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
@@ -251,6 +261,7 @@ def _add_agent_parsers(commands) -> None:
     evaluate.add_argument("--world-model", help="default: the one the controller was trained for")
     evaluate.add_argument("--temperature", type=float)
     evaluate.add_argument("--max-steps", type=int)
+    evaluate.add_argument("--done-mode", choices=["threshold", "sample"], default="threshold")
     evaluate.add_argument("--workers", type=int, default=2)
     evaluate.add_argument("--address")
     evaluate.add_argument("--seed", type=int, default=0)
@@ -310,14 +321,18 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
 
     get_env_spec(args.env)  # an unknown env fails before anything is written
     config = pipeline_preset(args.preset, args.env)
+    if args.iterations is not None:
+        if args.iterations < 0:
+            raise DreamgymError(f"--iterations must be >= 0, got {args.iterations}")
+        config = dataclasses.replace(config, iterations=args.iterations)
     pipeline = Pipeline(config, args.out, args.workers, args.address, args.device,
                         progress=not args.quiet)  # fmt: skip
     report = pipeline.run()
-    scores = report["stages"]["evaluate"]
+    scores, base = report["stages"]["evaluate"], report["stages"]["baseline"]
     print(
         f"pipeline done: dream {scores['dream']['mean']:.1f} +- {scores['dream']['std']:.1f}, "
-        f"real {scores['real']['mean']:.1f} +- {scores['real']['std']:.1f}; "
-        f"report in {Path(args.out) / 'report.md'}"
+        f"real {scores['real']['mean']:.1f} +- {scores['real']['std']:.1f} (collection policy "
+        f"{base['mean']:.1f} +- {base['std']:.1f}); report in {Path(args.out) / 'report.md'}"
     )
 
 
@@ -333,6 +348,12 @@ def _add_pipeline_parser(commands) -> None:
     pipeline.add_argument("--env", required=True, help="carracing | doom-takecover | ...")
     pipeline.add_argument("--preset", choices=PRESETS, default="debug")
     pipeline.add_argument("--out", required=True, help="run directory")
+    pipeline.add_argument(
+        "--iterations",
+        type=int,
+        help="rounds of the paper's iterative training after the first evolution: collect with "
+        "the controller (+ noise), continue M on all data, evolve again (default: the preset's)",
+    )
     pipeline.add_argument("--workers", type=int, default=2, help="Ray workers")
     pipeline.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
     pipeline.add_argument("--device", default="auto", help="auto | cpu | cuda")

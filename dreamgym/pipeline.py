@@ -1,13 +1,19 @@
-"""The one-command pipeline: collect -> train V -> train M -> evolve -> evaluate -> render.
+"""The one-command pipeline: collect -> train V -> train M -> evolve [-> iterate] -> evaluate ->
+baseline -> fidelity -> render.
 
 ::
 
     RUN/
       pipeline.json          stages finished so far, with timings and results (resume source)
       pipeline-config.json   the resolved preset
-      data/                  rollouts                       (dreamgym collect)
-      worldmodel/            V + M bundle, curves, recon    (dreamgym train vae / mdnrnn)
-      evolve/                CMA-ES run, best/ and mean/    (dreamgym evolve, dream backend)
+      data/                  rollouts of the collection policy     (dreamgym collect)
+      worldmodel/            V + M bundle, curves, recon            (dreamgym train vae / mdnrnn)
+      evolve/                CMA-ES run, best/ and mean/            (dreamgym evolve, in the dream)
+      data-K/, worldmodel-K/, evolve-K/   iteration K of the paper's iterative training: rollouts
+                             of the last controller (with exploration noise), M continued on all
+                             the data, a controller evolved again in the new dream
+      baseline/              real episodes of the collection policy (the random baseline)
+      fidelity/              the final dream's fidelity report           (dreamgym fidelity)
       videos/                dream.mp4, compare.mp4, temperatures.mp4
       report.md, report.json
 
@@ -19,8 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +36,7 @@ import numpy as np
 from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
 from dreamgym.errors import DreamgymError
 
-PRESETS = ("debug", "small", "paper")
-STAGES = ("collect", "train_vae", "train_mdnrnn", "evolve", "evaluate", "render")
+PRESETS = ("debug", "small", "cpu", "paper")
 
 
 @dataclass
@@ -56,12 +61,38 @@ class PipelineConfig:
     real_steps: int | None = None
     render_steps: int = 100
     temperatures: tuple[float, ...] = (0.5, 1.0, 1.15, 1.3)
+    model_preset: str = "debug"
+    temperature: float | None = None
+    done_mode: str = "threshold"
+    observation_mode: str = "zh"
+    bias: bool = True
+    iterations: int = 0
+    iteration_episodes: int = 100
+    iteration_noise: float = 0.3
+    iteration_epochs: int = 10
+    fidelity_episodes: int = 256
+    fidelity_real_episodes: int = 20
     seed: int = 0
 
 
+def stage_names(config: PipelineConfig) -> list[str]:
+    """The stages of a run, in order (iteration K adds collect_K, train_mdnrnn_K, evolve_K)."""
+    names = ["collect", "train_vae", "train_mdnrnn", "evolve"]
+    for k in range(1, config.iterations + 1):
+        names += [f"collect_{k}", f"train_mdnrnn_{k}", f"evolve_{k}"]
+    return names + ["evaluate", "baseline", "fidelity", "render"]
+
+
 def pipeline_preset(preset: str, env: str) -> PipelineConfig:
-    """``debug``: minutes on 2 CPU cores (the tests and the README's main command); ``small``: a
-    real but short run; ``paper``: the paper's sizes (a GPU and a Ray cluster)."""
+    """Named presets.
+
+    - ``debug``: minutes on 2 CPU cores (the tests and the README's main command).
+    - ``small``: a real but short run (tens of minutes).
+    - ``cpu``: the best result 2 CPU cores reach in about 90 minutes (see docs/fidelity.md): for
+      Doom, many cheap episodes (M must see deaths), V on a subset, a long-trained M, the
+      dream's sampled done rule, and two rounds of the paper's iterative training.
+    - ``paper``: the paper's sizes (a GPU and a Ray cluster).
+    """
     doom = env.startswith("doom")
     policy = "repeat" if doom else "brownian"
     if preset == "debug":
@@ -72,6 +103,7 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
             vae_overrides={"epochs": 3}, mdnrnn_overrides={"epochs": 60},
             generations=4, popsize=8, rollouts=2, eval_every=2, eval_rollouts=8,
             dream_steps=cap, evaluate_episodes=4, real_steps=cap, render_steps=60,
+            model_preset="debug", fidelity_episodes=32, fidelity_real_episodes=2,
         )  # fmt: skip
     if preset == "small":
         return PipelineConfig(
@@ -80,19 +112,39 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
             mdnrnn_overrides={"epochs": 20}, generations=30, popsize=32, rollouts=4,
             eval_every=10, eval_rollouts=64, dream_steps=None if doom else 300,
             evaluate_episodes=10, real_steps=None if doom else 300, render_steps=300,
+            model_preset="small", fidelity_episodes=128, fidelity_real_episodes=10,
+        )  # fmt: skip
+    if preset == "cpu":
+        if doom:
+            return PipelineConfig(
+                env, preset, episodes=1000, policy=policy, max_steps=None, min_length=0,
+                vae_overrides={"epochs": 4, "max_episodes": 120},
+                mdnrnn_overrides={"epochs": 60}, generations=30, popsize=32, rollouts=8,
+                eval_every=10, eval_rollouts=128, evaluate_episodes=100, render_steps=500,
+                model_preset="small", temperature=1.0, done_mode="sample", iterations=2,
+                iteration_episodes=200, iteration_noise=0.3, iteration_epochs=15,
+                fidelity_episodes=256, fidelity_real_episodes=20,
+            )  # fmt: skip
+        return PipelineConfig(
+            env, preset, episodes=200, policy=policy, max_steps=None, min_length=0,
+            vae_overrides={"epochs": 3, "max_episodes": 60}, mdnrnn_overrides={"epochs": 20},
+            generations=20, popsize=32, rollouts=4, eval_every=10, eval_rollouts=64,
+            evaluate_episodes=100, render_steps=500, model_preset="small",
+            fidelity_episodes=128, fidelity_real_episodes=10,
         )  # fmt: skip
     if preset == "paper":
         return PipelineConfig(
             env, preset, episodes=10_000, policy=policy, max_steps=None,
             min_length=101 if doom else 0, generations=200 if doom else 1800, popsize=64,
             rollouts=16, eval_every=25, eval_rollouts=1024, evaluate_episodes=100,
-            render_steps=1000,
+            render_steps=1000, model_preset="paper", observation_mode="zch" if doom else "zh",
+            bias=not doom, fidelity_episodes=1024, fidelity_real_episodes=100,
         )  # fmt: skip
     raise DreamgymError(f"unknown pipeline preset {preset!r}; known: {', '.join(PRESETS)}")
 
 
 class Pipeline:
-    """Runs (or resumes) the stages of :data:`STAGES` in ``out``."""
+    """Runs (or resumes) the stages of :func:`stage_names` in ``out``."""
 
     def __init__(self, config: PipelineConfig, out: str | Path, workers: int = 2,
                  address: str | None = None, device: str = "auto",
@@ -106,8 +158,8 @@ class Pipeline:
         if saved is not None and saved != wanted:
             raise DreamgymError(
                 f"{str(self.out)!r} holds a pipeline run of env {saved['env']!r} with preset "
-                f"{saved['preset']!r}; re-run it with the same --env and --preset, or use another"
-                " --out"
+                f"{saved['preset']!r} and {saved.get('iterations', 0)} iteration(s); re-run it "
+                "with the same --env, --preset and --iterations, or use another --out"
             )
         self.state["config"] = wanted
         atomic_write_json(self.out / "pipeline-config.json", wanted)
@@ -118,12 +170,26 @@ class Pipeline:
         return json.loads(path.read_text()) if path.exists() else {"stages": {}}
 
     @property
-    def data(self) -> Path:
-        return self.out / "data"
+    def stages(self) -> list[str]:
+        return stage_names(self.config)
+
+    def data(self, k: int = 0) -> Path:
+        """The rollouts of iteration ``k`` (0: the collection policy's)."""
+        return self.out / ("data" if k == 0 else f"data-{k}")
+
+    def bundle(self, k: int | None = None) -> Path:
+        """The world model of iteration ``k`` (default: the last one)."""
+        k = self.config.iterations if k is None else k
+        return self.out / ("worldmodel" if k == 0 else f"worldmodel-{k}")
+
+    def evolve_dir(self, k: int | None = None) -> Path:
+        k = self.config.iterations if k is None else k
+        return self.out / ("evolve" if k == 0 else f"evolve-{k}")
 
     @property
-    def bundle(self) -> Path:
-        return self.out / "worldmodel"
+    def controller(self) -> Path:
+        """The final controller: the ES mean of the last evolution."""
+        return self.evolve_dir() / "mean"
 
     def run(self, stop_after: str | None = None) -> dict[str, Any]:
         """Run every unfinished stage (up to ``stop_after``), then write the report."""
@@ -131,9 +197,9 @@ class Pipeline:
 
         started = connect_ray(self.address, self.workers)
         try:
-            for name in STAGES:
+            for name in self.stages:
                 if name not in self.state["stages"]:
-                    self._run_stage(name, getattr(self, f"_stage_{name}"))
+                    self._run_stage(name)
                 if name == stop_after:
                     break
         finally:
@@ -143,89 +209,141 @@ class Pipeline:
                 ray.shutdown()
         return self.write_report()
 
-    def _run_stage(self, name: str, stage: Callable[[], dict[str, Any]]) -> None:
+    def _run_stage(self, name: str) -> None:
         if self.progress:
             print(f"== pipeline stage {name}", flush=True)
+        stage, _, k = name.rpartition("_")
+        if k.isdigit():
+            run = lambda: getattr(self, f"_stage_{stage}")(int(k))  # noqa: E731
+        else:
+            run = lambda: getattr(self, f"_stage_{name}")(0)  # noqa: E731
         start = time.perf_counter()
-        result = stage()
+        result = run()
         self.state["stages"][name] = {"seconds": time.perf_counter() - start, **result}
         atomic_write_json(self.out / "pipeline.json", self.state)
 
-    def _stage_collect(self) -> dict[str, Any]:
-        from dreamgym.rollouts import CollectConfig, collect
+    def _collect(self, out: Path, policy, episodes: int, seed: int) -> dict[str, Any]:
+        from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
 
         c = self.config
         result = collect(CollectConfig(
-            env=c.env, episodes=c.episodes, out=self.data, policy=c.policy, workers=self.workers,
-            seed=c.seed, max_episode_steps=c.max_steps, min_length=c.min_length,
+            env=c.env, episodes=episodes, out=out, policy=policy, workers=self.workers,
+            seed=seed, max_episode_steps=c.max_steps, min_length=c.min_length,
             address=self.address,
         ), progress=self.progress)  # fmt: skip
-        from dreamgym.rollouts import RolloutDataset
-
-        dataset = RolloutDataset(self.data)
+        dataset = RolloutDataset(out)
         returns = [e["return"] for e in dataset.entries]
+        lengths = [e["length"] for e in dataset.entries]
         return {"episodes": len(dataset), "frames": dataset.num_frames,
                 "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+                "length_mean": float(np.mean(lengths)),
                 "frames_per_second": result.frames_per_second}  # fmt: skip
 
-    def _stage_train_vae(self) -> dict[str, Any]:
+    def _stage_collect(self, k: int) -> dict[str, Any]:
+        c = self.config
+        if k == 0:
+            return self._collect(self.data(0), c.policy, c.episodes, c.seed)
+        from dreamgym.agents.controller import controller_policy
+
+        policy = controller_policy(self.evolve_dir(k - 1) / "mean", noise=c.iteration_noise)
+        return self._collect(self.data(k), policy, c.iteration_episodes, c.seed + 1000 * k)
+
+    def _stage_train_vae(self, k: int) -> dict[str, Any]:
         from dreamgym.worldmodels.train_vae import VAETrainer
 
-        trainer = VAETrainer(self.data, self.bundle, preset=self.config.preset,
+        trainer = VAETrainer(self.data(0), self.bundle(0), preset=self.config.model_preset,
                              overrides=self.config.vae_overrides, device=self.device)  # fmt: skip
         return _last_losses(trainer.fit(self.progress))
 
-    def _stage_train_mdnrnn(self) -> dict[str, Any]:
+    def _stage_train_mdnrnn(self, k: int) -> dict[str, Any]:
         from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
 
-        trainer = MDNRNNTrainer(self.data, self.bundle, self.bundle, preset=self.config.preset,
-                                overrides=self.config.mdnrnn_overrides,
+        c, bundle = self.config, self.bundle(k)
+        overrides = dict(c.mdnrnn_overrides)
+        if k > 0:
+            # M continues from the previous iteration's weights on all the data so far.
+            if not bundle.exists():
+                tmp = bundle.with_name(f".{bundle.name}.tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                shutil.copytree(self.bundle(k - 1), tmp)
+                tmp.replace(bundle)
+            base = self.state["stages"]["train_mdnrnn"]["epochs"]
+            overrides["epochs"] = base + k * c.iteration_epochs
+        trainer = MDNRNNTrainer([self.data(i) for i in range(k + 1)], bundle, bundle,
+                                preset=c.model_preset, overrides=overrides,
                                 device=self.device)  # fmt: skip
         return _last_losses(trainer.fit(self.progress))
 
-    def _stage_evolve(self) -> dict[str, Any]:
+    def _stage_evolve(self, k: int) -> dict[str, Any]:
         from dreamgym.agents import EvolutionConfig
         from dreamgym.agents.run import EvolveSettings, evolve
 
         c = self.config
-        settings = EvolveSettings(str(self.bundle), "dream", max_episode_steps=c.dream_steps,
+        settings = EvolveSettings(str(self.bundle(k)), "dream", temperature=c.temperature,
+                                  observation_mode=c.observation_mode, bias=c.bias,
+                                  max_episode_steps=c.dream_steps, done_mode=c.done_mode,
                                   evolution=EvolutionConfig(c.popsize, c.rollouts, 0.1,
                                                             c.eval_every, c.eval_rollouts,
-                                                            c.seed))  # fmt: skip
-        evolution = evolve(settings, self.out / "evolve", c.generations, self.workers,
+                                                            c.seed + k))  # fmt: skip
+        evolution = evolve(settings, self.evolve_dir(k), c.generations, self.workers,
                            self.address, self.device, self.progress)  # fmt: skip
         return {"generations": evolution.generation, "best_fitness": evolution.best_fitness,
                 "temperature": settings.temperature}  # fmt: skip
 
-    def _stage_evaluate(self) -> dict[str, Any]:
+    def _stage_evaluate(self, k: int) -> dict[str, Any]:
         from dreamgym.agents.evaluate import evaluate_controller
 
         c = self.config
-        controller = self.out / "evolve" / "mean"
         scores = {}
         for backend, steps in (("dream", c.dream_steps), ("real", c.real_steps)):
             returns = evaluate_controller(
-                controller, c.evaluate_episodes, backend, max_episode_steps=steps,
-                workers=self.workers, address=self.address, seed=c.seed + 1,
+                self.controller, c.evaluate_episodes, backend, temperature=c.temperature,
+                max_episode_steps=steps, workers=self.workers, address=self.address,
+                seed=c.seed + 1, done_mode=c.done_mode,
             )  # fmt: skip
-            scores[backend] = {"mean": float(returns.mean()), "std": float(returns.std()),
-                               "episodes": len(returns)}  # fmt: skip
-            atomic_write_json(controller / f"evaluation-{backend}.json",
+            scores[backend] = _scores(returns)
+            atomic_write_json(self.controller / f"evaluation-{backend}.json",
                               {**scores[backend], "returns": returns.tolist()})  # fmt: skip
         return scores
 
-    def _stage_render(self) -> dict[str, Any]:
+    def _stage_baseline(self, k: int) -> dict[str, Any]:
+        """The collection policy scored like the controller: real episodes, other seeds."""
+        from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
+
+        c = self.config
+        collect(CollectConfig(
+            env=c.env, episodes=c.evaluate_episodes, out=self.out / "baseline", policy=c.policy,
+            workers=self.workers, seed=c.seed + 1, max_episode_steps=c.real_steps,
+            address=self.address,
+        ), progress=self.progress)  # fmt: skip
+        returns = np.array([e["return"] for e in RolloutDataset(self.out / "baseline").entries])
+        return {"policy": c.policy, **_scores(returns)}
+
+    def _stage_fidelity(self, k: int) -> dict[str, Any]:
+        from dreamgym.fidelity import FidelityConfig, FidelityReport
+
+        c = self.config
+        config = FidelityConfig(
+            dream_episodes=c.fidelity_episodes, real_episodes=c.fidelity_real_episodes,
+            temperature=c.temperature, done_mode=c.done_mode, max_episode_steps=c.real_steps,
+            seed=c.seed, workers=self.workers, address=self.address,
+        )  # fmt: skip
+        report = FidelityReport(self.bundle(), self.out / "fidelity", controllers=[self.controller],
+                                config=config, progress=self.progress).run()  # fmt: skip
+        return {"ok": report["ok"], "verdicts": report["verdicts"],
+                "report": "fidelity/fidelity.md"}  # fmt: skip
+
+    def _stage_render(self, k: int) -> dict[str, Any]:
         from dreamgym.dreams.video import render_video
 
         c = self.config
-        controller = self.out / "evolve" / "mean"
-        videos = self.out / "videos"
+        videos, bundle, controller = self.out / "videos", self.bundle(), self.controller
         paths = {
-            "dream": render_video(self.bundle, videos / "dream.mp4", controller,
+            "dream": render_video(bundle, videos / "dream.mp4", controller,
                                   steps=c.render_steps, seed=c.seed),
-            "compare": render_video(self.bundle, videos / "compare.mp4", controller,
+            "compare": render_video(bundle, videos / "compare.mp4", controller,
                                     compare=True, steps=c.render_steps, seed=c.seed),
-            "temperatures": render_video(self.bundle, videos / "temperatures.mp4", controller,
+            "temperatures": render_video(bundle, videos / "temperatures.mp4", controller,
                                          temperatures=c.temperatures, steps=c.render_steps,
                                          seed=c.seed),
         }  # fmt: skip
@@ -234,11 +352,15 @@ class Pipeline:
     def write_report(self) -> dict[str, Any]:
         """report.json (everything recorded) and report.md (the human summary)."""
         stages = self.state["stages"]
-        report = {"config": self.state["config"], "stages": stages,
-                  "finished": all(s in stages for s in STAGES)}  # fmt: skip
+        report = {"config": self.state["config"], "stages": stages, "order": self.stages,
+                  "finished": all(s in stages for s in self.stages)}  # fmt: skip
         atomic_write_json(self.out / "report.json", report)
         atomic_write_bytes(self.out / "report.md", _markdown(report).encode())
         return report
+
+
+def _scores(returns: np.ndarray) -> dict[str, Any]:
+    return {"mean": float(returns.mean()), "std": float(returns.std()), "episodes": len(returns)}
 
 
 def _last_losses(history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -253,43 +375,56 @@ def _markdown(report: dict[str, Any]) -> str:
     if not report["finished"]:
         done = ", ".join(s) or "none"
         lines += [f"**Unfinished.** Stages done: {done}. Re-run the command to resume.", ""]
-    if "collect" in s:
-        d = s["collect"]
-        lines += [
-            f"- Data: {d['episodes']} episodes, {d['frames']:,} frames, policy "
-            f"{c['policy']}, return {d['return_mean']:.1f} +- {d['return_std']:.1f}"
-        ]
-    if "train_vae" in s:
-        v = s["train_vae"]
-        lines += [
-            f"- V: {v['epochs']} epochs, train loss {v['train_loss']:.1f}, validation loss "
-            f"{v.get('val_loss', float('nan')):.1f} ([curves](worldmodel/vae-curves.png), "
-            "[reconstructions](worldmodel/vae-reconstructions.png))"
-        ]
-    if "train_mdnrnn" in s:
-        m = s["train_mdnrnn"]
-        lines += [
-            f"- M: {m['epochs']} epochs, train loss {m['train_loss']:.3f}, validation NLL "
-            f"{m.get('val_nll', float('nan')):.3f} ([curves](worldmodel/mdnrnn-curves.png))"
-        ]
-    if "evolve" in s:
-        e = s["evolve"]
-        lines += [
-            f"- Evolution (dream, tau {e['temperature']:g}): {e['generations']} "
-            f"generations of {c['popsize']} x {c['rollouts']} rollouts, best candidate "
-            f"fitness {e['best_fitness']:.2f} ([fitness curve](evolve/evolve-curves.png))"
-        ]
+    for name in report["order"]:
+        if name not in s:
+            continue
+        x, k = s[name], name.rpartition("_")[2]
+        where = "" if not k.isdigit() else f"-{k}"
+        if name.startswith("collect"):
+            who = c["policy"] if not where else f"the iteration-{k} controller + noise"
+            lines.append(
+                f"- Data{where}: {x['episodes']} episodes, {x['frames']:,} frames, policy {who}, "
+                f"return {x['return_mean']:.1f} +- {x['return_std']:.1f}"
+            )
+        elif name == "train_vae":
+            lines.append(
+                f"- V: {x['epochs']} epochs, train loss {x['train_loss']:.1f}, validation loss "
+                f"{x.get('val_loss', float('nan')):.1f} ([curves](worldmodel/vae-curves.png), "
+                "[reconstructions](worldmodel/vae-reconstructions.png))"
+            )
+        elif name.startswith("train_mdnrnn"):
+            lines.append(
+                f"- M{where}: {x['epochs']} epochs, train loss {x['train_loss']:.3f}, validation "
+                f"NLL {x.get('val_nll', float('nan')):.3f} "
+                f"([curves](worldmodel{where}/mdnrnn-curves.png))"
+            )
+        elif name.startswith("evolve"):
+            lines.append(
+                f"- Evolution{where} (dream, tau {x['temperature']:g}): {x['generations']} "
+                f"generations of {c['popsize']} x {c['rollouts']} rollouts, best candidate "
+                f"fitness {x['best_fitness']:.2f} "
+                f"([fitness curve](evolve{where}/evolve-curves.png))"
+            )
     if "evaluate" in s:
-        r = s["evaluate"]
-        lines += ["", "| controller (ES mean) | episodes | return mean +- std |", "|---|---:|---:|"]
+        lines += ["", "| policy | env | episodes | return mean +- std |", "|---|---|---:|---:|"]
         for backend in ("dream", "real"):
-            x = r[backend]
-            lines += [
-                f"| in the {backend} env | {x['episodes']} | {x['mean']:.1f} +- {x['std']:.1f} |"
-            ]
+            x = s["evaluate"][backend]
+            lines.append(f"| controller (ES mean), trained in the dream | {backend} | "
+                         f"{x['episodes']} | {x['mean']:.1f} +- {x['std']:.1f} |")  # fmt: skip
+        if "baseline" in s:
+            x = s["baseline"]
+            lines.append(f"| {x['policy']} (collection policy) | real | {x['episodes']} | "
+                         f"{x['mean']:.1f} +- {x['std']:.1f} |")  # fmt: skip
+            ratio = s["evaluate"]["real"]["mean"] / max(abs(x["mean"]), 1e-9)
+            lines += ["", f"Controller vs collection policy in the real game: {ratio:.2f}x."]
+    if "fidelity" in s:
+        lines += ["", "Fidelity of the final dream ([report](fidelity/fidelity.md)):", ""]
+        lines += [f"- {v}" for v in s["fidelity"]["verdicts"]]
     if "render" in s:
         lines += ["", "Videos: " + ", ".join(f"[{k}]({v})" for k, v in
                                               s["render"]["videos"].items())]  # fmt: skip
     lines += ["", "| stage | seconds |", "|---|---:|"]
-    lines += [f"| {name} | {s[name]['seconds']:.1f} |" for name in STAGES if name in s]
+    lines += [f"| {name} | {s[name]['seconds']:.1f} |" for name in report["order"] if name in s]
+    total = sum(x["seconds"] for x in s.values())
+    lines += [f"| total | {total:.1f} ({total / 60:.1f} min) |"]
     return "\n".join(lines) + "\n"

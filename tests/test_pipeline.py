@@ -9,7 +9,7 @@ import time
 
 import imageio.v3 as iio
 
-from dreamgym.pipeline import STAGES
+from dreamgym.pipeline import pipeline_preset, stage_names
 
 
 def command(out):
@@ -52,13 +52,20 @@ def test_debug_pipeline_runs_end_to_end_and_resumes_after_a_kill(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "pipeline done: dream" in result.stdout
     report = json.loads((out / "report.json").read_text())
-    assert report["finished"] and sorted(report["stages"]) == sorted(STAGES)
+    stages = stage_names(pipeline_preset("debug", "carracing"))
+    assert report["finished"] and list(report["stages"]) == stages
+    assert stages[-4:] == ["evaluate", "baseline", "fidelity", "render"]
     for name in before:  # finished stages were not run again
         assert report["stages"][name] == before[name]
     assert {p: p.stat().st_mtime_ns for p in (out / "data").glob("episode_*.npz")} == data_files
 
     text = (out / "report.md").read_text()
-    assert "| in the real env | 4 |" in text and "[compare](videos/compare.mp4)" in text
+    assert "| controller (ES mean), trained in the dream | real | 4 |" in text
+    assert "| brownian (collection policy) | real | 4 |" in text
+    assert "[compare](videos/compare.mp4)" in text
+    assert "Fidelity of the final dream" in text and "probe 'full gas'" in text
+    assert (out / "fidelity" / "fidelity.json").exists()
+    assert len(list((out / "baseline").glob("episode_*.npz"))) == 4
     for video in ("dream", "compare", "temperatures"):
         frames = iio.imread(out / "videos" / f"{video}.mp4")
         assert frames.ndim == 4 and frames.shape[1] == 256

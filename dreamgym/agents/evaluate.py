@@ -24,6 +24,7 @@ def evaluate_controller(
     address: str | None = None,
     seed: int = 0,
     device: str = "cpu",
+    done_mode: str = "threshold",
 ) -> np.ndarray:
     """Returns (episodes,) of a saved controller in the real env or in the dream.
 
@@ -49,6 +50,7 @@ def evaluate_controller(
         observation_mode=policy.spec.observation_mode,
         bias=policy.spec.bias,
         max_episode_steps=max_episode_steps,
+        done_mode=done_mode,
     )
     runner = make_backend(settings, model, policy.spec, workers, address)
     try:

@@ -48,6 +48,7 @@ class EvolveSettings:
         observation_mode: the controller's input (``zh`` by default).
         bias: whether the controller has a bias.
         max_episode_steps: episode cap (default: the real env's).
+        done_mode: the dream's done rule, ``threshold`` (the paper) or ``sample``.
         evolution: the CMA-ES settings.
     """
 
@@ -57,6 +58,7 @@ class EvolveSettings:
     observation_mode: str = "zh"
     bias: bool = True
     max_episode_steps: int | None = None
+    done_mode: str = "threshold"
     evolution: EvolutionConfig = dataclasses.field(default_factory=EvolutionConfig)
 
 
@@ -118,7 +120,8 @@ def make_backend(settings: EvolveSettings, model, spec: ControllerSpec, workers:
                  address: str | None = None):  # fmt: skip
     """The evaluation backend ``settings.backend`` names."""
     if settings.backend == "dream":
-        return DreamBackend(model, spec, settings.temperature, settings.max_episode_steps)
+        return DreamBackend(model, spec, settings.temperature, settings.max_episode_steps,
+                            settings.done_mode)  # fmt: skip
     if settings.backend == "real":
         from dreamgym.agents.ray_backend import RealBackend
 

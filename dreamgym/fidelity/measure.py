@@ -123,6 +123,7 @@ def follow_real_episodes(
     temperature: float,
     horizon: int = 100,
     seed: int = 0,
+    openloop_temperature: float = 1e-3,
 ) -> FollowResult:
     """Teacher-forced heads and open-loop prediction over real ``episodes``, batched.
 
@@ -130,7 +131,10 @@ def follow_real_episodes(
     a random step with at least ``horizon`` steps after it, when there is one, for the rest):
     the model follows the real frames up to t0, then dreams on alone with the real actions, and
     its latent and decoded frame are compared with V's encoding of the real frames (latent MSE
-    per dimension, pixel MSE in [0, 1] units), beside the baseline that copies frame t0.
+    per dimension, pixel MSE in [0, 1] units), beside the baseline that copies frame t0. The
+    open-loop dream is the model's point prediction (``openloop_temperature``, near 0: each
+    step takes the most likely mixture component's mean), since a sample's error mostly
+    measures the sampling noise; the heads use ``temperature``.
     """
     n = len(episodes)
     lengths = np.array([e.length for e in episodes])
@@ -165,7 +169,7 @@ def follow_real_episodes(
         a = torch.from_numpy(actions[:, t]).to(device)
         _, reward, done = model.step(forced, a, temperature, generator)
         done_prob[:, t], reward_pred[:, t] = done.cpu().numpy(), reward.cpu().numpy()
-        dreamed, _, _ = model.step(mixed, a, temperature, generator)
+        dreamed, _, _ = model.step(mixed, a, openloop_temperature, generator)
         real_next = frames_at(t + 1)
         forced = model.advance(forced, a, real_next)
         mixed = state_where(t0_t > t, forced, dreamed)

@@ -58,5 +58,5 @@ def plot_openloop(report: dict[str, Any]) -> Figure:
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
     fig.suptitle("open-loop prediction of held-out real episodes", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig

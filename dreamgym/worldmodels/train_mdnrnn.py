@@ -177,10 +177,19 @@ class MDNRNNTrainer(EpochTrainer):
         self.mu, self.logvar = cached_latents(
             self.vae, self.vae_path, self.dataset, self.out, self.device
         )
-        self.train_eps, self.val_eps = split_episodes(
-            len(self.dataset), self.config.val_fraction, self.config.seed
-        )
+        self.train_eps, self.val_eps = self._split()
         self._save_initial_latents()
+
+    def _split(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each dataset split on its own, so that adding a dataset (iterative training) leaves
+        the earlier datasets' validation episodes held out."""
+        train, val, offset = [], [], 0
+        for part in self.dataset.datasets:
+            t, v = split_episodes(len(part), self.config.val_fraction, self.config.seed)
+            train.append(t + offset)
+            val.append(v + offset)
+            offset += len(part)
+        return np.concatenate(train), np.concatenate(val)
 
     def _save_initial_latents(self) -> None:
         first = self.dataset.frame_offsets

@@ -108,6 +108,13 @@ class VAETrainer(EpochTrainer):
         train_eps, val_eps = split_episodes(
             len(self.dataset), self.config.val_fraction, self.config.seed
         )
+        cap = self.config.max_episodes
+        if cap is not None and cap < len(train_eps):
+            if cap < 1:
+                raise DreamgymError(f"max_episodes must be >= 1, got {cap}")
+            pick = np.random.default_rng([self.config.seed, 3]).choice(len(train_eps), cap, False)
+            train_eps = np.sort(train_eps[pick])
+            val_eps = val_eps[: max(1, round(cap * self.config.val_fraction))]
         self.train_rows = _row_ranges(self.dataset, train_eps)
         self.val_rows = _row_ranges(self.dataset, val_eps)
         if frames_on_device is None:

@@ -39,6 +39,9 @@ class VAEConfig:
         batch_size: frames per step (paper: 100).
         lr: Adam learning rate (paper: 1e-4).
         val_fraction: fraction of episodes held out for validation.
+        max_episodes: train on a seeded subset of at most this many episodes (None: all). V
+            needs far fewer frames than M, which must see many rare events such as deaths; a
+            subset keeps V's epochs short on large datasets.
         seed: seeds the split, the batch order and the reparameterisation noise.
     """
 
@@ -48,6 +51,7 @@ class VAEConfig:
     batch_size: int = 100
     lr: float = 1e-4
     val_fraction: float = 0.05
+    max_episodes: int | None = None
     seed: int = 0
 
 
