@@ -103,7 +103,9 @@ class FollowResult:
     ``done_prob[i]`` and ``reward_pred[i]`` are (T_i,): the heads after the real action a_t,
     with M having seen the real frames up to t (teacher forcing). The open-loop arrays are
     (H,) means over episodes at horizon 1..H (NaN where no episode reaches that horizon), for
-    the dream and for the copy-the-start-frame baseline; ``openloop_count`` says how many
+    the dream and for the copy-the-start-frame baseline, plus ``frame_error_recon``, the
+    error of V's own reconstruction of the real frame (a floor no dream can beat: the dream's
+    frames are decoded, the copy baseline's are real pixels); ``openloop_count`` says how many
     episodes each horizon averages.
     """
 
@@ -113,6 +115,7 @@ class FollowResult:
     latent_error_copy: np.ndarray
     frame_error: np.ndarray
     frame_error_copy: np.ndarray
+    frame_error_recon: np.ndarray
     openloop_count: np.ndarray
 
 
@@ -134,7 +137,8 @@ def follow_real_episodes(
     per dimension, pixel MSE in [0, 1] units), beside the baseline that copies frame t0. The
     open-loop dream is the model's point prediction (``openloop_temperature``, near 0: each
     step takes the most likely mixture component's mean), since a sample's error mostly
-    measures the sampling noise; the heads use ``temperature``.
+    measures the sampling noise. The heads read M's memory before any sampling, so
+    ``temperature`` only sets the (unused) sampled latents of the teacher-forced pass.
     """
     n = len(episodes)
     lengths = np.array([e.length for e in episodes])
@@ -163,7 +167,8 @@ def follow_real_episodes(
     t0_t = torch.as_tensor(t0, device=device)
     done_prob = np.zeros((n, frames.shape[1] - 1), np.float32)
     reward_pred = np.zeros_like(done_prob)
-    sums = {k: np.zeros(horizon) for k in ("latent", "latent_copy", "frame", "frame_copy")}
+    sums = {k: np.zeros(horizon)
+            for k in ("latent", "latent_copy", "frame", "frame_copy", "frame_recon")}  # fmt: skip
     count = np.zeros(horizon)
     for t in range(frames.shape[1] - 1):
         a = torch.from_numpy(actions[:, t]).to(device)
@@ -183,11 +188,13 @@ def follow_real_episodes(
         rows = torch.as_tensor(np.flatnonzero(valid), device=device)
         target_latent, target_frame = latent(forced)[rows], pixels(real_next)[rows]
         decoded = pixels(model.decode(state_index(mixed, rows)))
+        reconstructed = pixels(model.decode(state_index(forced, rows)))
         errors = {
             "latent": ((latent(mixed)[rows] - target_latent) ** 2).mean(1),
             "latent_copy": ((start_latent[rows] - target_latent) ** 2).mean(1),
             "frame": ((decoded - target_frame) ** 2).mean((1, 2, 3)),
             "frame_copy": ((start_frame[rows] - target_frame) ** 2).mean((1, 2, 3)),
+            "frame_recon": ((reconstructed - target_frame) ** 2).mean((1, 2, 3)),
         }
         for key, value in errors.items():
             np.add.at(sums[key], h[valid], value.cpu().numpy())
@@ -198,5 +205,6 @@ def follow_real_episodes(
         done_prob=[done_prob[i, : lengths[i]] for i in range(n)],
         reward_pred=[reward_pred[i, : lengths[i]] for i in range(n)],
         latent_error=means["latent"], latent_error_copy=means["latent_copy"],
-        frame_error=means["frame"], frame_error_copy=means["frame_copy"], openloop_count=count,
+        frame_error=means["frame"], frame_error_copy=means["frame_copy"],
+        frame_error_recon=means["frame_recon"], openloop_count=count,
     )  # fmt: skip

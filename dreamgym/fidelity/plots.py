@@ -51,7 +51,10 @@ def plot_openloop(report: dict[str, Any]) -> Figure:
     panels = (("latent_error", "latent MSE per dimension"),
               ("frame_error", "decoded-frame MSE (pixels in [0, 1])"))  # fmt: skip
     for ax, (key, label) in zip(axes, panels, strict=True):
-        for suffix, name in (("", "dream"), ("_copy", "copy the start frame")):
+        curves = [("", "dream"), ("_copy", "copy the start frame")]
+        if key == "frame_error":
+            curves.append(("_recon", "V's reconstruction (floor)"))
+        for suffix, name in curves:
             values = np.array([np.nan if v is None else v for v in o[key + suffix]])
             ax.plot(horizons, values, label=name)
         ax.set_xlabel("horizon (steps)")

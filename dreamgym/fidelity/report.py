@@ -24,6 +24,7 @@ Checks and their thresholds (:data:`THRESHOLDS`):
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_d
 from dreamgym.errors import DreamgymError
 from dreamgym.fidelity import metrics
 from dreamgym.fidelity.measure import (
+    DreamEpisodes,
     controller_actions,
     dream_episodes,
     follow_real_episodes,
@@ -160,6 +162,14 @@ class FidelityReport:
         self.max_steps = int(self.config.max_episode_steps or self.model.info["max_episode_steps"])
         self.out = Path(out) if out is not None else self.world_model / "fidelity"
         self.dataset, self.held_out = self._held_out(data, RolloutDataset)
+        data_cap = int(self.dataset.meta["max_episode_steps"])
+        if self.max_steps > data_cap:
+            raise DreamgymError(
+                f"max_episode_steps={self.max_steps} exceeds the held-out data's cap {data_cap} "
+                f"({str(self.dataset.root)!r}); pass --max-steps {data_cap} or less"
+            )
+        if len(self.held_out) == 0:
+            raise DreamgymError(f"no held-out episodes in {str(self.dataset.root)!r}")
         if self.dataset.env != self.model.env:
             raise DreamgymError(
                 f"data {str(self.dataset.root)!r} holds {self.dataset.env!r} episodes; the world "
@@ -229,6 +239,7 @@ class FidelityReport:
                 import ray
 
                 ray.shutdown()
+        report = _finite(report)
         self._write(report)
         return report
 
@@ -249,6 +260,12 @@ class FidelityReport:
         seeds = np.random.SeedSequence([c.seed, 1]).generate_state(c.dream_episodes)
         policies = [resolve_policy(self.policy, space) for _ in range(c.dream_episodes)]
         dream = self._dream(policy_actions(self.model, policies, seeds))
+        min_length = int(self.dataset.meta.get("min_length", 0))
+        if min_length > 0:  # the held-out data kept only episodes this long: so does the dream
+            keep = dream.lengths >= min_length
+            if keep.any():
+                dream = DreamEpisodes(dream.lengths[keep], dream.returns[keep],
+                                      dream.terminated[keep])  # fmt: skip
         survival.append(_survival_entry(f"{self.policy} (collection policy)", dream, real_len,
                                         real_ret, real_term, "collection"))  # fmt: skip
 
@@ -267,7 +284,9 @@ class FidelityReport:
             controller.check_fits(self.model)
             dream = self._dream(controller_actions(controller),
                                 controller.spec.observation_mode, 100 + k)  # fmt: skip
-            real = self._real(f"controller {k} {path.name}", str(path / "controller.json"))
+            digest = hashlib.sha256((path / "controller.safetensors").read_bytes()).hexdigest()
+            real = self._real(f"controller {path.name} {digest[:12]}",
+                              str(path / "controller.json"))  # fmt: skip
             survival.append(_survival_entry(f"controller {path}", dream, *real, "controller"))
 
         self._say(f"following {len(episodes)} held-out real episodes (heads, open loop)")
@@ -291,7 +310,7 @@ class FidelityReport:
         from dreamgym.fidelity.plots import plot_openloop, plot_reliability, plot_survival
 
         report["verdicts"] = verdicts(report)
-        report["ok"] = all(v.endswith("OK") for v in report["verdicts"])
+        report["ok"] = all(v.endswith(("OK", "n/a")) for v in report["verdicts"])
         atomic_write_json(self.out / "fidelity.json", report)
         for name, figure in (("survival.png", plot_survival), ("reliability.png",
                              plot_reliability), ("openloop.png", plot_openloop)):  # fmt: skip
@@ -299,6 +318,17 @@ class FidelityReport:
             figure(report).savefig(buffer, format="png", dpi=80)
             atomic_write_bytes(self.out / name, buffer.getvalue())
         atomic_write_bytes(self.out / "fidelity.md", markdown(report).encode())
+
+
+def _finite(x: Any) -> Any:
+    """NaN (e.g. an AUROC without deaths) as None, so that the JSON stays valid."""
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
 
 
 def _done_section(follow, lengths: np.ndarray, terminated: np.ndarray) -> dict[str, Any]:
@@ -309,6 +339,9 @@ def _done_section(follow, lengths: np.ndarray, terminated: np.ndarray) -> dict[s
         out[f"auroc_k{k}"] = metrics.auroc(probs, labels)
     labels = np.concatenate(metrics.ends_within(lengths, terminated, 1))
     out["ece"], out["reliability"] = metrics.reliability(probs, labels)
+    # What the sampled done rule implies: expected deaths per episode along real episodes.
+    out["predicted_deaths"] = float(np.mean([p.sum() for p in follow.done_prob]))
+    out["observed_deaths"] = float(terminated.mean())
     out["fires_at_death"] = float(np.mean([p[-1] > 0.5 for p, t in
                                            zip(follow.done_prob, terminated, strict=True) if t]))\
         if terminated.any() else float("nan")  # fmt: skip
@@ -343,25 +376,37 @@ def _openloop_section(follow) -> dict[str, Any]:
         "latent_error_copy": clean(follow.latent_error_copy),
         "frame_error": clean(follow.frame_error),
         "frame_error_copy": clean(follow.frame_error_copy),
+        "frame_error_recon": clean(follow.frame_error_recon),
         "latent_error_mean": float(np.nanmean(follow.latent_error[valid])),
         "latent_error_copy_mean": float(np.nanmean(follow.latent_error_copy[valid])),
         "frame_error_mean": float(np.nanmean(follow.frame_error[valid])),
         "frame_error_copy_mean": float(np.nanmean(follow.frame_error_copy[valid])),
+        "frame_error_recon_mean": float(np.nanmean(follow.frame_error_recon[valid])),
     }
 
 
 def verdicts(report: dict[str, Any]) -> list[str]:
-    """One line per check, ending in OK or in what is wrong."""
+    """One line per check, ending in OK, in n/a (nothing to judge), or in what is wrong."""
     t, lines = report["thresholds"], [s["verdict"] for s in report["survival"]]
     d = report["done"]
-    auc = d["auroc_k10"]
-    lines.append(
-        f"done head: AUROC {d['auroc_k1']:.2f} (next step), {auc:.2f} (within 10 steps; need "
-        f">= {t['done_auroc_k10']}): " + ("OK" if auc >= t["done_auroc_k10"] else "WEAK")
+    if d["deaths"] == 0:
+        lines.append(
+            f"done head: no held-out episode ended before the cap ({d['steps']} steps), "
+            "nothing to discriminate: n/a"
+        )
+    else:
+        auc = d["auroc_k10"]
+        lines.append(
+            f"done head: AUROC {d['auroc_k1']:.2f} (next step), {auc:.2f} (within 10 steps; "
+            f"need >= {t['done_auroc_k10']}): " + ("OK" if auc >= t["done_auroc_k10"] else "WEAK")
+        )
+    ok = d["ece"] <= t["done_ece"] and metrics.within(
+        d["predicted_deaths"], d["observed_deaths"], t["survival_tolerance"]
     )
     lines.append(
-        f"done calibration: ECE {d['ece']:.3f} (need <= {t['done_ece']}): "
-        + ("OK" if d["ece"] <= t["done_ece"] else "MISCALIBRATED")
+        f"done calibration: ECE {d['ece']:.3f} (need <= {t['done_ece']}); summed along real "
+        f"episodes the head predicts {d['predicted_deaths']:.2f} deaths per episode, "
+        f"{d['observed_deaths']:.2f} observed: " + ("OK" if ok else "MISCALIBRATED")
     )
     r = report["reward"]
     ok = r["episode_mae"] <= t["reward_tolerance"] * max(abs(r["real_return_mean"]), 1.0)
