@@ -92,3 +92,37 @@ def test_pipeline_refuses_another_env_in_the_same_run_dir(tmp_path):
         assert "holds a pipeline run of env 'carracing'" in str(exc)
     else:
         raise AssertionError("a second env in the same run directory was accepted")
+
+
+def test_iterative_training_stages(tmp_path, ray_local):
+    """One round of the paper's iterative training: the controller collects, M continues on all
+    the data, a new controller is evolved in the new dream."""
+    import dataclasses
+
+    from dreamgym.pipeline import Pipeline
+    from dreamgym.rollouts import RolloutDataset
+
+    config = dataclasses.replace(
+        pipeline_preset("debug", "doom-takecover"), episodes=4, max_steps=60, dream_steps=60,
+        vae_overrides={"epochs": 1}, mdnrnn_overrides={"epochs": 2}, generations=1, popsize=4,
+        rollouts=1, eval_every=1, eval_rollouts=2, iterations=1, iteration_episodes=2,
+        iteration_noise=0.3, iteration_epochs=1,
+    )  # fmt: skip
+    pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
+    assert pipeline.stages[:7] == [
+        "collect", "train_vae", "train_mdnrnn", "evolve", "collect_1", "train_mdnrnn_1",
+        "evolve_1",
+    ]  # fmt: skip
+    pipeline.run(stop_after="evolve_1")
+    meta = RolloutDataset(tmp_path / "data-1").meta
+    assert meta["policy"].startswith(str((tmp_path / "evolve" / "mean").resolve()))
+    assert "noise=0.3" in meta["policy"]
+    bundle = json.loads((tmp_path / "worldmodel-1" / "bundle.json").read_text())
+    assert len(bundle["training"]["datasets"]) == 2
+    assert bundle["training"]["mdnrnn_epochs"] == 3  # continued: 2 + 1
+    first = json.loads((tmp_path / "worldmodel" / "bundle.json").read_text())
+    assert first["training"]["mdnrnn_epochs"] == 2  # the first iteration's bundle is kept
+    assert pipeline.controller == tmp_path / "evolve-1" / "mean"
+    assert (pipeline.controller / "controller.json").exists()
+    controller = json.loads((pipeline.controller / "controller.json").read_text())
+    assert controller["world_model"] == str((tmp_path / "worldmodel-1").resolve())
