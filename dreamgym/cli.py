@@ -241,9 +241,10 @@ def _add_agent_parsers(commands) -> None:
     evolve.add_argument("--max-steps", type=int, help="episode cap (default: the real env's)")
     evolve.add_argument(
         "--done-mode",
-        choices=["threshold", "sample"],
+        choices=["threshold", "sample", "calibrated"],
         default="threshold",
-        help="dream episode end: done probability > 0.5 (the paper) or drawn from it",
+        help="dream episode end: done probability > 0.5 (the paper), drawn from it, or drawn "
+        "from it recalibrated on held-out episodes",
     )
     evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
     evolve.add_argument("--workers", type=int, default=2, help="Ray actors (real backend)")
@@ -261,7 +262,9 @@ def _add_agent_parsers(commands) -> None:
     evaluate.add_argument("--world-model", help="default: the one the controller was trained for")
     evaluate.add_argument("--temperature", type=float)
     evaluate.add_argument("--max-steps", type=int)
-    evaluate.add_argument("--done-mode", choices=["threshold", "sample"], default="threshold")
+    evaluate.add_argument(
+        "--done-mode", choices=["threshold", "sample", "calibrated"], default="threshold"
+    )
     evaluate.add_argument("--workers", type=int, default=2)
     evaluate.add_argument("--address")
     evaluate.add_argument("--seed", type=int, default=0)
@@ -402,7 +405,9 @@ def _add_fidelity_parser(commands) -> None:
     fidelity.add_argument("--held-out", type=int, default=50, help="held-out episodes followed")
     fidelity.add_argument("--horizon", type=int, default=100, help="open-loop horizon")
     fidelity.add_argument("--temperature", type=float, help="dream tau (default: the env's)")
-    fidelity.add_argument("--done-mode", choices=["threshold", "sample"], default="threshold")
+    fidelity.add_argument(
+        "--done-mode", choices=["threshold", "sample", "calibrated"], default="threshold"
+    )
     fidelity.add_argument("--no-probes", action="store_true", help="skip the probe policies")
     fidelity.add_argument("--max-steps", type=int, help="episode cap (default: the bundle's)")
     fidelity.add_argument("--seed", type=int, default=0)

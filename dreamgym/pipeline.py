@@ -128,11 +128,11 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
                 fidelity_episodes=256, fidelity_real_episodes=20,
             )  # fmt: skip
         return PipelineConfig(
-            env, preset, episodes=200, policy=policy, max_steps=None, min_length=0,
-            vae_overrides={"epochs": 3, "max_episodes": 60}, mdnrnn_overrides={"epochs": 20},
-            generations=20, popsize=32, rollouts=4, eval_every=10, eval_rollouts=64,
+            env, preset, episodes=150, policy=policy, max_steps=None, min_length=0,
+            vae_overrides={"epochs": 3, "max_episodes": 40}, mdnrnn_overrides={"epochs": 20},
+            generations=15, popsize=32, rollouts=4, eval_every=5, eval_rollouts=64,
             evaluate_episodes=100, render_steps=500, model_preset="small",
-            fidelity_episodes=128, fidelity_real_episodes=10,
+            fidelity_episodes=128, fidelity_real_episodes=5,
         )  # fmt: skip
     if preset == "paper":
         return PipelineConfig(

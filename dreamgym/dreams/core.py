@@ -17,7 +17,7 @@ import torch
 from dreamgym.envs import get_env_spec
 from dreamgym.worldmodels import WorldModel, state_assign
 
-DONE_MODES = ("threshold", "sample")
+DONE_MODES = ("threshold", "sample", "calibrated")
 DEFAULT_TEMPERATURE = {"carracing": 1.0, "doom-takecover": 1.15}  # the paper's choices
 RENDER_FPS = {"carracing": 50, "doom-takecover": 35}
 
@@ -42,7 +42,10 @@ class DreamCore:
         temperature: tau > 0 (see ``sample_mdn``).
         observation_mode: what agents see (``"zh"``, ``"z"``, ``"zch"`` for V+M).
         done_mode: ``"threshold"`` ends an episode when the done probability exceeds 0.5 (the
-            paper's deterministic rule); ``"sample"`` draws it.
+            paper's deterministic rule); ``"sample"`` draws it; ``"calibrated"`` draws it from
+            the probability recalibrated on held-out episodes (the bundle's
+            ``done_calibration``: a logit offset that makes the expected number of episode ends
+            along real episodes match the observed one).
         max_episode_steps: truncation length; default the real env's (CarRacing 1,000, Doom 2,100).
     """
 
@@ -65,6 +68,15 @@ class DreamCore:
         self.observation_mode = observation_mode
         self.observation_size = model.observation_size(observation_mode)
         self.done_mode = done_mode
+        self.done_offset = 0.0
+        if done_mode == "calibrated":
+            calibration = model.info.get("done_calibration")
+            if not calibration:
+                raise ValueError(
+                    "done_mode='calibrated' needs a bundle with a done calibration (written by "
+                    "`dreamgym train mdnrnn` when its validation episodes hold a death)"
+                )
+            self.done_offset = float(calibration["logit_offset"])
         self.max_episode_steps = int(max_episode_steps or get_env_spec(model.env).max_episode_steps)
         if self.max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps!r}")
@@ -138,6 +150,8 @@ class DreamCore:
         if self.done_mode == "threshold":
             terminated = done_prob > 0.5
         else:
+            if self.done_offset:
+                done_prob = torch.sigmoid(torch.logit(done_prob, eps=1e-7) + self.done_offset)
             u = torch.rand(done_prob.shape, generator=self.step_generator, device=self.device)
             terminated = u < done_prob
         self.elapsed += 1

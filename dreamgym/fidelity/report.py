@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
 from dreamgym.errors import DreamgymError
@@ -291,6 +292,12 @@ class FidelityReport:
 
         self._say(f"following {len(episodes)} held-out real episodes (heads, open loop)")
         follow = follow_real_episodes(self.model, episodes, self.temperature, c.horizon, c.seed)
+        if c.done_mode == "calibrated":  # judge the probabilities the dream draws from
+            offset = torch.tensor(float(self.model.info["done_calibration"]["logit_offset"]))
+            follow.done_prob = [
+                torch.sigmoid(torch.logit(torch.from_numpy(p), eps=1e-7) + offset).numpy()
+                for p in follow.done_prob
+            ]
         return {
             "world_model": str(self.world_model.resolve()),
             "env": self.model.env,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -201,6 +202,28 @@ def mdnrnn_losses(
     done_loss = (done_loss * m).sum() / count
     total = nll + config.reward_weight * reward_loss + config.done_weight * done_loss
     return {"loss": total, "nll": nll, "reward": reward_loss, "done": done_loss}
+
+
+def fit_logit_offset(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The offset b for which sum(sigmoid(logits + b)) equals the number of positive labels.
+
+    A one-parameter recalibration of the done head, fitted on held-out episodes: training with
+    positives weighted x``done_pos_weight`` inflates the head's odds, so that drawing episode ends
+    from its probabilities ends dreams too early; with b added, the expected number of ends along
+    real episodes matches the observed one.
+    """
+    logits = np.asarray(logits, np.float64)
+    target = float(np.sum(labels))
+    if target <= 0 or target >= len(logits):
+        raise ValueError(f"need both classes to calibrate, got {target:g} of {len(logits)}")
+    lo, hi = -50.0, 50.0
+    for _ in range(100):  # bisection: the sum is increasing in b
+        mid = (lo + hi) / 2
+        if (1 / (1 + np.exp(-(logits + mid)))).sum() < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
 
 
 def sample_mdn(

@@ -33,7 +33,13 @@ from dreamgym.worldmodels.common import (
     resolve_device,
     split_episodes,
 )
-from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, mdnrnn_losses, mdnrnn_preset
+from dreamgym.worldmodels.mdnrnn import (
+    MDNRNN,
+    MDNRNNConfig,
+    fit_logit_offset,
+    mdnrnn_losses,
+    mdnrnn_preset,
+)
 from dreamgym.worldmodels.train_vae import VAE_FILE, load_vae
 from dreamgym.worldmodels.trainer import EpochTrainer
 from dreamgym.worldmodels.vae import ConvVAE, frames_to_input
@@ -178,6 +184,7 @@ class MDNRNNTrainer(EpochTrainer):
             self.vae, self.vae_path, self.dataset, self.out, self.device
         )
         self.train_eps, self.val_eps = self._split()
+        self.calibration: dict[str, Any] | None = None
         self._save_initial_latents()
 
     def _split(self) -> tuple[np.ndarray, np.ndarray]:
@@ -200,10 +207,12 @@ class MDNRNNTrainer(EpochTrainer):
         atomic_write_bytes(self.out / INITIAL_FILE, save(bank))
 
     def batch(
-        self, episodes: np.ndarray, random_start: bool, sample_z: bool
+        self, episodes: np.ndarray, random_start: bool, sample_z: bool, length: int | None = None
     ) -> dict[str, torch.Tensor]:
-        """Windows of ``seq_len`` steps from ``episodes`` (positions), as device tensors."""
-        w = self.dataset.windows(episodes, self.config.seq_len, self.rng if random_start else None)
+        """Windows of ``length`` (default ``seq_len``) steps from ``episodes`` (positions), as
+        device tensors."""
+        length = length or self.config.seq_len
+        w = self.dataset.windows(episodes, length, self.rng if random_start else None)
         actions, rewards, dones = self.dataset.step_arrays()
         mask = w.step_mask
 
@@ -279,6 +288,25 @@ class MDNRNNTrainer(EpochTrainer):
     def extra_metadata(self) -> dict[str, Any]:
         return {"scheduler_steps": self.scheduler.last_epoch, "datasets": self._data_dirs()}
 
+    @torch.no_grad()
+    def done_calibration(self) -> dict[str, Any] | None:
+        """The done head's logit offset fitted on whole validation episodes (see
+        :func:`~dreamgym.worldmodels.mdnrnn.fit_logit_offset`); None without a death there."""
+        val = self.val_eps[:256]
+        if len(val) == 0:
+            return None
+        self.model.eval()
+        batch = self.batch(val, False, False, length=int(self.dataset.lengths[val].max()))
+        heads, _ = self.model(batch["z"], batch["action"], batch["restart"])
+        mask = batch["mask"]
+        logits = heads["done_logit"][mask].float().cpu().numpy()
+        labels = batch["done"][mask].cpu().numpy()
+        if not 0 < labels.sum() < len(labels):
+            return None
+        offset = fit_logit_offset(logits, labels)
+        return {"logit_offset": offset, "episodes": len(val), "deaths": int(labels.sum()),
+                "predicted_deaths_before": float((1 / (1 + np.exp(-logits))).sum())}  # fmt: skip
+
     def write_bundle(self) -> None:
         meta = self.dataset.meta
         atomic_write_json(self.out / BUNDLE_FILE, {
@@ -293,6 +321,7 @@ class MDNRNNTrainer(EpochTrainer):
             "z_size": self.config.z_size,
             "hidden_size": self.config.hidden_size,
             "files": {"vae": VAE_FILE, "mdnrnn": MDNRNN_FILE, "initial_latents": INITIAL_FILE},
+            "done_calibration": self.calibration,
             "training": {"data": str(self.dataset.root.resolve()), "datasets": self._data_dirs(),
                          "episodes": len(self.dataset),
                          "validation": self._validation(),
@@ -303,8 +332,9 @@ class MDNRNNTrainer(EpochTrainer):
         self.write_bundle()
 
     def fit(self, progress: bool = True) -> list[dict[str, Any]]:
-        """Train until ``config.epochs``; the bundle is complete after every epoch."""
+        """Train until ``config.epochs``; the bundle is complete after every epoch, and gets the
+        done head's calibration at the end."""
         history = super().fit(progress)
-        if not (self.out / BUNDLE_FILE).exists():
-            self.write_bundle()
+        self.calibration = self.done_calibration()
+        self.write_bundle()
         return history

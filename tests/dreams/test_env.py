@@ -79,6 +79,19 @@ def test_done_threshold_reward_head_and_truncation(car_bundle):
         outcomes.append(sampled.step(np.zeros(3, np.float32))[2])
     assert 0.45 < np.mean(outcomes) < 0.65
 
+    # "calibrated" draws from the probability shifted by the bundle's fitted logit offset:
+    # a bundle without a calibration is refused.
+    model = model_with_heads(car_bundle, done_bias=0.2)
+    with pytest.raises(ValueError, match="needs a bundle with a done calibration"):
+        DreamEnv(model, done_mode="calibrated")
+    model.info = {**model.info, "done_calibration": {"logit_offset": -3.2}}
+    calibrated = DreamEnv(model, done_mode="calibrated")
+    outcomes = []
+    for seed in range(200):
+        calibrated.reset(seed=seed)
+        outcomes.append(calibrated.step(np.zeros(3, np.float32))[2])
+    assert 0.0 < np.mean(outcomes) < 0.1  # sigmoid(-3.0) = 0.047
+
 
 def test_render_decodes_the_current_latent(car_bundle):
     env = DreamEnv(car_bundle, render_mode="rgb_array", render_size=256)

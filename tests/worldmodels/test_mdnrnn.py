@@ -181,3 +181,17 @@ def test_resumed_training_matches_uninterrupted(car_data, car_bundle, tmp_path):
     a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_done_calibration_offset_matches_the_observed_number_of_ends():
+    from dreamgym.worldmodels.mdnrnn import fit_logit_offset
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(-2.0, 1.5, 5_000)  # a head that predicts far too many ends
+    labels = np.zeros(5_000, bool)
+    labels[:50] = True
+    b = fit_logit_offset(logits, labels)
+    assert b < 0
+    assert (1 / (1 + np.exp(-(logits + b)))).sum() == pytest.approx(50, rel=1e-6)
+    with pytest.raises(ValueError, match="both classes"):
+        fit_logit_offset(logits, np.zeros(5_000, bool))
