@@ -9,7 +9,7 @@ import numpy as np
 from dreamgym import worldmodels
 from dreamgym.agents.controller import Controller
 from dreamgym.agents.run import EvolveSettings, make_backend
-from dreamgym.dreams.core import DEFAULT_TEMPERATURE
+from dreamgym.dreams.core import DEFAULT_TEMPERATURE, check_temperature
 from dreamgym.errors import DreamgymError
 
 
@@ -46,7 +46,9 @@ def evaluate_controller(
     settings = EvolveSettings(
         world_model=str(bundle),
         backend=backend,
-        temperature=temperature or DEFAULT_TEMPERATURE.get(model.env, 1.0),
+        temperature=DEFAULT_TEMPERATURE.get(model.env, 1.0)
+        if temperature is None
+        else check_temperature(temperature),
         observation_mode=policy.spec.observation_mode,
         bias=policy.spec.bias,
         max_episode_steps=max_episode_steps,

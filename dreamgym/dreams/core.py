@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dreamgym.envs import get_env_spec
+from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import WorldModel, state_assign
 
 DONE_MODES = ("threshold", "sample", "calibrated")
@@ -23,13 +24,14 @@ RENDER_FPS = {"carracing": 50, "doom-takecover": 35}
 
 
 def check_temperature(temperature: float) -> float:
-    """The temperature as a float, or ValueError naming it when it is not a finite value > 0."""
+    """The temperature as a float, or DreamgymError (a ValueError) naming it when it is not a
+    finite number > 0."""
     try:
         tau = float(temperature)
     except (TypeError, ValueError):
-        raise ValueError(f"temperature must be a number > 0, got {temperature!r}") from None
+        raise DreamgymError(f"temperature must be a number > 0, got {temperature!r}") from None
     if not (tau > 0 and math.isfinite(tau)):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+        raise DreamgymError(f"temperature must be a finite number > 0, got {temperature!r}")
     return tau
 
 

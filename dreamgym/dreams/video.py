@@ -216,6 +216,9 @@ def render_video(
         raise DreamgymError(f"steps must be >= 1 and size >= 16, got {steps} and {size}")
     if Path(out).suffix.lower() not in VIDEO_EXTENSIONS:
         raise DreamgymError(f"video path {str(out)!r} must end in one of {VIDEO_EXTENSIONS}")
+    for t in [temperature, *(temperatures or [])]:
+        if t is not None:
+            check_temperature(t)
     model = resolve_world_model(world_model, None, device)
     tau = DEFAULT_TEMPERATURE.get(model.env, 1.0) if temperature is None else temperature
     if compare:

@@ -143,3 +143,37 @@ def test_sigkilled_cli_run_resumes_on_the_uninterrupted_trajectory(car_bundle, t
     rerun = subprocess.run(cmd(tmp_path / "b", 6), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert np.array_equal(mean_params(tmp_path / "b"), mean_params(tmp_path / "a"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evolve", "--generations", "1", "--temperature", "0"], "temperature must be"),
+        (["evolve", "--generations", "1", "--temperature", "nan"], "temperature must be"),
+        (["evolve", "--generations", "1", "--max-steps", "-4"], "max_episode_steps must be >= 1"),
+        (["render", "--temperatures", "1.0,0,-2"], "temperature must be"),
+    ],
+)
+def test_bad_temperatures_and_caps_are_one_line_errors(car_bundle, tmp_path, capsys, argv,
+                                                       message):  # fmt: skip
+    from dreamgym.cli import main
+
+    out = tmp_path / "out"
+    where = ["--out", str(out / "x.mp4")] if argv[0] == "render" else ["--out", str(out)]
+    assert main([*argv, "--world-model", str(car_bundle), *where]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing written
+
+
+def test_evaluate_refuses_a_zero_temperature(car_bundle, tmp_path, capsys):
+    from dreamgym.agents import Controller
+    from dreamgym.cli import main
+
+    model = worldmodels.load(car_bundle)
+    Controller(ControllerSpec.for_world_model(model)).save(tmp_path / "c", car_bundle)
+    argv = ["evaluate", "--controller", str(tmp_path / "c"), "--backend", "dream",
+            "--episodes", "2", "--temperature", "0"]  # fmt: skip
+    assert main(argv) == 2
+    assert "temperature must be a finite number > 0, got 0.0" in capsys.readouterr().err
+    assert not (tmp_path / "c" / "evaluation-dream.json").exists()
