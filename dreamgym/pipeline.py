@@ -216,12 +216,9 @@ class Pipeline:
         if self.progress:
             print(f"== pipeline stage {name}", flush=True)
         stage, _, k = name.rpartition("_")
-        if k.isdigit():
-            run = lambda: getattr(self, f"_stage_{stage}")(int(k))  # noqa: E731
-        else:
-            run = lambda: getattr(self, f"_stage_{name}")(0)  # noqa: E731
+        stage, k = (stage, int(k)) if k.isdigit() else (name, 0)
         start = time.perf_counter()
-        result = run()
+        result = getattr(self, f"_stage_{stage}")(k)
         self.state["stages"][name] = {"seconds": time.perf_counter() - start, **result}
         atomic_write_json(self.out / "pipeline.json", self.state)
 

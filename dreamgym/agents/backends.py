@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from dreamgym.agents.controller import ControllerSpec, to_actions, unflatten
-from dreamgym.dreams.core import DreamCore
+from dreamgym.dreams.core import DreamCore, run_episodes
 from dreamgym.worldmodels import WorldModel
 
 
@@ -49,14 +49,12 @@ class DreamBackend:
         core = DreamCore(self.model, n, self.temperature, self.spec.observation_mode,
                          self.done_mode, self.max_episode_steps)  # fmt: skip
         core.seed(np.random.default_rng(seed))
-        obs = core.reset_all()
         theta = torch.as_tensor(np.asarray(params), dtype=torch.float32, device=core.device)
         w, b = unflatten(self.spec, theta.repeat_interleave(rollouts, dim=0))  # (N, A, I), (N, A)
-        total = torch.zeros(n, device=core.device)
-        alive = torch.ones(n, dtype=torch.bool, device=core.device)
-        while alive.any():
+
+        def act(obs: torch.Tensor) -> torch.Tensor:
             out = torch.tanh(torch.bmm(w, obs.unsqueeze(-1)).squeeze(-1) + b)
-            obs, reward, terminated, truncated = core.step(to_actions(self.spec, out), check=False)
-            total += reward * alive
-            alive &= ~(terminated | truncated)
+            return to_actions(self.spec, out)
+
+        total, _, _ = run_episodes(core, act)
         return total.view(len(params), rollouts).cpu().numpy().astype(np.float64)

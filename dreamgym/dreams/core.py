@@ -9,6 +9,7 @@ seed and actions, and a vector dream with N = 1 reproduces the single dream exac
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -163,6 +164,30 @@ class DreamCore:
     def render(self) -> np.ndarray:
         """(N, 64, 64, 3) uint8 frames of the current states, decoded by the world model."""
         return self.model.decode(self.state).cpu().numpy()
+
+
+@torch.no_grad()
+def run_episodes(
+    core: DreamCore, act: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run all N dreams of ``core`` from a reset to their ends (done rule or cap), in one batch.
+
+    ``act`` maps observations (N, F) to valid actions (N, A). Finished episodes keep being
+    stepped (the batch stays rectangular) but count no more reward or steps. Returns the
+    returns (N,), lengths (N,) and whether each episode was ended by the done rule (N,).
+    """
+    obs = core.reset_all()
+    alive = torch.ones(core.num_envs, dtype=torch.bool, device=core.device)
+    returns = torch.zeros(core.num_envs, device=core.device)
+    lengths = torch.zeros(core.num_envs, dtype=torch.long, device=core.device)
+    ended_by_done = torch.zeros_like(alive)
+    while alive.any():
+        obs, reward, terminated, truncated = core.step(act(obs), check=False)
+        returns += reward * alive
+        lengths += alive.long()
+        ended_by_done |= alive & terminated
+        alive &= ~(terminated | truncated)
+    return returns, lengths, ended_by_done
 
 
 def make_core(

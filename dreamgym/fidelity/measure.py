@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from dreamgym.agents.controller import Controller
-from dreamgym.dreams.core import DreamCore
+from dreamgym.dreams.core import DreamCore, run_episodes
 from dreamgym.rollouts.episode import Episode
 from dreamgym.worldmodels import WorldModel, state_index, state_where
 
@@ -69,18 +69,7 @@ def dream_episodes(
     """Run ``n`` dream episodes to their end (done rule or cap), all in one batch."""
     core = DreamCore(model, n, temperature, observation_mode, done_mode, max_episode_steps)
     core.seed(np.random.default_rng(seed))
-    obs = core.reset_all()
-    alive = torch.ones(n, dtype=torch.bool, device=core.device)
-    lengths = torch.zeros(n, dtype=torch.long, device=core.device)
-    returns = torch.zeros(n, device=core.device)
-    ended_by_done = torch.zeros(n, dtype=torch.bool, device=core.device)
-    while alive.any():
-        a = actions(core.state, obs)
-        obs, reward, terminated, truncated = core.step(a, check=False)
-        returns += reward * alive
-        lengths += alive.long()
-        ended_by_done |= alive & terminated
-        alive &= ~(terminated | truncated)
+    returns, lengths, ended_by_done = run_episodes(core, lambda obs: actions(core.state, obs))
     return DreamEpisodes(lengths.cpu().numpy(), returns.cpu().numpy().astype(np.float64),
                          ended_by_done.cpu().numpy())  # fmt: skip
 

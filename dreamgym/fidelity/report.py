@@ -349,11 +349,10 @@ def _done_section(follow, lengths: np.ndarray, terminated: np.ndarray) -> dict[s
     # What the sampled done rule implies: expected deaths per episode along real episodes.
     out["predicted_deaths"] = float(np.mean([p.sum() for p in follow.done_prob]))
     out["observed_deaths"] = float(terminated.mean())
-    out["fires_at_death"] = float(np.mean([p[-1] > 0.5 for p, t in
-                                           zip(follow.done_prob, terminated, strict=True) if t]))\
-        if terminated.any() else float("nan")  # fmt: skip
-    out["false_alarms"] = float(np.mean(np.concatenate([p[:-1] for p in follow.done_prob]) > 0.5))\
-        if len(probs) > len(follow.done_prob) else float("nan")  # fmt: skip
+    last = np.array([p[-1] for p in follow.done_prob])
+    before = np.concatenate([p[:-1] for p in follow.done_prob])
+    out["fires_at_death"] = float(np.mean(last[terminated] > 0.5)) if terminated.any() else None
+    out["false_alarms"] = float(np.mean(before > 0.5)) if len(before) else None
     return out
 
 
