@@ -179,6 +179,7 @@ def _cmd_evolve(args: argparse.Namespace) -> None:
         bias=not args.no_bias,
         max_episode_steps=args.max_steps,
         done_mode=args.done_mode,
+        init=args.init,
         evolution=config,
     )
     out = Path(args.out or Path(args.world_model) / f"evolve-{args.backend}")
@@ -238,6 +239,10 @@ def _add_agent_parsers(commands) -> None:
         help="controller input (default: [z, h])",
     )
     evolve.add_argument("--no-bias", action="store_true", help="controller without bias")
+    evolve.add_argument(
+        "--init",
+        help="warm start: a saved controller directory whose parameters the search starts from",
+    )
     evolve.add_argument("--max-steps", type=int, help="episode cap (default: the real env's)")
     evolve.add_argument(
         "--done-mode",

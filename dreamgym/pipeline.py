@@ -11,7 +11,8 @@ baseline -> fidelity -> render.
       evolve/                CMA-ES run, best/ and mean/            (dreamgym evolve, in the dream)
       data-K/, worldmodel-K/, evolve-K/   iteration K of the paper's iterative training: rollouts
                              of the last controller (with exploration noise), M continued on all
-                             the data, a controller evolved again in the new dream
+                             the data, a controller evolved again in the new dream (by default
+                             starting from the last controller: a warm start)
       baseline/              real episodes of the collection policy (the random baseline)
       fidelity/              the final dream's fidelity report           (dreamgym fidelity)
       videos/                dream.mp4, compare.mp4, temperatures.mp4
@@ -70,6 +71,7 @@ class PipelineConfig:
     iteration_episodes: int = 100
     iteration_noise: float = 0.3
     iteration_epochs: int = 10
+    iteration_warm_start: bool = True
     fidelity_episodes: int = 256
     fidelity_real_episodes: int = 20
     seed: int = 0
@@ -279,16 +281,20 @@ class Pipeline:
         from dreamgym.agents.run import EvolveSettings, evolve
 
         c = self.config
+        # A warm start keeps what the previous controller learnt (and what worked in the real
+        # game): evolving from zeros in each new dream finds that dream's own holes afresh.
+        init = str(self.evolve_dir(k - 1) / "mean") if k and c.iteration_warm_start else None
         settings = EvolveSettings(str(self.bundle(k)), "dream", temperature=c.temperature,
                                   observation_mode=c.observation_mode, bias=c.bias,
                                   max_episode_steps=c.dream_steps, done_mode=c.done_mode,
+                                  init=init,
                                   evolution=EvolutionConfig(c.popsize, c.rollouts, 0.1,
                                                             c.eval_every, c.eval_rollouts,
                                                             c.seed + k))  # fmt: skip
         evolution = evolve(settings, self.evolve_dir(k), c.generations, self.workers,
                            self.address, self.device, self.progress)  # fmt: skip
         return {"generations": evolution.generation, "best_fitness": evolution.best_fitness,
-                "temperature": settings.temperature}  # fmt: skip
+                "temperature": settings.temperature, "warm_start": init is not None}  # fmt: skip
 
     def _stage_evaluate(self, k: int) -> dict[str, Any]:
         from dreamgym.agents.evaluate import evaluate_controller
@@ -403,8 +409,10 @@ def _markdown(report: dict[str, Any]) -> str:
                 f"([curves](worldmodel{where}/mdnrnn-curves.png))"
             )
         elif name.startswith("evolve"):
+            start = f", started from the controller of iteration {int(k) - 1}" if x.get(
+                "warm_start") else ""
             lines.append(
-                f"- Evolution{where} (dream, tau {x['temperature']:g}): {x['generations']} "
+                f"- Evolution{where} (dream, tau {x['temperature']:g}{start}): {x['generations']} "
                 f"generations of {c['popsize']} x {c['rollouts']} rollouts, best candidate "
                 f"fitness {x['best_fitness']:.2f} "
                 f"([fitness curve](evolve{where}/evolve-curves.png))"

@@ -43,7 +43,7 @@ class EvolutionConfig:
     Attributes:
         popsize: candidates per generation (paper: 64).
         rollouts: episodes per candidate; fitness is their mean return (paper: 16).
-        sigma0: initial step size around x0 = 0 (paper: 0.1).
+        sigma0: initial step size around x0 (paper: 0.1, around x0 = 0).
         eval_every: evaluate the ES mean every this many generations (paper: 25).
         eval_rollouts: episodes for that evaluation (paper: 1,024).
         seed: seeds the ES and every generation's episodes.
@@ -83,6 +83,7 @@ class Evolution:
         backend: evaluates candidates.
         callbacks: told about every generation (loggers, checkpointers).
         told: fitness vectors of earlier generations, to resume (replayed, not re-evaluated).
+        x0: the initial mean (default: zeros, the paper's); a warm start searches around it.
     """
 
     def __init__(
@@ -92,8 +93,12 @@ class Evolution:
         backend: EvaluationBackend,
         callbacks: Sequence[EvolutionCallback] = (),
         told: Sequence[Sequence[float]] = (),
+        x0: np.ndarray | None = None,
     ) -> None:
         config.check()
+        x0 = np.zeros(num_params) if x0 is None else np.asarray(x0, dtype=np.float64)
+        if x0.shape != (num_params,) or not np.isfinite(x0).all():
+            raise DreamgymError(f"x0 must be {num_params} finite numbers, got shape {x0.shape}")
         self.config = config
         self.backend = backend
         self.callbacks = list(callbacks)
@@ -101,9 +106,9 @@ class Evolution:
         options = {"popsize": config.popsize, "seed": float("nan"), "verbose": -9,
                    "verb_disp": 0, "verb_log": 0, "verb_filenameprefix": ""}  # fmt: skip
         with self._es_rng():
-            self.es = cma.CMAEvolutionStrategy(np.zeros(num_params), config.sigma0, options)
+            self.es = cma.CMAEvolutionStrategy(x0, config.sigma0, options)
         self.told: list[list[float]] = []
-        self.best_params = np.zeros(num_params)
+        self.best_params = x0.copy()
         self.best_fitness = -math.inf
         for fitness in told:
             solutions = self._ask()

@@ -48,7 +48,10 @@ class EvolveSettings:
         observation_mode: the controller's input (``zh`` by default).
         bias: whether the controller has a bias.
         max_episode_steps: episode cap (default: the real env's).
-        done_mode: the dream's done rule, ``threshold`` (the paper) or ``sample``.
+        done_mode: the dream's done rule, ``threshold`` (the paper), ``sample`` or
+            ``calibrated``.
+        init: a saved controller to start the search from (a warm start: the ES mean begins at
+            its parameters instead of zeros); it must read the same inputs and bias.
         evolution: the CMA-ES settings.
     """
 
@@ -59,6 +62,7 @@ class EvolveSettings:
     bias: bool = True
     max_episode_steps: int | None = None
     done_mode: str = "threshold"
+    init: str | None = None
     evolution: EvolutionConfig = dataclasses.field(default_factory=EvolutionConfig)
 
 
@@ -116,6 +120,19 @@ def _read_checkpoint(out: Path) -> dict[str, Any] | None:
         raise CorruptFileError(f"evolution checkpoint {str(path)!r} is unreadable: {exc}") from exc
 
 
+def _initial_params(path: str, spec: ControllerSpec):
+    """The parameters of the controller at ``path``, checked against the run's ``spec``."""
+    controller, _ = Controller.load(path)
+    if controller.spec != spec:
+        raise DreamgymError(
+            f"--init controller {path!r} does not fit this run: it reads "
+            f"{controller.spec.input_size} inputs ({controller.spec.observation_mode}, bias "
+            f"{controller.spec.bias}) of {controller.spec.env!r}, the run's controller "
+            f"{spec.input_size} ({spec.observation_mode}, bias {spec.bias}) of {spec.env!r}"
+        )
+    return controller.get_params()
+
+
 def make_backend(settings: EvolveSettings, model, spec: ControllerSpec, workers: int = 2,
                  address: str | None = None):  # fmt: skip
     """The evaluation backend ``settings.backend`` names."""
@@ -162,6 +179,10 @@ def evolve(
     if settings.max_episode_steps is not None and settings.max_episode_steps < 1:
         raise DreamgymError(f"max_episode_steps must be >= 1, got {settings.max_episode_steps}")
     spec = ControllerSpec.for_world_model(model, settings.observation_mode, settings.bias)
+    x0 = None
+    if settings.init is not None:
+        settings.init = str(Path(settings.init).resolve())
+        x0 = _initial_params(settings.init, spec)
     check_writable_dir(out)
     saved = _read_checkpoint(out)
     if saved is not None and saved["settings"] != dataclasses.asdict(settings):
@@ -183,7 +204,7 @@ def evolve(
     try:
         evolution = Evolution(spec.num_params, settings.evolution, backend,
                               [checkpointer, LogCallback(out, history), ProgressCallback(bar)],
-                              told)  # fmt: skip
+                              told, x0)  # fmt: skip
         evolution.run(generations)
     finally:
         bar.close()

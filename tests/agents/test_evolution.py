@@ -53,6 +53,19 @@ def test_replayed_resume_equals_uninterrupted_and_ignores_global_rng():
     assert [r["generation"] for r in rows] == [5, 6, 7, 8, 9] and "eval/mean" in rows[1]
 
 
+def test_warm_start_searches_around_x0_and_resumes_exactly():
+    config = EvolutionConfig(popsize=8, rollouts=2, eval_every=0, sigma0=0.01)
+    warm = Evolution(12, config, Quadratic(), x0=TARGET)
+    rows = warm.run(3)
+    cold = Evolution(12, config, Quadratic())
+    assert rows[0]["fitness/worst"] > cold.run(1)[0]["fitness/best"]  # starts near the optimum
+    resumed = Evolution(12, config, Quadratic(), told=warm.told[:2], x0=TARGET)
+    resumed.run(3)
+    assert np.array_equal(resumed.mean, warm.mean)
+    with pytest.raises(DreamgymError, match="x0 must be 12 finite numbers"):
+        Evolution(12, config, Quadratic(), x0=np.zeros(5))
+
+
 def test_bad_popsize():
     with pytest.raises(DreamgymError, match="popsize must be >= 2"):
         Evolution(3, EvolutionConfig(popsize=1), Quadratic())
@@ -98,6 +111,21 @@ def test_runner_resumes_and_refuses_other_settings(car_bundle, tmp_path):
     other.evolution.popsize = 10
     with pytest.raises(DreamgymError, match="other settings \\(evolution\\)"):
         evolve(other, tmp_path / "resumed", 5, progress=False)
+
+
+def test_runner_warm_starts_from_a_saved_controller(car_bundle, tmp_path):
+    def settings(**kwargs):
+        config = EvolutionConfig(popsize=4, rollouts=1, eval_every=0, sigma0=1e-6)
+        return EvolveSettings(str(car_bundle), max_episode_steps=5, evolution=config, **kwargs)
+
+    evolve(settings(), tmp_path / "first", 1, progress=False)
+    start = mean_params(tmp_path / "first")
+    evolve(settings(init=str(tmp_path / "first" / "mean")), tmp_path / "warm", 1, progress=False)
+    assert np.allclose(mean_params(tmp_path / "warm"), start, atol=1e-4)  # tiny sigma: stays put
+    with pytest.raises(DreamgymError, match="does not fit this run"):
+        evolve(settings(init=str(tmp_path / "first" / "mean"), bias=False), tmp_path / "nb", 1,
+               progress=False)  # fmt: skip
+    assert not (tmp_path / "nb").exists()
 
 
 def test_sigkilled_cli_run_resumes_on_the_uninterrupted_trajectory(car_bundle, tmp_path):
