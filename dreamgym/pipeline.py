@@ -409,8 +409,11 @@ def _markdown(report: dict[str, Any]) -> str:
                 f"([curves](worldmodel{where}/mdnrnn-curves.png))"
             )
         elif name.startswith("evolve"):
-            start = f", started from the controller of iteration {int(k) - 1}" if x.get(
-                "warm_start") else ""
+            start = (
+                f", started from the controller of iteration {int(k) - 1}"
+                if x.get("warm_start")
+                else ""
+            )
             lines.append(
                 f"- Evolution{where} (dream, tau {x['temperature']:g}{start}): {x['generations']} "
                 f"generations of {c['popsize']} x {c['rollouts']} rollouts, best candidate "
