@@ -71,6 +71,31 @@ def bare_m_rate(model, n: int, device: str, sync) -> float:
     return rate(step, n, sync=sync)
 
 
+def bare_m_graph_rate(model, n: int) -> float:
+    """The bare M step replayed from a CUDA graph (one launch per step instead of ~30)."""
+    m = model.mdnrnn
+    z, a = torch.randn(n, 32, device="cuda"), torch.zeros(n, 3, device="cuda")
+    h, c = (torch.zeros(n, m.config.hidden_size, device="cuda") for _ in range(2))
+
+    @torch.no_grad()
+    def step():
+        heads, (h_next, c_next) = m.step(z, a, None, (h, c))
+        z.copy_(sample_mdn(heads["logits"], heads["mu"], heads["logsigma"], 1.0))
+        h.copy_(h_next)
+        c.copy_(c_next)
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return rate(graph.replay, n, sync=torch.cuda.synchronize)
+
+
 def vector_rate(model, n: int, output: str, sync) -> float:
     env = DreamVectorEnv(n, world_model=model, output=output)
     env.reset(seed=0)
@@ -109,8 +134,12 @@ def main() -> None:
         for n in (1024, 16384):
             r = vector_rate(gpu, n, "torch", torch.cuda.synchronize)
             print(f"{f'DreamVectorEnv N={n} (GPU, torch out)':38} {r:12,.0f} {r / real:12.1f}")
-        bare = bare_m_rate(gpu, 16384, "cuda", torch.cuda.synchronize)
-        print(f"{'bare batched M step N=16384 (GPU)':38} {bare:12,.0f} {bare / real:12.1f}")
+        for n in (1024, 16384, 65536):
+            bare = bare_m_rate(gpu, n, "cuda", torch.cuda.synchronize)
+            print(f"{f'bare batched M step N={n} (GPU)':38} {bare:12,.0f} {bare / real:12.1f}")
+            graphed = bare_m_graph_rate(gpu, n)
+            label = f"same, CUDA graph N={n} (GPU)"
+            print(f"{label:38} {graphed:12,.0f} {graphed / real:12.1f}")
 
 
 if __name__ == "__main__":

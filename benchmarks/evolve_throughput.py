@@ -16,11 +16,9 @@ import argparse
 import time
 
 import numpy as np
-import ray
 import torch
 
 from dreamgym.agents import ControllerSpec, DreamBackend
-from dreamgym.agents.ray_backend import RealBackend
 from dreamgym.worldmodels import VMWorldModel
 from dreamgym.worldmodels.mdnrnn import MDNRNN, mdnrnn_preset
 from dreamgym.worldmodels.vae import ConvVAE
@@ -50,10 +48,32 @@ def seconds_per_generation(backend, spec: ControllerSpec, sync=lambda: None) -> 
     return time.perf_counter() - start
 
 
+def real_rows(model: VMWorldModel, spec: ControllerSpec, steps: int, dream_seconds: float) -> None:
+    import ray
+
+    from dreamgym.agents.ray_backend import RealBackend
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    real = {}
+    for workers in (1, 2):
+        backend = RealBackend(model, spec, workers, max_episode_steps=steps)
+        real[workers] = seconds_per_generation(backend, spec)
+        backend.close()
+        print(
+            f"real   {workers} worker(s) {steps:3} steps/episode: {real[workers]:8.2f} s/generation"
+        )
+    ray.shutdown()
+    print(
+        f"real 2 vs 1 worker speed-up: {real[1] / real[2]:.2f}x; "
+        f"dream vs real (2 workers), same episode length: {real[2] / dream_seconds:.0f}x faster"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real-steps", type=int, default=10)
     parser.add_argument("--dream-steps", type=int, default=1000)
+    parser.add_argument("--skip-real", action="store_true", help="no real-env rows (no Ray)")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = never_done_model("carracing", 32, 3, "cpu")
@@ -65,21 +85,8 @@ def main() -> None:
     print(f"dream  CPU  {args.real_steps:5} steps/episode: {short:8.2f} s/generation")
     full = seconds_per_generation(DreamBackend(model, spec, 1.0, args.dream_steps), spec)
     print(f"dream  CPU  {args.dream_steps:5} steps/episode: {full:8.2f} s/generation")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    real = {}
-    for workers in (1, 2):
-        backend = RealBackend(model, spec, workers, max_episode_steps=args.real_steps)
-        real[workers] = seconds_per_generation(backend, spec)
-        backend.close()
-        print(
-            f"real   {workers} worker(s) {args.real_steps:3} steps/episode: "
-            f"{real[workers]:8.2f} s/generation"
-        )
-    ray.shutdown()
-    print(
-        f"real 2 vs 1 worker speed-up: {real[1] / real[2]:.2f}x; "
-        f"dream vs real (2 workers), same episode length: {real[2] / short:.0f}x faster"
-    )
+    if not args.skip_real:
+        real_rows(model, spec, args.real_steps, short)
     if torch.cuda.is_available():
         sync = torch.cuda.synchronize
         for env, z, a, steps in (("carracing", 32, 3, 1000), ("doom-takecover", 64, 1, 2100)):

@@ -126,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, help="a CarRacing rollout dataset")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--gpu-only", action="store_true", help="skip the CPU rows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data
@@ -137,7 +138,8 @@ def main() -> None:
                 ),
                 progress=False,
             )
-        run(data, torch.device("cpu"), vae_batch=100, bf16=False, repeats=args.repeats)
+        if not args.gpu_only:
+            run(data, torch.device("cpu"), vae_batch=100, bf16=False, repeats=args.repeats)
         if torch.cuda.is_available():
             run(data, torch.device("cuda"), vae_batch=1024, bf16=True, repeats=args.repeats)
 

@@ -11,6 +11,7 @@ noise to the tanh outputs (:func:`controller_policy`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -80,9 +81,14 @@ def to_actions(spec: ControllerSpec, out: torch.Tensor) -> torch.Tensor:
     """Map tanh outputs in [-1, 1] (..., A) to the real env's actions (the paper's mappings)."""
     if spec.env == "carracing":
         return torch.stack([out[..., 0], (out[..., 1] + 1) / 2, out[..., 2].clamp(0, 1)], -1)
-    low = torch.tensor(spec.action_low, device=out.device)
-    high = torch.tensor(spec.action_high, device=out.device)
+    low, high = _bounds(spec.action_low, spec.action_high, out.device)
     return low + (out + 1) / 2 * (high - low)
+
+
+@functools.lru_cache(maxsize=16)
+def _bounds(low: tuple[float, ...], high: tuple[float, ...], device: torch.device):
+    # Made once per device: a host-to-device copy on every step would stall a GPU dream.
+    return torch.tensor(low, device=device), torch.tensor(high, device=device)
 
 
 def batched_outputs(spec: ControllerSpec, params: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:

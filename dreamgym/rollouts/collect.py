@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import ray
 from tqdm import tqdm
 
 import dreamgym
 from dreamgym._io import atomic_write_bytes, check_writable_dir, remove_stale_temporaries
-from dreamgym._ray import connect_ray
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import store
@@ -187,6 +185,10 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     result = CollectResult(out, kept, 0, 0, 0, 0.0, config.workers)
     if kept >= config.episodes:
         return result
+    import ray  # imported here: reading datasets and training need no Ray
+
+    from dreamgym._ray import connect_ray
+
     started = connect_ray(config.address, config.workers)
     try:
         _run(config, meta, manifest, result, progress)
@@ -203,6 +205,8 @@ def _run(
     result: CollectResult,
     progress: bool,
 ) -> None:
+    import ray
+
     out = Path(config.out)
     remote_worker = ray.remote(num_cpus=1)(EpisodeWorker)
     policy = config.policy if isinstance(config.policy, str) else ray.put(config.policy)
