@@ -86,65 +86,52 @@ def stage_names(config: PipelineConfig) -> list[str]:
 
 
 def pipeline_preset(preset: str, env: str) -> PipelineConfig:
-    """Named presets.
+    """Named presets: a generic preset, then the env's own choices
+    (``RealEnvSpec.pipeline_presets``, see ``dreamgym.envs.registry``).
 
     - ``debug``: minutes on 2 CPU cores (the tests and the README's main command).
     - ``small``: a real but short run (tens of minutes).
-    - ``cpu``: the best result 2 CPU cores reach in about 90 minutes (see docs/fidelity.md): for
-      Doom, many cheap episodes (M must see deaths), V on a subset, a long-trained M, the
-      dream's sampled done rule, and two rounds of the paper's iterative training.
+    - ``cpu``: the best result 2 CPU cores reach in about 90 minutes (see docs/fidelity.md).
     - ``paper``: the paper's sizes (a GPU and a Ray cluster).
+
+    Raises:
+        DreamgymError: an unknown preset or env.
     """
-    doom = env.startswith("doom")
-    policy = "repeat" if doom else "brownian"
-    if preset == "debug":
-        # TakeCover episodes are short and ViZDoom is fast: keep them whole so deaths are seen.
-        cap = None if doom else 100
-        return PipelineConfig(
-            env, preset, episodes=12, policy=policy, max_steps=cap, min_length=0,
-            vae_overrides={"epochs": 3}, mdnrnn_overrides={"epochs": 60},
-            generations=4, popsize=8, rollouts=2, eval_every=2, eval_rollouts=8,
-            dream_steps=cap, evaluate_episodes=4, real_steps=cap, render_steps=60,
-            model_preset="debug", fidelity_episodes=32, fidelity_real_episodes=2,
-        )  # fmt: skip
-    if preset == "small":
-        return PipelineConfig(
-            env, preset, episodes=200, policy=policy, max_steps=None if doom else 300,
-            min_length=101 if doom else 0, vae_overrides={"epochs": 5},
+    from dreamgym.envs import get_env_spec
+
+    if preset not in PRESETS:
+        raise DreamgymError(f"unknown pipeline preset {preset!r}; known: {', '.join(PRESETS)}")
+    spec = get_env_spec(env)
+    generic = {
+        "debug": dict(
+            episodes=12, max_steps=None, min_length=0, vae_overrides={"epochs": 3},
+            mdnrnn_overrides={"epochs": 60}, generations=4, popsize=8, rollouts=2, eval_every=2,
+            eval_rollouts=8, evaluate_episodes=4, render_steps=60, model_preset="debug",
+            fidelity_episodes=32, fidelity_real_episodes=2,
+        ),
+        "small": dict(
+            episodes=200, max_steps=None, min_length=0, vae_overrides={"epochs": 5},
             mdnrnn_overrides={"epochs": 20}, generations=30, popsize=32, rollouts=4,
-            eval_every=10, eval_rollouts=64, dream_steps=None if doom else 300,
-            evaluate_episodes=10, real_steps=None if doom else 300, render_steps=300,
+            eval_every=10, eval_rollouts=64, evaluate_episodes=10, render_steps=300,
             model_preset="small", fidelity_episodes=128, fidelity_real_episodes=10,
-        )  # fmt: skip
-    if preset == "cpu":
-        if doom:
-            return PipelineConfig(
-                env, preset, episodes=1000, policy=policy, max_steps=None, min_length=0,
-                vae_overrides={"epochs": 4, "max_episodes": 120},
-                # The paper's Doom sequence length: most windows are whole episodes from their
-                # first step, so M can track the damage taken so far (deaths depend on it).
-                mdnrnn_overrides={"epochs": 40, "seq_len": 500}, generations=30, popsize=32,
-                rollouts=8, eval_every=10, eval_rollouts=128, evaluate_episodes=100,
-                render_steps=500, model_preset="small", temperature=1.0, done_mode="sample",
-                iterations=2, iteration_episodes=200, iteration_noise=0.3, iteration_epochs=10,
-                fidelity_episodes=256, fidelity_real_episodes=20,
-            )  # fmt: skip
-        return PipelineConfig(
-            env, preset, episodes=150, policy=policy, max_steps=None, min_length=0,
+        ),
+        "cpu": dict(
+            episodes=150, max_steps=None, min_length=0,
             vae_overrides={"epochs": 3, "max_episodes": 40}, mdnrnn_overrides={"epochs": 20},
             generations=15, popsize=32, rollouts=4, eval_every=5, eval_rollouts=64,
             evaluate_episodes=100, render_steps=500, model_preset="small",
             fidelity_episodes=128, fidelity_real_episodes=5,
-        )  # fmt: skip
-    if preset == "paper":
-        return PipelineConfig(
-            env, preset, episodes=10_000, policy=policy, max_steps=None,
-            min_length=101 if doom else 0, generations=200 if doom else 1800, popsize=64,
-            rollouts=16, eval_every=25, eval_rollouts=1024, evaluate_episodes=100,
-            render_steps=1000, model_preset="paper", observation_mode="zch" if doom else "zh",
-            bias=not doom, fidelity_episodes=1024, fidelity_real_episodes=100,
-        )  # fmt: skip
-    raise DreamgymError(f"unknown pipeline preset {preset!r}; known: {', '.join(PRESETS)}")
+        ),
+        "paper": dict(
+            episodes=10_000, max_steps=None, min_length=0, generations=spec.paper.generations,
+            popsize=64, rollouts=16, eval_every=25, eval_rollouts=1024, evaluate_episodes=100,
+            render_steps=1000, model_preset="paper",
+            observation_mode=spec.paper.observation_mode, bias=spec.paper.bias,
+            fidelity_episodes=1024, fidelity_real_episodes=100,
+        ),
+    }[preset]  # fmt: skip
+    settings = {**generic, **spec.pipeline_presets.get(preset, {})}
+    return PipelineConfig(env, preset, policy=spec.collection_policy, **settings)
 
 
 class Pipeline:

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from dreamgym._io import atomic_write_bytes, atomic_write_json
+from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError
 
 CONTROLLER_KIND = "linear-controller"
@@ -79,8 +80,9 @@ def unflatten(spec: ControllerSpec, params: torch.Tensor) -> tuple[torch.Tensor,
 
 def to_actions(spec: ControllerSpec, out: torch.Tensor) -> torch.Tensor:
     """Map tanh outputs in [-1, 1] (..., A) to the real env's actions (the paper's mappings)."""
-    if spec.env == "carracing":
-        return torch.stack([out[..., 0], (out[..., 1] + 1) / 2, out[..., 2].clamp(0, 1)], -1)
+    mapping = get_env_spec(spec.env).controller_actions
+    if mapping is not None:
+        return mapping(out)
     low, high = _bounds(spec.action_low, spec.action_high, out.device)
     return low + (out + 1) / 2 * (high - low)
 

@@ -9,7 +9,7 @@ import numpy as np
 from dreamgym import worldmodels
 from dreamgym.agents.controller import Controller
 from dreamgym.agents.run import EvolveSettings, make_backend
-from dreamgym.dreams.core import DEFAULT_TEMPERATURE, check_temperature
+from dreamgym.dreams.core import resolve_temperature
 from dreamgym.errors import DreamgymError
 
 
@@ -46,9 +46,7 @@ def evaluate_controller(
     settings = EvolveSettings(
         world_model=str(bundle),
         backend=backend,
-        temperature=DEFAULT_TEMPERATURE.get(model.env, 1.0)
-        if temperature is None
-        else check_temperature(temperature),
+        temperature=resolve_temperature(model.env, temperature),
         observation_mode=policy.spec.observation_mode,
         bias=policy.spec.bias,
         max_episode_steps=max_episode_steps,

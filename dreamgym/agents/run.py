@@ -28,7 +28,7 @@ from dreamgym._io import atomic_write_json, check_writable_dir
 from dreamgym.agents.backends import DreamBackend
 from dreamgym.agents.controller import Controller, ControllerSpec
 from dreamgym.agents.evolution import Evolution, EvolutionConfig
-from dreamgym.dreams.core import DEFAULT_TEMPERATURE, check_temperature
+from dreamgym.dreams.core import resolve_temperature
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.runs import RunLogger
 from dreamgym.worldmodels.common import resolve_device
@@ -173,9 +173,7 @@ def evolve(
     # The dream runs on the GPU when there is one; real-env workers read frames on their CPUs.
     device = "cpu" if settings.backend == "real" else str(resolve_device(device))
     model = worldmodels.load(settings.world_model, device)
-    if settings.temperature is None:
-        settings.temperature = DEFAULT_TEMPERATURE.get(model.env, 1.0)
-    settings.temperature = check_temperature(settings.temperature)
+    settings.temperature = resolve_temperature(model.env, settings.temperature)
     if settings.max_episode_steps is not None and settings.max_episode_steps < 1:
         raise DreamgymError(f"max_episode_steps must be >= 1, got {settings.max_episode_steps}")
     spec = ControllerSpec.for_world_model(model, settings.observation_mode, settings.bias)

@@ -21,8 +21,14 @@ from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import WorldModel, state_assign
 
 DONE_MODES = ("threshold", "sample", "calibrated")
-DEFAULT_TEMPERATURE = {"carracing": 1.0, "doom-takecover": 1.15}  # the paper's choices
-RENDER_FPS = {"carracing": 50, "doom-takecover": 35}
+
+
+def resolve_temperature(env: str, temperature: float | None) -> float:
+    """The dream's tau: ``temperature``, or the env's default (the paper's choice) when None,
+    checked with :func:`check_temperature`."""
+    return check_temperature(
+        get_env_spec(env).paper.temperature if temperature is None else temperature
+    )
 
 
 def check_temperature(temperature: float) -> float:
@@ -238,6 +244,5 @@ def make_core(
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
     model = resolve_world_model(world_model, env, device)
-    if temperature is None:
-        temperature = DEFAULT_TEMPERATURE.get(model.env, 1.0)
-    return DreamCore(model, num_envs, temperature, observation_mode, done_mode, max_episode_steps)
+    tau = resolve_temperature(model.env, temperature)
+    return DreamCore(model, num_envs, tau, observation_mode, done_mode, max_episode_steps)

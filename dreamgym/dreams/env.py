@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from dreamgym.dreams.core import RENDER_FPS, make_core
+from dreamgym.dreams.core import make_core
 from dreamgym.envs import get_env_spec
 from dreamgym.worldmodels import WorldModel
 
@@ -75,7 +75,7 @@ class DreamEnv(gym.Env):
         model = self.core.model
         self.render_mode = render_mode
         self.render_size = int(render_size)
-        self.metadata = {**self.metadata, "render_fps": RENDER_FPS.get(model.env, 30)}
+        self.metadata = {**self.metadata, "render_fps": get_env_spec(model.env).render_fps}
         self.action_space = model.action_space
         self.observation_space = gym.spaces.Box(
             -np.inf, np.inf, (self.core.observation_size,), np.float32

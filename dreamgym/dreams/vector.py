@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
-from dreamgym.dreams.core import RENDER_FPS, make_core
+from dreamgym.dreams.core import make_core
 from dreamgym.dreams.env import upscale
+from dreamgym.envs import get_env_spec
 from dreamgym.worldmodels import WorldModel
 
 OUTPUTS = ("numpy", "torch")
@@ -74,7 +75,7 @@ class DreamVectorEnv(VectorEnv):
         self.metadata = {
             **self.metadata,
             "autoreset_mode": mode,
-            "render_fps": RENDER_FPS.get(model.env, 30),
+            "render_fps": get_env_spec(model.env).render_fps,
         }
         self.single_action_space = model.action_space
         self.single_observation_space = gym.spaces.Box(

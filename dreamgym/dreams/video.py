@@ -18,9 +18,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from dreamgym.agents.controller import Controller, ControllerPolicy
-from dreamgym.dreams.core import DreamCore, check_temperature
+from dreamgym.dreams.core import DreamCore, check_temperature, resolve_temperature
 from dreamgym.dreams.env import upscale
-from dreamgym.envs import make_env
+from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts.policies import resolve_policy
 from dreamgym.worldmodels import WorldModel
@@ -207,7 +207,6 @@ def render_video(
     Raises:
         DreamgymError: bad arguments, or a controller that does not fit the world model.
     """
-    from dreamgym.dreams.core import DEFAULT_TEMPERATURE, RENDER_FPS
     from dreamgym.dreams.loading import resolve_world_model
 
     if compare and temperatures:
@@ -220,7 +219,7 @@ def render_video(
         if t is not None:
             check_temperature(t)
     model = resolve_world_model(world_model, None, device)
-    tau = DEFAULT_TEMPERATURE.get(model.env, 1.0) if temperature is None else temperature
+    tau = resolve_temperature(model.env, temperature)
     if compare:
         tracks = compare_tracks(model, controller, policy, tau, seed, steps)
     elif temperatures:
@@ -229,4 +228,4 @@ def render_video(
         tracks = [dream_track(model, action_source(model, controller, policy, seed), tau, seed,
                               steps, f"dream tau {tau:g}")]  # fmt: skip
     frames = compose(tracks, size, overlay)
-    return write_video(frames, out, fps or RENDER_FPS.get(model.env, 30))
+    return write_video(frames, out, fps or get_env_spec(model.env).render_fps)

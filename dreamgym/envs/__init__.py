@@ -6,13 +6,23 @@
 
 from dreamgym.envs.registry import (
     REAL_ENVS,
+    PaperDefaults,
     RealEnvSpec,
     get_env_spec,
     list_envs,
     make_env,
+    register_real_env,
     register_real_envs,
 )
 
 register_real_envs()
 
-__all__ = ["REAL_ENVS", "RealEnvSpec", "get_env_spec", "list_envs", "make_env"]
+__all__ = [
+    "REAL_ENVS",
+    "PaperDefaults",
+    "RealEnvSpec",
+    "get_env_spec",
+    "list_envs",
+    "make_env",
+    "register_real_env",
+]

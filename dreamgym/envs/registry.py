@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+import torch
 
 from dreamgym.errors import DreamgymError
 
 
 @dataclass(frozen=True)
+class PaperDefaults:
+    """What the World Models paper (Ha & Schmidhuber, 2018) and its reference code chose for an
+    env. Presets, dreams and controllers start from these.
+
+    Attributes:
+        z_size: V's latent size (CarRacing 32, Doom 64).
+        hidden_size: M's LSTM units (CarRacing 256, Doom 512).
+        seq_len: M's training sequence length (CarRacing 999, Doom 500).
+        lr_decay: M's learning-rate decay per step (Doom 0.99999).
+        restart_flag: whether M reads a flag that marks an episode's first step (Doom).
+        temperature: the dream's default tau (CarRacing 1.0, Doom 1.15).
+        observation_mode: the controller's input (CarRacing [z, h], Doom [z, c, h]).
+        bias: whether the controller has a bias (Doom's has none).
+        generations: CMA-ES generations of the paper's run (CarRacing 1,800, Doom 200).
+    """
+
+    z_size: int = 32
+    hidden_size: int = 256
+    seq_len: int = 999
+    lr_decay: float = 1.0
+    restart_flag: bool = False
+    temperature: float = 1.0
+    observation_mode: str = "zh"
+    bias: bool = True
+    generations: int = 1800
+
+
+ActionMap = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
 class RealEnvSpec:
-    """One real environment: its short name, Gymnasium id and defaults.
+    """One real environment: every fact dreamgym needs about it, in one place.
 
     Attributes:
         name: the short name used by the CLI and in datasets (``"carracing"``).
@@ -24,6 +57,13 @@ class RealEnvSpec:
         probe_actions: named constant actions that fidelity reports hold for a whole episode, in
             the dream and in the real game, to expose dreams an agent could exploit (e.g.
             "keep strafing left"); empty for an env with no obvious probes.
+        render_fps: frames per second of videos and of the dream's ``render_fps``.
+        paper: the World Models paper's choices for this env.
+        collection_policy: the policy that collects the first rollouts (a policy name).
+        controller_actions: maps a controller's tanh outputs in [-1, 1] (..., A) to actions;
+            ``None``: linearly onto the action space's bounds.
+        pipeline_presets: per pipeline preset, the settings that differ from the generic preset
+            (``dreamgym.pipeline.pipeline_preset``), e.g. ``{"small": {"max_steps": 300}}``.
     """
 
     name: str
@@ -33,6 +73,16 @@ class RealEnvSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     probe_actions: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    render_fps: int = 30
+    paper: PaperDefaults = field(default_factory=PaperDefaults)
+    collection_policy: str = "brownian"
+    controller_actions: ActionMap | None = None
+    pipeline_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def carracing_actions(out: torch.Tensor) -> torch.Tensor:
+    """The paper's CarRacing mapping: steer = x0, gas = (x1 + 1) / 2, brake = clip(x2, 0, 1)."""
+    return torch.stack([out[..., 0], (out[..., 1] + 1) / 2, out[..., 2].clamp(0, 1)], -1)
 
 
 _CAR = "dreamgym.envs.carracing:CarRacing64"
@@ -48,6 +98,28 @@ _DOOM_SCENARIOS = {
     "doom-predict-position": ("predict_position", "DoomPredictPosition", 300, "rocket a target"),
 }
 
+_DOOM_PAPER = PaperDefaults(
+    z_size=64, hidden_size=512, seq_len=500, lr_decay=0.99999, restart_flag=True,
+    temperature=1.15, observation_mode="zch", bias=False, generations=200,
+)  # fmt: skip
+_DOOM_PIPELINE: dict[str, dict[str, Any]] = {
+    # Episodes end by death: keep them whole (no caps) so that M sees deaths.
+    "small": {"min_length": 101},
+    # The best 2 CPU cores reach in about 90 minutes (docs/fidelity.md): many cheap episodes,
+    # V on a subset, a long-trained M on the paper's sequence length (most windows are whole
+    # episodes from their first step, so M can track the damage taken so far), the sampled done
+    # rule at tau 1.0, and two rounds of the paper's iterative training, each evolution
+    # starting from the last controller.
+    "cpu": {
+        "episodes": 1000, "vae_overrides": {"epochs": 4, "max_episodes": 120},
+        "mdnrnn_overrides": {"epochs": 40, "seq_len": 500}, "generations": 30, "rollouts": 8,
+        "eval_every": 10, "eval_rollouts": 128, "temperature": 1.0, "done_mode": "sample",
+        "iterations": 2, "iteration_episodes": 200, "fidelity_episodes": 256,
+        "fidelity_real_episodes": 20,
+    },
+    "paper": {"min_length": 101},
+}  # fmt: skip
+
 REAL_ENVS: dict[str, RealEnvSpec] = {
     "carracing": RealEnvSpec(
         "carracing",
@@ -61,7 +133,14 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
             "gas, steer left": (-1.0, 0.5, 0.0),
             "gas, steer right": (1.0, 0.5, 0.0),
         },
-    ),
+        render_fps=50,
+        controller_actions=carracing_actions,
+        # Short tracks in the small presets: a full lap of a poor driver is 1,000 slow steps.
+        pipeline_presets={
+            "debug": {"max_steps": 100, "dream_steps": 100, "real_steps": 100},
+            "small": {"max_steps": 300, "dream_steps": 300, "real_steps": 300},
+        },
+    ),  # fmt: skip
 }
 for _name, (_scenario, _stem, _limit, _text) in _DOOM_SCENARIOS.items():
     REAL_ENVS[_name] = RealEnvSpec(
@@ -75,19 +154,42 @@ for _name, (_scenario, _stem, _limit, _text) in _DOOM_SCENARIOS.items():
         probe_actions={"strafe left": (-1.0,), "stand still": (0.0,), "strafe right": (1.0,)}
         if _scenario == "take_cover"
         else {},
+        render_fps=35,
+        paper=_DOOM_PAPER,
+        collection_policy="repeat",
+        pipeline_presets=_DOOM_PIPELINE,
     )
+
+
+def register_real_env(spec: RealEnvSpec, replace: bool = False) -> None:
+    """Add a real env to dreamgym (``dreamgym collect --env NAME``, datasets, dreams, presets).
+
+    Args:
+        spec: everything about the env; its ``entry_point`` must build an env with 64x64x3
+            uint8 observations and a continuous (Box) action space.
+        replace: allow replacing an env of the same name.
+
+    Raises:
+        DreamgymError: the name is taken (and ``replace`` is False).
+    """
+    if spec.name in REAL_ENVS and not replace:
+        raise DreamgymError(f"a real env called {spec.name!r} is already registered")
+    REAL_ENVS[spec.name] = spec
+    if spec.gym_id in gym.registry:
+        del gym.registry[spec.gym_id]
+    _register_with_gym(spec)
+
+
+def _register_with_gym(spec: RealEnvSpec) -> None:
+    gym.register(spec.gym_id, entry_point=spec.entry_point,
+                 max_episode_steps=spec.max_episode_steps, kwargs=dict(spec.kwargs))  # fmt: skip
 
 
 def register_real_envs() -> None:
     """Register every real env with Gymnasium (idempotent)."""
     for spec in REAL_ENVS.values():
         if spec.gym_id not in gym.registry:
-            gym.register(
-                spec.gym_id,
-                entry_point=spec.entry_point,
-                max_episode_steps=spec.max_episode_steps,
-                kwargs=dict(spec.kwargs),
-            )
+            _register_with_gym(spec)
 
 
 def list_envs() -> list[RealEnvSpec]:

@@ -141,7 +141,7 @@ class FidelityReport:
                  controllers: Sequence[str | Path] = (), config: FidelityConfig | None = None,
                  device: str = "cpu", progress: bool = True) -> None:  # fmt: skip
         from dreamgym import worldmodels
-        from dreamgym.dreams.core import DEFAULT_TEMPERATURE, DONE_MODES, check_temperature
+        from dreamgym.dreams.core import DONE_MODES, resolve_temperature
         from dreamgym.rollouts import RolloutDataset
         from dreamgym.rollouts.policies import BUILTIN_POLICIES
 
@@ -155,9 +155,7 @@ class FidelityReport:
         self.model = worldmodels.load(self.world_model, device)
         tau = self.config.temperature
         try:
-            self.temperature = check_temperature(
-                DEFAULT_TEMPERATURE.get(self.model.env, 1.0) if tau is None else tau
-            )
+            self.temperature = resolve_temperature(self.model.env, tau)
         except ValueError as exc:
             raise DreamgymError(str(exc)) from None
         self.max_steps = int(self.config.max_episode_steps or self.model.info["max_episode_steps"])

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dreamgym.envs import get_env_spec
+
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 DONE_BIAS_INIT = -3.0
 
@@ -78,14 +80,11 @@ class MDNRNNConfig:
 
 def mdnrnn_preset(name: str, env: str, z_size: int, action_size: int) -> MDNRNNConfig:
     """Named presets: ``paper`` (reference settings per env), ``small``, ``debug``."""
-    doom = env.startswith("doom")
-    base = {"z_size": z_size, "action_size": action_size, "restart_flag": doom}
+    paper = get_env_spec(env).paper
+    base = {"z_size": z_size, "action_size": action_size, "restart_flag": paper.restart_flag}
     presets = {
         "paper": MDNRNNConfig(
-            **base,
-            hidden_size=512 if doom else 256,
-            seq_len=500 if doom else 999,
-            lr_decay=0.99999 if doom else 1.0,
+            **base, hidden_size=paper.hidden_size, seq_len=paper.seq_len, lr_decay=paper.lr_decay
         ),
         "small": MDNRNNConfig(**base, hidden_size=256, epochs=20, seq_len=200, batch_size=32),
         "debug": MDNRNNConfig(**base, hidden_size=64, epochs=8, seq_len=32, batch_size=16),

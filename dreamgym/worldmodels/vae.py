@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dreamgym.envs import get_env_spec
+
 
 @dataclass
 class VAEConfig:
@@ -58,7 +60,7 @@ class VAEConfig:
 def vae_preset(name: str, env: str) -> VAEConfig:
     """Named presets: ``paper`` (the reference settings, z by env), ``small``, ``debug`` (seconds
     on a CPU, used by the tests)."""
-    z_size = 64 if env.startswith("doom") else 32
+    z_size = get_env_spec(env).paper.z_size
     presets = {
         "paper": VAEConfig(z_size=z_size),
         "small": VAEConfig(z_size=z_size, epochs=5, batch_size=64, lr=3e-4),

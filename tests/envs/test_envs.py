@@ -3,6 +3,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 import vizdoom as vzd
 from gymnasium.envs.box2d.car_racing import CarRacing
 from gymnasium.utils.env_checker import check_env
@@ -143,3 +144,55 @@ def test_scenario_without_left_right_pair_is_refused():
 def test_list_envs_names_both_paper_envs():
     names = [spec.name for spec in list_envs()]
     assert "carracing" in names and "doom-takecover" in names
+
+
+@pytest.fixture
+def short_car():
+    """A user's env added in one call: CarRacing with 50-step episodes and its own facts."""
+    from dreamgym.envs import PaperDefaults, RealEnvSpec, register_real_env
+
+    spec = RealEnvSpec(
+        "short-car", "Real-ShortCar-v0", "dreamgym.envs.carracing:CarRacing64", 50,
+        render_fps=12, paper=PaperDefaults(z_size=16, temperature=0.9),
+        pipeline_presets={"debug": {"episodes": 3, "max_steps": 20}},
+    )  # fmt: skip
+    register_real_env(spec)
+    yield spec
+    REAL_ENVS.pop("short-car")
+    gym.registry.pop("Real-ShortCar-v0")
+
+
+def test_a_registered_env_brings_its_facts_everywhere(short_car):
+    from dreamgym.agents.controller import ControllerSpec, to_actions
+    from dreamgym.dreams.core import resolve_temperature
+    from dreamgym.envs import register_real_env
+    from dreamgym.errors import DreamgymError
+    from dreamgym.pipeline import pipeline_preset
+    from dreamgym.worldmodels.vae import vae_preset
+
+    env = make_env("short-car")
+    assert env.spec.max_episode_steps == 50 and env.observation_space.shape == (64, 64, 3)
+    assert vae_preset("paper", "short-car").z_size == 16
+    assert resolve_temperature("short-car", None) == 0.9
+    config = pipeline_preset("debug", "short-car")
+    assert (config.episodes, config.max_steps, config.policy) == (3, 20, "brownian")
+    # No action mapping of its own: tanh outputs map linearly onto the bounds.
+    spec = ControllerSpec("short-car", 4, (-1.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    assert to_actions(spec, torch.tensor([[-1.0, 0.0, 1.0]])).tolist() == [[-1.0, 0.5, 1.0]]
+    with pytest.raises(DreamgymError, match="already registered"):
+        register_real_env(short_car)
+
+
+def test_paper_facts_per_env():
+    from dreamgym.agents.controller import ControllerSpec, to_actions
+    from dreamgym.pipeline import pipeline_preset
+
+    car, doom = REAL_ENVS["carracing"], REAL_ENVS["doom-takecover"]
+    assert (car.paper.z_size, doom.paper.z_size) == (32, 64)
+    assert (car.paper.temperature, doom.paper.temperature) == (1.0, 1.15)
+    assert (car.render_fps, doom.render_fps) == (50, 35)
+    paper = pipeline_preset("paper", "doom-takecover")
+    assert (paper.observation_mode, paper.bias, paper.generations) == ("zch", False, 200)
+    spec = ControllerSpec("carracing", 4, (-1.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    actions = to_actions(spec, torch.tensor([[0.5, 0.0, -0.5]]))
+    assert actions.tolist() == [[0.5, 0.5, 0.0]]  # gas (x + 1) / 2, brake clipped at 0
