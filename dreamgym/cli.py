@@ -291,8 +291,13 @@ def _cmd_render(args: argparse.Namespace) -> None:
             raise DreamgymError(
                 f"--temperatures must be comma-separated numbers, got {args.temperatures!r}"
             ) from None
+    agent = None
+    if args.controller:
+        from dreamgym.agents import Controller
+
+        agent, _ = Controller.load(args.controller)
     path = render_video(
-        args.world_model, args.out, args.controller, args.temperature, args.compare,
+        args.world_model, args.out, agent, args.temperature, args.compare,
         temperatures, args.steps, args.seed, args.size, args.fps, not args.no_overlay,
         args.policy, args.device,
     )  # fmt: skip

@@ -333,7 +333,10 @@ class Pipeline:
         from dreamgym.dreams.video import render_video
 
         c = self.config
-        videos, bundle, controller = self.out / "videos", self.bundle(), self.controller
+        from dreamgym.agents import Controller
+
+        videos, bundle = self.out / "videos", self.bundle()
+        controller, _ = Controller.load(self.controller)
         paths = {
             "dream": render_video(bundle, videos / "dream.mp4", controller,
                                   steps=c.render_steps, seed=c.seed),

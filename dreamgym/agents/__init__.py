@@ -2,17 +2,8 @@
 real env on Ray."""
 
 from dreamgym.agents.backends import DreamBackend
-from dreamgym.agents.controller import (
-    CONTROLLER_KIND,
-    Controller,
-    ControllerPolicy,
-    ControllerSpec,
-    load_controller_policy,
-)
+from dreamgym.agents.controller import Controller, ControllerPolicy, ControllerSpec
 from dreamgym.agents.evolution import EvaluationBackend, Evolution, EvolutionConfig
-from dreamgym.rollouts.policies import register_policy_file_kind
-
-register_policy_file_kind(CONTROLLER_KIND, load_controller_policy)
 
 __all__ = [
     "Controller",

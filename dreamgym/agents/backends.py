@@ -11,6 +11,7 @@ import torch
 
 from dreamgym.agents.controller import ControllerSpec, to_actions, unflatten
 from dreamgym.dreams.core import DreamCore, run_episodes
+from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import WorldModel
 
 
@@ -58,3 +59,29 @@ class DreamBackend:
 
         total, _, _ = run_episodes(core, act)
         return total.view(len(params), rollouts).cpu().numpy().astype(np.float64)
+
+
+BACKENDS = ("dream", "real")
+
+
+def make_backend(
+    kind: str,
+    model: WorldModel,
+    spec: ControllerSpec,
+    temperature: float,
+    max_episode_steps: int | None = None,
+    done_mode: str = "threshold",
+    workers: int = 2,
+    address: str | None = None,
+):
+    """The evaluation backend called ``kind``: ``dream`` (:class:`DreamBackend`) or ``real``
+    (:class:`~dreamgym.agents.ray_backend.RealBackend`; ``temperature`` and ``done_mode`` unused).
+    """
+    if kind == "dream":
+        return DreamBackend(model, spec, temperature, max_episode_steps, done_mode)
+    if kind == "real":
+        from dreamgym.agents.ray_backend import RealBackend
+
+        return RealBackend(model, spec, workers, address, max_episode_steps,
+                           model.info.get("frame_skip", 1))  # fmt: skip
+    raise DreamgymError(f"backend must be one of {BACKENDS}, got {kind!r}")

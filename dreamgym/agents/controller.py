@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from dreamgym._io import atomic_write_bytes, atomic_write_json
+from dreamgym.dreams.agent import WorldModelPolicy
 from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError
 
@@ -119,6 +120,11 @@ class Controller:
         if params is not None:
             self.set_params(params)
 
+    @property
+    def observation_mode(self) -> str:
+        """Which of the world model's observations it reads (a :class:`DreamAgent`)."""
+        return self.spec.observation_mode
+
     def get_params(self) -> np.ndarray:
         return self.params.numpy().copy()
 
@@ -191,7 +197,7 @@ class Controller:
             )
 
 
-class ControllerPolicy:
+class ControllerPolicy(WorldModelPolicy):
     """A controller acting in the real env: V encodes each frame, M tracks the memory h.
 
     Usable as a rollout-collection policy (``dreamgym collect --policy controller.json``, the
@@ -217,34 +223,22 @@ class ControllerPolicy:
     ) -> None:
         if not (math.isfinite(noise) and noise >= 0):
             raise DreamgymError(f"policy noise must be a finite value >= 0, got {noise!r}")
-        controller.check_fits(world_model)
+        super().__init__(controller, world_model, label)
         self.controller = controller
-        self.model = world_model
         self.noise = float(noise)
-        self.label = label
         self.rng = np.random.default_rng(0)
-        self.state = None
-        self.last_action: torch.Tensor | None = None
 
     def reset(self, seed: int) -> None:
-        self.state = None
+        super().reset(seed)
         # A noise stream separate from the env's, derived from the same episode seed.
         self.rng = np.random.default_rng([seed, 2])
 
-    @torch.no_grad()
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        frame = torch.tensor(obs)[None]
-        if self.state is None:
-            self.state = self.model.encode(frame)
-        else:
-            self.state = self.model.advance(self.state, self.last_action, frame)
-        x = self.model.observation(self.state, self.controller.spec.observation_mode)
-        out = self.controller.outputs(x.cpu())
+    def decide(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.controller.outputs(obs)
         if self.noise > 0:
             eps = torch.from_numpy(self.rng.standard_normal(out.shape).astype(np.float32))
             out = (out + self.noise * eps).clamp(-1, 1)
-        self.last_action = to_actions(self.controller.spec, out)
-        return self.last_action[0].numpy().astype(np.float32)
+        return to_actions(self.controller.spec, out)
 
 
 def controller_policy(path: str | Path, noise: float = 0.0) -> ControllerPolicy:

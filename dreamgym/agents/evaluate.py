@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from dreamgym import worldmodels
+from dreamgym.agents.backends import make_backend
 from dreamgym.agents.controller import Controller
-from dreamgym.agents.run import EvolveSettings, make_backend
 from dreamgym.dreams.core import resolve_temperature
 from dreamgym.errors import DreamgymError
 
@@ -43,16 +43,8 @@ def evaluate_controller(
         raise DreamgymError(f"controller {str(controller)!r} names no world model; pass one")
     model = worldmodels.load(bundle, device)
     policy.check_fits(model)
-    settings = EvolveSettings(
-        world_model=str(bundle),
-        backend=backend,
-        temperature=resolve_temperature(model.env, temperature),
-        observation_mode=policy.spec.observation_mode,
-        bias=policy.spec.bias,
-        max_episode_steps=max_episode_steps,
-        done_mode=done_mode,
-    )
-    runner = make_backend(settings, model, policy.spec, workers, address)
+    runner = make_backend(backend, model, policy.spec, resolve_temperature(model.env, temperature),
+                          max_episode_steps, done_mode, workers, address)  # fmt: skip
     try:
         return runner.returns(policy.get_params()[None], episodes, seed)[0]
     finally:

@@ -20,6 +20,7 @@ import torch
 from dreamgym._ray import connect_ray
 from dreamgym.agents.controller import Controller, ControllerPolicy, ControllerSpec
 from dreamgym.envs import make_env
+from dreamgym.rollouts.episode import play
 from dreamgym.worldmodels import WorldModel
 
 IN_FLIGHT_PER_ACTOR = 2
@@ -43,16 +44,7 @@ class RealWorker:
 
     def run(self, params: np.ndarray, seeds: list[int]) -> np.ndarray:
         self.policy.controller.set_params(params)
-        returns = []
-        for seed in seeds:
-            self.policy.reset(seed)
-            obs, _ = self.env.reset(seed=seed)
-            total, done = 0.0, False
-            while not done:
-                obs, reward, terminated, truncated, _ = self.env.step(self.policy.act(obs))
-                total += reward
-                done = terminated or truncated
-            returns.append(total)
+        returns = [sum(step[2] for step in play(self.env, self.policy, seed)) for seed in seeds]
         return np.asarray(returns)
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from dreamgym import worldmodels
 from dreamgym._io import atomic_write_json, check_writable_dir
-from dreamgym.agents.backends import DreamBackend
+from dreamgym.agents.backends import BACKENDS, make_backend
 from dreamgym.agents.controller import Controller, ControllerSpec
 from dreamgym.agents.evolution import Evolution, EvolutionConfig
 from dreamgym.dreams.core import resolve_temperature
@@ -34,7 +34,6 @@ from dreamgym.runs import RunLogger
 from dreamgym.worldmodels.common import resolve_device
 
 CHECKPOINT = "evolution.json"
-BACKENDS = ("dream", "real")
 
 
 @dataclass
@@ -133,20 +132,6 @@ def _initial_params(path: str, spec: ControllerSpec):
     return controller.get_params()
 
 
-def make_backend(settings: EvolveSettings, model, spec: ControllerSpec, workers: int = 2,
-                 address: str | None = None):  # fmt: skip
-    """The evaluation backend ``settings.backend`` names."""
-    if settings.backend == "dream":
-        return DreamBackend(model, spec, settings.temperature, settings.max_episode_steps,
-                            settings.done_mode)  # fmt: skip
-    if settings.backend == "real":
-        from dreamgym.agents.ray_backend import RealBackend
-
-        return RealBackend(model, spec, workers, address, settings.max_episode_steps,
-                           model.info.get("frame_skip", 1))  # fmt: skip
-    raise DreamgymError(f"backend must be one of {BACKENDS}, got {settings.backend!r}")
-
-
 def evolve(
     settings: EvolveSettings,
     out: str | Path,
@@ -194,7 +179,9 @@ def evolve(
     history = saved["history"] if saved else []
     atomic_write_json(out / "evolve-config.json",
                       {**dataclasses.asdict(settings), "generations": generations})  # fmt: skip
-    backend = make_backend(settings, model, spec, workers, address)
+    backend = make_backend(settings.backend, model, spec, settings.temperature,
+                           settings.max_episode_steps, settings.done_mode, workers,
+                           address)  # fmt: skip
     checkpointer = Checkpointer(out, settings, spec)
     checkpointer.history = list(history)
     bar = tqdm(total=generations, initial=len(told), desc="evolve", unit="gen",

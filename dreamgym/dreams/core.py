@@ -97,6 +97,7 @@ class DreamCore:
         self.step_generator = torch.Generator(self.device)
         self.reset_generator = torch.Generator(self.device)
         self.state = None
+        self.done_prob: torch.Tensor | None = None  # the last step's (N,), as the model gave it
         self.elapsed = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
 
     def seed(self, np_random: np.random.Generator) -> None:
@@ -157,6 +158,7 @@ class DreamCore:
         self.state, reward, done_prob = self.model.step(
             self.state, a, self.temperature, self.step_generator
         )
+        self.done_prob = done_prob
         if self.done_mode == "threshold":
             terminated = done_prob > 0.5
         else:

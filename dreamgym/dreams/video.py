@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from dreamgym.agents.controller import Controller, ControllerPolicy
+from dreamgym.dreams.agent import DreamAgent, WorldModelPolicy, check_agent_fits
 from dreamgym.dreams.core import DreamCore, check_temperature, resolve_temperature
 from dreamgym.dreams.env import upscale
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
+from dreamgym.rollouts.episode import run_episode
 from dreamgym.rollouts.policies import resolve_policy
 from dreamgym.worldmodels import WorldModel
 
@@ -92,14 +93,13 @@ def compose(tracks: Sequence[Track], size: int = 256, overlay: bool = True) -> l
 ActionSource = Callable[[torch.Tensor, int], torch.Tensor]
 
 
-def action_source(model: WorldModel, controller: str | Path | None, policy: str,
+def action_source(model: WorldModel, agent: DreamAgent | None, policy: str,
                   seed: int) -> ActionSource:  # fmt: skip
-    """Actions for a dream: the controller reading the dream's observations, or a built-in
-    random policy (``random``, ``brownian``, ``repeat``) seeded with ``seed``."""
-    if controller is not None:
-        c, _ = Controller.load(controller)
-        c.check_fits(model)
-        return lambda state, t: c.act(model.observation(state, c.spec.observation_mode).cpu())
+    """Actions for a dream: the agent reading the dream's observations, or a built-in random
+    policy (``random``, ``brownian``, ``repeat``) seeded with ``seed``."""
+    if agent is not None:
+        check_agent_fits(agent, model)
+        return lambda state, t: agent.act(model.observation(state, agent.observation_mode).cpu())
     chosen = resolve_policy(policy, model.action_space)
     chosen.reset(seed)
     blank = np.zeros((64, 64, 3), np.uint8)
@@ -128,40 +128,31 @@ def dream_track(model: WorldModel, actions: ActionSource | Sequence[np.ndarray],
             action = torch.as_tensor(np.asarray(actions[t]))[None]
         else:
             break
-        core.state, reward, done = model.step(core.state, action.to(core.device).float(),
-                                              core.temperature, core.step_generator)  # fmt: skip
+        _, reward, terminated, _ = core.step(action.to(core.device).float())
         track.frames.append(core.render()[0])
-        track.captions.append(f"step {t + 1} r {reward.item():+.2f} done {done.item():.2f}")
-        if stop_on_done and done.item() > 0.5:
+        track.captions.append(
+            f"step {t + 1} r {reward.item():+.2f} done {core.done_prob.item():.2f}"
+        )
+        if stop_on_done and terminated.item():
             break
     return track
 
 
-def compare_tracks(model: WorldModel, controller: str | Path | None, policy: str,
+def compare_tracks(model: WorldModel, agent: DreamAgent | None, policy: str,
                    temperature: float, seed: int, steps: int) -> list[Track]:  # fmt: skip
     """A real episode, V's reconstruction of each of its frames, and the dream's rollout of the
     same actions from the same first frame: where the dream drifts from reality."""
     env = make_env(model.env, max_episode_steps=steps, frame_skip=model.info.get("frame_skip", 1))
-    if controller is not None:
-        c, _ = Controller.load(controller)
-        actor = ControllerPolicy(c, model)
+    if agent is not None:
+        actor = WorldModelPolicy(agent, model)
     else:
         actor = resolve_policy(policy, model.action_space)
-    if callable(getattr(actor, "reset", None)):
-        actor.reset(seed)
-    obs, _ = env.reset(seed=seed)
-    real = Track("real", [obs], ["step 0"])
-    actions = []
-    done = False
-    while not done:
-        action = np.asarray(actor.act(obs), dtype=np.float32)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        actions.append(action)
-        real.frames.append(obs)
-        real.captions.append(f"step {len(actions)} r {reward:+.2f}")
-        done = terminated or truncated
+    episode = run_episode(env, actor, seed)
     env.close()
-    frames = torch.from_numpy(np.stack(real.frames))
+    captions = ["step 0"] + [f"step {t + 1} r {r:+.2f}" for t, r in enumerate(episode.rewards)]
+    real = Track("real", list(episode.frames), captions)
+    actions = list(episode.actions)
+    frames = torch.from_numpy(episode.frames)
     recon = Track("V reconstruction", list(model.decode(model.encode(frames)).cpu().numpy()),
                   real.captions)  # fmt: skip
     start = model.encode(frames[:1])
@@ -172,7 +163,7 @@ def compare_tracks(model: WorldModel, controller: str | Path | None, policy: str
 
 def temperature_tracks(
     model: WorldModel,
-    controller: str | Path | None,
+    agent: DreamAgent | None,
     policy: str,
     temperatures: Sequence[float],
     seed: int,
@@ -181,7 +172,7 @@ def temperature_tracks(
     """The same start (same seed) dreamed at each temperature."""
     return [
         dream_track(
-            model, action_source(model, controller, policy, seed), tau, seed, steps, f"tau {tau:g}"
+            model, action_source(model, agent, policy, seed), tau, seed, steps, f"tau {tau:g}"
         )  # fmt: skip
         for tau in temperatures
     ]
@@ -190,7 +181,7 @@ def temperature_tracks(
 def render_video(
     world_model: str | Path | WorldModel,
     out: str | Path,
-    controller: str | Path | None = None,
+    agent: DreamAgent | None = None,
     temperature: float | None = None,
     compare: bool = False,
     temperatures: Sequence[float] | None = None,
@@ -204,8 +195,11 @@ def render_video(
 ) -> Path:
     """Render a dream video to ``out`` (.mp4 or .gif); see the module docstring for the modes.
 
+    ``agent`` (a :class:`~dreamgym.dreams.agent.DreamAgent`, e.g. a loaded controller) acts in
+    the dream and, with ``compare``, in the real env; without one, the built-in ``policy`` acts.
+
     Raises:
-        DreamgymError: bad arguments, or a controller that does not fit the world model.
+        DreamgymError: bad arguments, or an agent that does not fit the world model.
     """
     from dreamgym.dreams.loading import resolve_world_model
 
@@ -221,11 +215,11 @@ def render_video(
     model = resolve_world_model(world_model, None, device)
     tau = resolve_temperature(model.env, temperature)
     if compare:
-        tracks = compare_tracks(model, controller, policy, tau, seed, steps)
+        tracks = compare_tracks(model, agent, policy, tau, seed, steps)
     elif temperatures:
-        tracks = temperature_tracks(model, controller, policy, temperatures, seed, steps)
+        tracks = temperature_tracks(model, agent, policy, temperatures, seed, steps)
     else:
-        tracks = [dream_track(model, action_source(model, controller, policy, seed), tau, seed,
+        tracks = [dream_track(model, action_source(model, agent, policy, seed), tau, seed,
                               steps, f"dream tau {tau:g}")]  # fmt: skip
     frames = compose(tracks, size, overlay)
     return write_video(frames, out, fps or get_env_spec(model.env).render_fps)

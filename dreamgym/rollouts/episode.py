@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,27 +172,36 @@ def check_episode_file(path: Path) -> None:
         raise CorruptFileError(f"episode file {str(path)!r} lacks arrays {missing}")
 
 
-def run_episode(env: gym.Env, policy: Policy, seed: int, index: int = 0) -> Episode:
-    """Run one episode of ``env`` driven by ``policy``, both seeded with ``seed``."""
+Step = tuple[np.ndarray, np.ndarray, float, np.ndarray, bool, bool]
+
+
+def play(env: gym.Env, policy: Policy, seed: int) -> Iterator[Step]:
+    """The one real-episode loop (collection, the real backend, videos): reset ``env`` and
+    ``policy`` with ``seed``, then yield each step's (observation, action, reward, next
+    observation, terminated, truncated) until the episode ends."""
     reset = getattr(policy, "reset", None)
     if callable(reset):
         reset(seed)
     obs, _ = env.reset(seed=seed)
-    frames, actions, rewards = [obs], [], []
     terminated = truncated = False
     while not (terminated or truncated):
         action = np.asarray(policy.act(obs), dtype=np.float32)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        frames.append(obs)
-        actions.append(action)
-        rewards.append(reward)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        yield obs, action, float(reward), next_obs, bool(terminated), bool(truncated)
+        obs = next_obs
+
+
+def run_episode(env: gym.Env, policy: Policy, seed: int, index: int = 0) -> Episode:
+    """Run one episode of ``env`` driven by ``policy``, both seeded with ``seed``."""
+    steps = list(play(env, policy, seed))
+    frames = [steps[0][0]] + [step[3] for step in steps]
     action_dim = env.action_space.shape[0]
     return Episode(
         frames=np.stack(frames).astype(np.uint8, copy=False),
-        actions=np.asarray(actions, dtype=np.float32).reshape(len(actions), action_dim),
-        rewards=np.asarray(rewards, dtype=np.float32),
-        terminated=bool(terminated),
-        truncated=bool(truncated),
+        actions=np.asarray([s[1] for s in steps], dtype=np.float32).reshape(len(steps), action_dim),
+        rewards=np.asarray([s[2] for s in steps], dtype=np.float32),
+        terminated=steps[-1][4],
+        truncated=steps[-1][5],
         seed=int(seed),
         index=int(index),
     )

@@ -7,6 +7,7 @@ Policies are pickled to the Ray workers, so they must be picklable.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -133,16 +134,19 @@ BUILTIN_POLICIES: dict[str, type[_SeededPolicy]] = {
 }
 
 PolicyLoader = Callable[[Path, dict[str, Any]], Policy]
-_FILE_LOADERS: dict[str, PolicyLoader] = {}
+# Loaders by kind: a function, or "module:function" imported on first use (as Gymnasium's entry
+# points), so that this layer names the agents' formats without importing the layers above it.
+_FILE_LOADERS: dict[str, PolicyLoader | str] = {
+    "linear-controller": "dreamgym.agents.controller:load_controller_policy",
+}
 
 
 def register_policy_file_kind(kind: str, loader: PolicyLoader) -> None:
     """Teach :func:`load_policy_file` a saved-policy format.
 
     A saved policy is a JSON file (or a directory holding ``policy.json`` or ``controller.json``)
-    whose ``"kind"`` field
-    names the loader; the loader gets the JSON file's path and its parsed content. Controllers
-    trained by dreamgym register their own kind.
+    whose ``"kind"`` field names the loader; the loader gets the JSON file's path and its parsed
+    content. dreamgym's own controllers are kind ``linear-controller``.
     """
     _FILE_LOADERS[kind] = loader
 
@@ -153,8 +157,6 @@ def load_policy_file(path: str | Path) -> Policy:
     Raises:
         DreamgymError: when the file is missing, is not JSON, or has an unknown kind.
     """
-    import dreamgym.agents  # noqa: F401  (registers the controller file kind)
-
     path = Path(path)
     if path.is_dir():
         path = next(
@@ -171,7 +173,11 @@ def load_policy_file(path: str | Path) -> Policy:
     if kind not in _FILE_LOADERS:
         known = ", ".join(sorted(_FILE_LOADERS)) or "none registered"
         raise DreamgymError(f"policy file {str(path)!r} has kind {kind!r}; known kinds: {known}")
-    return _FILE_LOADERS[kind](path, meta)
+    loader = _FILE_LOADERS[kind]
+    if isinstance(loader, str):
+        module, _, name = loader.partition(":")
+        loader = getattr(importlib.import_module(module), name)
+    return loader(path, meta)
 
 
 PolicyArg = str | Policy

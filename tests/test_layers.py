@@ -1,0 +1,45 @@
+"""Imports point down the layers: envs -> rollouts -> worldmodels -> dreams -> agents -> fidelity ->
+pipeline / CLI, with shared infrastructure below them all. Lazy (function-level) imports count."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import dreamgym
+
+PACKAGE = Path(dreamgym.__file__).parent
+LAYERS = {  # first dotted part after "dreamgym." -> its level
+    "errors": 0, "_io": 0, "_ray": 0, "runs": 0,
+    "envs": 1, "rollouts": 2, "worldmodels": 3, "dreams": 4, "agents": 5, "fidelity": 6,
+    "pipeline": 7, "cli": 8, "__main__": 9,
+}  # fmt: skip
+
+
+def layer(module: str) -> int:
+    return LAYERS[module.split(".")[1]]
+
+
+def imports(path: Path) -> set[str]:
+    """Every dreamgym module ``path`` imports (absolute imports only, at any depth)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            found.update(n for n in names if n.startswith("dreamgym."))
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("dreamgym."))
+    return {m for m in found if m.split(".")[1] in LAYERS}
+
+
+def test_every_import_points_down_the_layers():
+    upward = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+        module = ".".join(relative.parts)
+        if module in ("dreamgym.__init__",):
+            continue  # the package root re-exports from every layer
+        for target in sorted(imports(path)):
+            if layer(target) > layer(module):
+                upward.append(f"{module} imports {target}")
+    assert not upward, "imports against the layers:\n" + "\n".join(upward)
