@@ -7,8 +7,8 @@
 """
 
 from dreamgym.dreams.env import DreamEnv
-from dreamgym.dreams.loading import dreamgym_home, find_bundle
 from dreamgym.dreams.registration import register_dream
 from dreamgym.dreams.vector import DreamVectorEnv
+from dreamgym.worldmodels.bundle import dreamgym_home, find_bundle
 
 __all__ = ["DreamEnv", "DreamVectorEnv", "dreamgym_home", "find_bundle", "register_dream"]

@@ -19,6 +19,7 @@ import torch
 from dreamgym.envs import get_env_spec
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import WorldModel, state_assign
+from dreamgym.worldmodels.bundle import resolve_world_model
 
 DONE_MODES = ("threshold", "sample", "calibrated")
 
@@ -241,8 +242,6 @@ def make_core(
     render_mode: str | None,
 ) -> DreamCore:
     """The dream behind a DreamEnv or DreamVectorEnv, from their constructor arguments."""
-    from dreamgym.dreams.loading import resolve_world_model
-
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
     model = resolve_world_model(world_model, env, device)

@@ -25,6 +25,7 @@ from dreamgym.errors import DreamgymError
 from dreamgym.rollouts.episode import run_episode
 from dreamgym.rollouts.policies import resolve_policy
 from dreamgym.worldmodels import WorldModel
+from dreamgym.worldmodels.bundle import resolve_world_model
 
 VIDEO_EXTENSIONS = (".mp4", ".gif")
 
@@ -201,8 +202,6 @@ def render_video(
     Raises:
         DreamgymError: bad arguments, or an agent that does not fit the world model.
     """
-    from dreamgym.dreams.loading import resolve_world_model
-
     if compare and temperatures:
         raise DreamgymError("choose either --compare or --temperatures, not both")
     if steps < 1 or size < 16:

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
-from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from dreamgym._io import atomic_write_bytes, check_writable_dir
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import DatasetUnion, RolloutDataset
+from dreamgym.worldmodels.bundle import write_info
 from dreamgym.worldmodels.common import (
     autocast,
     resolve_device,
@@ -43,12 +44,11 @@ from dreamgym.worldmodels.mdnrnn import (
 from dreamgym.worldmodels.train_vae import VAE_FILE, load_vae
 from dreamgym.worldmodels.trainer import EpochTrainer
 from dreamgym.worldmodels.vae import ConvVAE, frames_to_input
+from dreamgym.worldmodels.vm import BUNDLE_KIND
 
 MDNRNN_FILE = "mdnrnn.safetensors"
 LATENTS_FILE = "latents.safetensors"
 INITIAL_FILE = "initial_latents.safetensors"
-BUNDLE_FILE = "bundle.json"
-BUNDLE_KIND = "vae-mdnrnn"
 
 
 def _file_digest(path: Path) -> str:
@@ -308,25 +308,15 @@ class MDNRNNTrainer(EpochTrainer):
                 "predicted_deaths_before": float((1 / (1 + np.exp(-logits))).sum())}  # fmt: skip
 
     def write_bundle(self) -> None:
-        meta = self.dataset.meta
-        atomic_write_json(self.out / BUNDLE_FILE, {
-            "format": 1,
-            "kind": BUNDLE_KIND,
-            "env": self.dataset.env,
-            "gym_id": meta["gym_id"],
-            "action_low": meta["action_low"],
-            "action_high": meta["action_high"],
-            "max_episode_steps": meta["max_episode_steps"],
-            "frame_skip": meta["frame_skip"],
-            "z_size": self.config.z_size,
-            "hidden_size": self.config.hidden_size,
-            "files": {"vae": VAE_FILE, "mdnrnn": MDNRNN_FILE, "initial_latents": INITIAL_FILE},
-            "done_calibration": self.calibration,
-            "training": {"data": str(self.dataset.root.resolve()), "datasets": self._data_dirs(),
-                         "episodes": len(self.dataset),
-                         "validation": self._validation(),
-                         "vae_epochs": self.vae_meta["epoch"], "mdnrnn_epochs": self.epoch},
-        })  # fmt: skip
+        write_info(
+            self.out, BUNDLE_KIND, self.dataset.meta, z_size=self.config.z_size,
+            hidden_size=self.config.hidden_size,
+            files={"vae": VAE_FILE, "mdnrnn": MDNRNN_FILE, "initial_latents": INITIAL_FILE},
+            done_calibration=self.calibration,
+            training={"data": str(self.dataset.root.resolve()), "datasets": self._data_dirs(),
+                      "episodes": len(self.dataset), "validation": self._validation(),
+                      "vae_epochs": self.vae_meta["epoch"], "mdnrnn_epochs": self.epoch},
+        )  # fmt: skip
 
     def after_epoch(self) -> None:
         self.write_bundle()

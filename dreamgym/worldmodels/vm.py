@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +135,9 @@ def _required(path: Path) -> Path:
     return path
 
 
+BUNDLE_KIND = "vae-mdnrnn"
+
+
 def load_vm(root: Path, info: dict[str, Any], device: str | torch.device) -> VMWorldModel:
     """Load a ``vae-mdnrnn`` bundle, checking that V, M and the bundle agree."""
     from safetensors import SafetensorError
@@ -176,19 +178,3 @@ def load_vm(root: Path, info: dict[str, Any], device: str | torch.device) -> VMW
             f"{tuple(bank['mu'].shape)}, expected (E, {m_config.z_size})"
         )
     return VMWorldModel(vae, mdnrnn, bank["mu"], bank["logvar"], info, device)
-
-
-def read_bundle_info(root: Path) -> dict[str, Any]:
-    """The parsed ``bundle.json`` of a bundle directory."""
-    path = root / "bundle.json"
-    if not root.is_dir():
-        raise DreamgymError(f"world-model bundle {str(root)!r} is not a directory")
-    if not path.exists():
-        raise DreamgymError(
-            f"{str(root)!r} is not a world-model bundle (no bundle.json); train one with "
-            "`dreamgym train vae` then `dreamgym train mdnrnn`"
-        )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CorruptFileError(f"{str(path)!r} is not valid JSON: {exc}") from exc
