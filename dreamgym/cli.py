@@ -234,9 +234,8 @@ def _add_agent_parsers(commands) -> None:
     evolve.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
     evolve.add_argument(
         "--observation",
-        default="zh",
-        choices=["z", "zh", "zch"],
-        help="controller input (default: [z, h])",
+        help="controller input: one of the world model's feature modes (V+M: zh = [z, h], the "
+        "default; z; zch = [z, c, h])",
     )
     evolve.add_argument("--no-bias", action="store_true", help="controller without bias")
     evolve.add_argument(

@@ -26,6 +26,7 @@ from dreamgym._io import atomic_write_bytes, atomic_write_json
 from dreamgym.dreams.agent import WorldModelPolicy
 from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError
+from dreamgym.worldmodels.protocol import check_feature_mode
 
 CONTROLLER_KIND = "linear-controller"
 
@@ -58,10 +59,12 @@ class ControllerSpec:
         return self.action_size * (self.input_size + int(self.bias))
 
     @classmethod
-    def for_world_model(cls, model, observation_mode: str = "zh", bias: bool = True):
-        """The controller shape that fits a loaded world model."""
+    def for_world_model(cls, model, observation_mode: str | None = None, bias: bool = True):
+        """The controller shape that fits a loaded world model, reading its feature vector
+        ``observation_mode`` (default: the model's default)."""
         space = model.action_space
-        return cls(model.env, model.observation_size(observation_mode),
+        observation_mode = check_feature_mode(model, observation_mode)
+        return cls(model.env, model.feature_size(observation_mode),
                    tuple(float(x) for x in space.low), tuple(float(x) for x in space.high),
                    observation_mode, bias)  # fmt: skip
 

@@ -44,7 +44,8 @@ class EvolveSettings:
         world_model: the bundle directory.
         backend: ``"dream"`` (batched dream) or ``"real"`` (real env on Ray).
         temperature: the dream's tau (default: 1.0, Doom 1.15).
-        observation_mode: the controller's input (``zh`` by default).
+        observation_mode: the controller's input (default: the world model's default, V+M's
+            ``zh``).
         bias: whether the controller has a bias.
         max_episode_steps: episode cap (default: the real env's).
         done_mode: the dream's done rule, ``threshold`` (the paper), ``sample`` or
@@ -57,7 +58,7 @@ class EvolveSettings:
     world_model: str
     backend: str = "dream"
     temperature: float | None = None
-    observation_mode: str = "zh"
+    observation_mode: str | None = None
     bias: bool = True
     max_episode_steps: int | None = None
     done_mode: str = "threshold"
@@ -162,6 +163,7 @@ def evolve(
     if settings.max_episode_steps is not None and settings.max_episode_steps < 1:
         raise DreamgymError(f"max_episode_steps must be >= 1, got {settings.max_episode_steps}")
     spec = ControllerSpec.for_world_model(model, settings.observation_mode, settings.bias)
+    settings.observation_mode = spec.observation_mode
     x0 = None
     if settings.init is not None:
         settings.init = str(Path(settings.init).resolve())

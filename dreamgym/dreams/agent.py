@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dreamgym.worldmodels import WorldModel
+from dreamgym.worldmodels.protocol import check_feature_mode
 
 
 @runtime_checkable
@@ -37,7 +38,7 @@ def check_agent_fits(agent: DreamAgent, model: WorldModel) -> None:
     if callable(own):
         own(model)
         return
-    model.observation_size(agent.observation_mode)  # raises for a mode the model lacks
+    check_feature_mode(model, agent.observation_mode)
 
 
 class WorldModelPolicy:
@@ -74,6 +75,6 @@ class WorldModelPolicy:
             self.state = self.model.encode(frame_t)
         else:
             self.state = self.model.advance(self.state, self.last_action, frame_t)
-        obs = self.model.observation(self.state, self.agent.observation_mode)
+        obs = self.model.features(self.state, self.agent.observation_mode)
         self.last_action = self.decide(obs.cpu())
         return self.last_action[0].numpy().astype(np.float32)

@@ -20,6 +20,13 @@ from dreamgym.envs import get_env_spec
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import WorldModel, state_assign
 from dreamgym.worldmodels.bundle import resolve_world_model
+from dreamgym.worldmodels.protocol import (
+    Decodes,
+    HasGoalCost,
+    PredictsRewardDone,
+    check_feature_mode,
+    step_options,
+)
 
 DONE_MODES = ("threshold", "sample", "calibrated")
 
@@ -30,6 +37,15 @@ def resolve_temperature(env: str, temperature: float | None) -> float:
     return check_temperature(
         get_env_spec(env).paper.temperature if temperature is None else temperature
     )
+
+
+def check_decodes(model: WorldModel) -> None:
+    """DreamgymError unless ``model`` can show its states (rendering needs a decoder)."""
+    if not isinstance(model, Decodes):
+        raise DreamgymError(
+            "this world model has no decoder, so its dreams cannot be rendered; use "
+            "render_mode=None"
+        )
 
 
 def check_temperature(temperature: float) -> float:
@@ -50,14 +66,21 @@ class DreamCore:
     Args:
         model: any world-model protocol implementation.
         num_envs: N.
-        temperature: tau > 0 (see ``sample_mdn``).
-        observation_mode: what agents see (``"zh"``, ``"z"``, ``"zch"`` for V+M).
+        temperature: tau > 0 (see ``sample_mdn``), passed to models whose ``step`` takes it.
+        observation_mode: which of the model's feature vectors agents see (default: the
+            model's default; V+M: ``"zh"``, ``"z"``, ``"zch"``).
         done_mode: ``"threshold"`` ends an episode when the done probability exceeds 0.5 (the
             paper's deterministic rule); ``"sample"`` draws it; ``"calibrated"`` draws it from
             the probability recalibrated on held-out episodes (the bundle's
             ``done_calibration``: a logit offset that makes the expected number of episode ends
             along real episodes match the observed one).
         max_episode_steps: truncation length; default the real env's (CarRacing 1,000, Doom 2,100).
+        goal: a goal state (one, or N): the reward is then minus the model's goal cost, and an
+            episode ends only by the done head (if the model has one) or the cap.
+
+    Raises:
+        ValueError (DreamgymError for bad values): a model without reward and done heads and
+            no goal, a goal for a model without a goal cost, or bad settings.
     """
 
     def __init__(
@@ -65,9 +88,10 @@ class DreamCore:
         model: WorldModel,
         num_envs: int,
         temperature: float,
-        observation_mode: str = "zh",
+        observation_mode: str | None = None,
         done_mode: str = "threshold",
         max_episode_steps: int | None = None,
+        goal=None,
     ) -> None:
         if done_mode not in DONE_MODES:
             raise ValueError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}")
@@ -76,8 +100,16 @@ class DreamCore:
         self.model = model
         self.num_envs = int(num_envs)
         self.temperature = check_temperature(temperature)
-        self.observation_mode = observation_mode
-        self.observation_size = model.observation_size(observation_mode)
+        self.options = step_options(model, temperature=self.temperature)
+        self.observation_mode = check_feature_mode(model, observation_mode)
+        self.observation_size = model.feature_size(self.observation_mode)
+        if goal is not None and not isinstance(model, HasGoalCost):
+            raise DreamgymError("this world model has no goal cost; a goal needs one")
+        if goal is None and not isinstance(model, PredictsRewardDone):
+            raise DreamgymError(
+                "this world model predicts no reward or episode end; give the dream a goal"
+            )
+        self.goal = goal
         self.done_mode = done_mode
         self.done_offset = 0.0
         if done_mode == "calibrated":
@@ -108,7 +140,7 @@ class DreamCore:
         self.reset_generator.manual_seed(int(reset_seed))
 
     def observe(self, state=None) -> torch.Tensor:
-        return self.model.observation(self.state if state is None else state, self.observation_mode)
+        return self.model.features(self.state if state is None else state, self.observation_mode)
 
     def reset_all(self) -> torch.Tensor:
         """Start all N episodes; returns the observations (N, obs)."""
@@ -156,9 +188,13 @@ class DreamCore:
         actions are valid by construction, such as the evolution's controllers.
         """
         a = self.check_actions(actions) if check else actions
-        self.state, reward, done_prob = self.model.step(
-            self.state, a, self.temperature, self.step_generator
-        )
+        self.state = self.model.step(self.state, a, self.step_generator, **self.options)
+        if isinstance(self.model, PredictsRewardDone):
+            reward, done_prob = self.model.reward_done(self.state)
+        else:
+            reward = done_prob = torch.zeros(self.num_envs, device=self.device)
+        if self.goal is not None:
+            reward = -self.model.cost(self.state, self.goal)
         self.done_prob = done_prob
         if self.done_mode == "threshold":
             terminated = done_prob > 0.5
@@ -173,6 +209,7 @@ class DreamCore:
 
     def render(self) -> np.ndarray:
         """(N, 64, 64, 3) uint8 frames of the current states, decoded by the world model."""
+        check_decodes(self.model)
         return self.model.decode(self.state).cpu().numpy()
 
 
@@ -236,14 +273,17 @@ def make_core(
     env: str | None,
     temperature: float | None,
     device,
-    observation_mode: str,
+    observation_mode: str | None,
     done_mode: str,
     max_episode_steps: int | None,
     render_mode: str | None,
+    goal=None,
 ) -> DreamCore:
     """The dream behind a DreamEnv or DreamVectorEnv, from their constructor arguments."""
     if render_mode not in (None, "rgb_array"):
         raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
     model = resolve_world_model(world_model, env, device)
+    if render_mode is not None:
+        check_decodes(model)
     tau = resolve_temperature(model.env, temperature)
-    return DreamCore(model, num_envs, tau, observation_mode, done_mode, max_episode_steps)
+    return DreamCore(model, num_envs, tau, observation_mode, done_mode, max_episode_steps, goal)

@@ -40,7 +40,8 @@ class DreamEnv(gym.Env):
     only, ``"zch"`` gives [z, c, h] as the original Doom controller read.
 
     ## Rewards
-    M's reward head's prediction for the step (CarRacing: tile rewards; Doom: +1 per step).
+    M's reward head's prediction for the step (CarRacing: tile rewards; Doom: +1 per step); with
+    a ``goal`` state, minus the world model's goal cost instead (models that have one).
 
     ## Starting State
     z drawn from a random recorded first frame's (mu, logvar); M's state zero.
@@ -52,8 +53,10 @@ class DreamEnv(gym.Env):
     ## Arguments
     ``world_model`` (bundle path or loaded model; default: the newest bundle for ``env`` under
     ``$DREAMGYM_HOME``), ``env``, ``temperature`` (default 1.0, Doom 1.15 as in the paper),
-    ``device``, ``observation_mode``, ``done_mode``, ``max_episode_steps``, ``render_mode``
-    (``"rgb_array"``: V decodes the current z) and ``render_size`` (upscaled frame side).
+    ``device``, ``observation_mode`` (the model's feature vector; default its default),
+    ``done_mode``, ``max_episode_steps``, ``render_mode`` (``"rgb_array"``: V decodes the
+    current z; refused for a world model without a decoder), ``goal`` (a goal state of the world
+    model) and ``render_size`` (upscaled frame side).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -64,14 +67,15 @@ class DreamEnv(gym.Env):
         env: str | None = None,
         temperature: float | None = None,
         device: str | torch.device = "cpu",
-        observation_mode: str = "zh",
+        observation_mode: str | None = None,
         done_mode: str = "threshold",
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        goal=None,
         render_size: int = 64,
     ) -> None:
         self.core = make_core(1, world_model, env, temperature, device, observation_mode,
-                              done_mode, max_episode_steps, render_mode)  # fmt: skip
+                              done_mode, max_episode_steps, render_mode, goal)  # fmt: skip
         model = self.core.model
         self.render_mode = render_mode
         self.render_size = int(render_size)

@@ -50,12 +50,13 @@ class DreamVectorEnv(VectorEnv):
         env: str | None = None,
         temperature: float | None = None,
         device: str | torch.device = "cpu",
-        observation_mode: str = "zh",
+        observation_mode: str | None = None,
         done_mode: str = "threshold",
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         output: str = "numpy",
         render_mode: str | None = None,
+        goal=None,
         render_size: int = 64,
         render_grid: bool = True,
     ) -> None:
@@ -65,7 +66,7 @@ class DreamVectorEnv(VectorEnv):
         if mode == AutoresetMode.DISABLED:
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP")
         self.core = make_core(num_envs, world_model, env, temperature, device, observation_mode,
-                              done_mode, max_episode_steps, render_mode)  # fmt: skip
+                              done_mode, max_episode_steps, render_mode, goal)  # fmt: skip
         model = self.core.model
         self.num_envs = self.core.num_envs
         self.output = output

@@ -18,7 +18,12 @@ import torch
 from PIL import Image, ImageDraw
 
 from dreamgym.dreams.agent import DreamAgent, WorldModelPolicy, check_agent_fits
-from dreamgym.dreams.core import DreamCore, check_temperature, resolve_temperature
+from dreamgym.dreams.core import (
+    DreamCore,
+    check_decodes,
+    check_temperature,
+    resolve_temperature,
+)
 from dreamgym.dreams.env import upscale
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
@@ -100,7 +105,7 @@ def action_source(model: WorldModel, agent: DreamAgent | None, policy: str,
     policy (``random``, ``brownian``, ``repeat``) seeded with ``seed``."""
     if agent is not None:
         check_agent_fits(agent, model)
-        return lambda state, t: agent.act(model.observation(state, agent.observation_mode).cpu())
+        return lambda state, t: agent.act(model.features(state, agent.observation_mode).cpu())
     chosen = resolve_policy(policy, model.action_space)
     chosen.reset(seed)
     blank = np.zeros((64, 64, 3), np.uint8)
@@ -212,6 +217,7 @@ def render_video(
         if t is not None:
             check_temperature(t)
     model = resolve_world_model(world_model, None, device)
+    check_decodes(model)
     tau = resolve_temperature(model.env, temperature)
     if compare:
         tracks = compare_tracks(model, agent, policy, tau, seed, steps)

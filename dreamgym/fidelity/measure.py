@@ -63,7 +63,7 @@ def dream_episodes(
     temperature: float,
     done_mode: str = "threshold",
     max_episode_steps: int | None = None,
-    observation_mode: str = "zh",
+    observation_mode: str | None = None,
     seed: int = 0,
 ) -> DreamEpisodes:
     """Run ``n`` dream episodes to their end (done rule or cap), all in one batch."""
@@ -143,8 +143,11 @@ def follow_real_episodes(
     def frames_at(t: int) -> torch.Tensor:
         return torch.from_numpy(frames[:, t]).to(device)
 
+    # V+M's latent alone ("z"); a model without that mode is compared on its default features.
+    latent_mode = "z" if "z" in model.feature_modes else None
+
     def latent(state) -> torch.Tensor:
-        return model.observation(state, "z").float()
+        return model.features(state, latent_mode).float()
 
     def pixels(x: torch.Tensor) -> torch.Tensor:
         return x.float() / 255.0
@@ -161,9 +164,9 @@ def follow_real_episodes(
     count = np.zeros(horizon)
     for t in range(frames.shape[1] - 1):
         a = torch.from_numpy(actions[:, t]).to(device)
-        _, reward, done = model.step(forced, a, temperature, generator)
+        reward, done = model.reward_done(model.step(forced, a, generator, temperature=temperature))
         done_prob[:, t], reward_pred[:, t] = done.cpu().numpy(), reward.cpu().numpy()
-        dreamed, _, _ = model.step(mixed, a, openloop_temperature, generator)
+        dreamed = model.step(mixed, a, generator, temperature=openloop_temperature)
         real_next = frames_at(t + 1)
         forced = model.advance(forced, a, real_next)
         mixed = state_where(t0_t > t, forced, dreamed)

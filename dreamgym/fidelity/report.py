@@ -205,7 +205,7 @@ class FidelityReport:
         if self.progress:
             print(f"fidelity: {text}", flush=True)
 
-    def _dream(self, actions, observation_mode: str = "zh", seed_offset: int = 0):
+    def _dream(self, actions, observation_mode: str | None = None, seed_offset: int = 0):
         c = self.config
         return dream_episodes(self.model, actions, c.dream_episodes, self.temperature,
                               c.done_mode, self.max_steps, observation_mode,

@@ -1,9 +1,11 @@
-"""World models: V (ConvVAE) + M (MDN-RNN) today, behind one small protocol.
+"""World models: V (ConvVAE) + M (MDN-RNN) today, behind one small protocol
+(:mod:`dreamgym.worldmodels.protocol`).
 
 >>> from dreamgym import worldmodels
->>> model = worldmodels.load("runs/car")                # a bundle directory
+>>> model = worldmodels.load("runs/car/worldmodel")     # a bundle directory
 >>> state = model.initial_state(16)
->>> state, reward, done = model.step(state, actions, temperature=1.0)
+>>> state = model.step(state, actions, temperature=1.0)
+>>> reward, done = model.reward_done(state)
 """
 
 from __future__ import annotations

@@ -13,24 +13,30 @@ import torch
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.checkpoint import load_model, read_checkpoint
 from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, sample_mdn
+from dreamgym.worldmodels.protocol import check_feature_mode
 from dreamgym.worldmodels.vae import ConvVAE, VAEConfig, frames_to_input, output_to_frames
-
-OBSERVATION_MODES = ("z", "zh", "zch")
 
 
 @dataclass
 class VMState:
-    """N dream states: latent z (N, Z), LSTM hidden h and cell c (N, H), and ``first`` (N,),
-    True until the first step (it feeds M's restart flag)."""
+    """N dream states: latent z (N, Z), LSTM hidden h and cell c (N, H), ``first`` (N,), True
+    until the first step (it feeds M's restart flag), and the reward (N,) and done probability
+    (N,) M predicted for the step that led here (zeros at a start)."""
 
     z: torch.Tensor
     h: torch.Tensor
     c: torch.Tensor
     first: torch.Tensor
+    reward: torch.Tensor
+    done: torch.Tensor
 
 
 class VMWorldModel:
     """V (ConvVAE) + M (MDN-RNN) + the bank of first-frame latents, loaded from a bundle.
+
+    Implements the whole protocol: reward and done heads, a decoder (V's), no goal cost.
+    Features: ``zh`` [z, h] (the paper's CarRacing controller input, the default), ``z`` (V
+    only), ``zch`` [z, c, h] (the original Doom controller input). Step option: ``temperature``.
 
     Args:
         vae, mdnrnn: the trained models.
@@ -61,46 +67,48 @@ class VMWorldModel:
         self.z_size = mdnrnn.config.z_size
         self.hidden_size = mdnrnn.config.hidden_size
 
-    def observation_size(self, mode: str = "zh") -> int:
-        _check_mode(mode)
+    feature_modes = ("zh", "z", "zch")
+    step_options = ("temperature",)
+
+    def feature_size(self, mode: str | None = None) -> int:
+        mode = check_feature_mode(self, mode)
         return self.z_size + self.hidden_size * (len(mode) - 1)
 
-    def _zeros(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return (
-            torch.zeros(n, self.hidden_size, device=self.device),
-            torch.zeros(n, self.hidden_size, device=self.device),
-        )
+    def _start(self, z: torch.Tensor) -> VMState:
+        n = len(z)
+        h, c = (torch.zeros(n, self.hidden_size, device=self.device) for _ in range(2))
+        zeros = torch.zeros(n, device=self.device)
+        first = torch.ones(n, dtype=torch.bool, device=self.device)
+        return VMState(z, h, c, first, zeros, zeros.clone())
 
     @torch.no_grad()
     def initial_state(self, n: int, generator: torch.Generator | None = None) -> VMState:
         """z sampled from a random recorded first frame's (mu, logvar); LSTM state zero."""
         pick = torch.randint(len(self.initial_mu), (n,), generator=generator, device=self.device)
         eps = torch.randn((n, self.z_size), generator=generator, device=self.device)
-        h, c = self._zeros(n)
-        z = self.initial_mu[pick] + self.initial_std[pick] * eps
-        return VMState(z, h, c, torch.ones(n, dtype=torch.bool, device=self.device))
+        return self._start(self.initial_mu[pick] + self.initial_std[pick] * eps)
 
     @torch.no_grad()
     def step(
         self,
         state: VMState,
         action: torch.Tensor,
-        temperature: float = 1.0,
         generator: torch.Generator | None = None,
-    ) -> tuple[VMState, torch.Tensor, torch.Tensor]:
+        temperature: float = 1.0,
+    ) -> VMState:
         """One M step for N dreams: z' sampled at ``temperature`` (see ``sample_mdn``)."""
         heads, (h, c) = self.mdnrnn.step(
             state.z, action.to(self.device, torch.float32), state.first, (state.h, state.c)
         )
         z = sample_mdn(heads["logits"], heads["mu"], heads["logsigma"], temperature, generator)
         done = torch.sigmoid(heads["done_logit"])
-        first = torch.zeros_like(state.first)
-        return VMState(z, h, c, first), heads["reward"], done
+        return VMState(z, h, c, torch.zeros_like(state.first), heads["reward"], done)
 
-    def observation(self, state: VMState, mode: str = "zh") -> torch.Tensor:
-        """``z`` (N, Z); ``zh`` [z, h] (the paper's CarRacing controller input); ``zch``
-        [z, c, h] (the original Doom controller input)."""
-        _check_mode(mode)
+    def reward_done(self, state: VMState) -> tuple[torch.Tensor, torch.Tensor]:
+        return state.reward, state.done
+
+    def features(self, state: VMState, mode: str | None = None) -> torch.Tensor:
+        mode = check_feature_mode(self, mode)
         parts = {"z": [state.z], "zh": [state.z, state.h], "zch": [state.z, state.c, state.h]}
         return torch.cat(parts[mode], dim=1)
 
@@ -112,8 +120,7 @@ class VMWorldModel:
     def encode(self, frames: torch.Tensor) -> VMState:
         """z = V's mean for each frame; LSTM state zero."""
         mu, _ = self.vae.encode(frames_to_input(frames.to(self.device)))
-        h, c = self._zeros(len(mu))
-        return VMState(mu, h, c, torch.ones(len(mu), dtype=torch.bool, device=self.device))
+        return self._start(mu)
 
     @torch.no_grad()
     def advance(self, state: VMState, action: torch.Tensor, frames: torch.Tensor) -> VMState:
@@ -121,12 +128,7 @@ class VMWorldModel:
             state.z, action.to(self.device, torch.float32), state.first, (state.h, state.c)
         )
         seen = self.encode(frames)
-        return VMState(seen.z, h, c, torch.zeros_like(state.first))
-
-
-def _check_mode(mode: str) -> None:
-    if mode not in OBSERVATION_MODES:
-        raise DreamgymError(f"observation mode must be one of {OBSERVATION_MODES}, got {mode!r}")
+        return VMState(seen.z, h, c, torch.zeros_like(state.first), seen.reward, seen.done)
 
 
 def _required(path: Path) -> Path:

@@ -49,20 +49,25 @@ class ReplayWorldModel:
             for t, frame in enumerate(e.frames):
                 self.where.setdefault(frame.tobytes(), (i, t))
 
-    def observation_size(self, mode: str = "zh") -> int:
+    feature_modes = ("pooled",)
+    step_options = ()
+
+    def feature_size(self, mode=None) -> int:
         return 192
 
     def initial_state(self, n, generator=None) -> ReplayState:
         pick = torch.randint(len(self.lengths), (n,), generator=generator)
         return ReplayState(pick, torch.zeros(n, dtype=torch.long))
 
-    def step(self, state, action, temperature=1.0, generator=None):
-        e, t = state.episode, state.t
-        reward = self.rewards[e, t.clamp(max=self.rewards.shape[1] - 1)]
-        done = ((t + 1 == self.lengths[e]) & self.terminated[e]).float()
-        return ReplayState(e, torch.minimum(t + 1, self.lengths[e])), reward, done
+    def step(self, state, action, generator=None, **options):
+        return ReplayState(state.episode, torch.minimum(state.t + 1, self.lengths[state.episode]))
 
-    def observation(self, state, mode="zh") -> torch.Tensor:
+    def reward_done(self, state):
+        e, t = state.episode, state.t
+        reward = torch.where(t > 0, self.rewards[e, (t - 1).clamp(min=0)], 0.0)
+        return reward, ((t > 0) & (t == self.lengths[e]) & self.terminated[e]).float()
+
+    def features(self, state, mode=None) -> torch.Tensor:
         frames = self.frames[state.episode, state.t].float() / 255
         return frames.view(-1, 8, 8, 8, 8, 3).mean((2, 4)).reshape(len(frames), -1)
 

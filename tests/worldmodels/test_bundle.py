@@ -13,6 +13,7 @@ from dreamgym import worldmodels
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.rollouts import RolloutDataset
 from dreamgym.worldmodels import VMState, WorldModel, state_index, state_where
+from dreamgym.worldmodels.protocol import Decodes, HasGoalCost, PredictsRewardDone, rollout
 from dreamgym.worldmodels.train_vae import VAETrainer
 
 
@@ -22,8 +23,9 @@ def dream(model, seed: int, steps: int = 5):
     out = []
     for t in range(steps):
         action = torch.full((4, 3), 0.1 * t)
-        state, reward, done = model.step(state, action, 1.0, g)
-        out.append((model.observation(state).clone(), reward.clone(), done.clone()))
+        state = model.step(state, action, g, temperature=1.0)
+        reward, done = model.reward_done(state)
+        out.append((model.features(state).clone(), reward.clone(), done.clone()))
     return out
 
 
@@ -35,16 +37,27 @@ def test_bundle_loads_and_offers_the_protocol(car_bundle):
     assert info["kind"] == "vae-mdnrnn" and info["z_size"] == 32
     state = model.initial_state(6, torch.Generator().manual_seed(0))
     assert state.z.shape == (6, 32) and state.h.shape == (6, 64) and state.first.all()
-    state, reward, done = model.step(state, torch.zeros(6, 3), 1.0)
+    assert isinstance(model, PredictsRewardDone) and isinstance(model, Decodes)
+    assert not isinstance(model, HasGoalCost)
+    assert [x.abs().sum() for x in model.reward_done(state)] == [0, 0]  # nothing predicted yet
+    state = model.step(state, torch.zeros(6, 3), temperature=1.0)
+    reward, done = model.reward_done(state)
     assert reward.shape == done.shape == (6,) and ((done >= 0) & (done <= 1)).all()
     assert not state.first.any()
-    assert model.observation(state).shape == (6, model.observation_size("zh")) == (6, 96)
-    assert model.observation(state, "z").shape == (6, 32)
-    assert model.observation(state, "zch").shape == (6, 160)
+    assert model.feature_modes[0] == "zh" and model.step_options == ("temperature",)
+    assert model.features(state).shape == (6, model.feature_size("zh")) == (6, 96)
+    assert model.features(state, "z").shape == (6, 32)
+    assert model.features(state, "zch").shape == (6, 160)
     frames = model.decode(state)
     assert frames.shape == (6, 64, 64, 3) and frames.dtype == torch.uint8
     with pytest.raises(DreamgymError, match="observation mode"):
-        model.observation(state, "hz")
+        model.features(state, "hz")
+    actions = torch.rand(6, 4, 3, generator=torch.Generator().manual_seed(1))
+    imagined = rollout(model, state, actions, torch.Generator().manual_seed(0), temperature=1.0)
+    g, stepped = torch.Generator().manual_seed(0), state
+    for t in range(4):
+        stepped = model.step(stepped, actions[:, t], g, temperature=1.0)
+        assert torch.equal(imagined[t].z, stepped.z)
 
 
 def test_reset_bank_holds_the_recorded_first_frames(car_data, car_bundle):
@@ -78,8 +91,10 @@ def test_encode_and_advance_follow_a_real_episode(car_data, car_bundle):
 
 
 def test_state_helpers_mix_and_slice():
-    a = VMState(torch.zeros(3, 2), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, dtype=bool))
-    b = VMState(torch.ones(3, 2), torch.ones(3, 4), torch.ones(3, 4), torch.ones(3, dtype=bool))
+    a = VMState(torch.zeros(3, 2), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, dtype=bool),
+                torch.zeros(3), torch.zeros(3))  # fmt: skip
+    b = VMState(torch.ones(3, 2), torch.ones(3, 4), torch.ones(3, 4), torch.ones(3, dtype=bool),
+                torch.ones(3), torch.ones(3))  # fmt: skip
     mixed = state_where(torch.tensor([True, False, True]), a, b)
     assert mixed.z[:, 0].tolist() == [0, 1, 0] and mixed.first.tolist() == [False, True, False]
     assert state_index(mixed, torch.tensor([1])).h.tolist() == [[1, 1, 1, 1]]
