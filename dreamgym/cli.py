@@ -192,8 +192,8 @@ def _cmd_evolve(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from dreamgym._io import atomic_write_json
     from dreamgym.agents.evaluate import evaluate_controller
+    from dreamgym.common.io import atomic_write_json
 
     returns = evaluate_controller(
         args.controller, args.episodes, args.backend, args.world_model, args.temperature,

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from dreamgym.common.io import atomic_write_bytes, atomic_write_json, check_writable_dir
 from dreamgym.errors import DreamgymError
 
 PRESETS = ("debug", "small", "cpu", "paper")
@@ -185,7 +185,7 @@ class Pipeline:
 
     def run(self, stop_after: str | None = None) -> dict[str, Any]:
         """Run every unfinished stage (up to ``stop_after``), then write the report."""
-        from dreamgym._ray import connect_ray
+        from dreamgym.common.cluster import connect_ray
 
         started = connect_ray(self.address, self.workers)
         try:
@@ -321,7 +321,7 @@ class Pipeline:
             temperature=c.temperature, done_mode=c.done_mode, max_episode_steps=c.real_steps,
             seed=c.seed, workers=self.workers, address=self.address,
         )  # fmt: skip
-        from dreamgym.worldmodels.common import resolve_device
+        from dreamgym.common.device import resolve_device
 
         report = FidelityReport(self.bundle(), self.out / "fidelity", controllers=[self.controller],
                                 config=config, device=str(resolve_device(self.device)),

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save
 
-from dreamgym._io import atomic_write_bytes, atomic_write_json
+from dreamgym.common.io import atomic_write_bytes, atomic_write_json
 from dreamgym.dreams.agent import WorldModelPolicy
 from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import cma
 import numpy as np
 
+from dreamgym.common.seeding import derive_seed
 from dreamgym.errors import DreamgymError
 
 
@@ -71,7 +72,7 @@ class EvolutionConfig:
 
 def generation_seed(seed: int, generation: int, purpose: int = 0) -> int:
     """The episode seed of a generation (purpose 0: candidates, 1: mean evaluation)."""
-    return int(np.random.SeedSequence([seed, generation, purpose]).generate_state(1)[0])
+    return derive_seed(seed, generation, purpose)
 
 
 class Evolution:

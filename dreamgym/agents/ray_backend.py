@@ -10,15 +10,13 @@ a cluster that shrank keeps working with the actors it still has.
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any
-
 import numpy as np
 import ray
 import torch
 
-from dreamgym._ray import connect_ray
 from dreamgym.agents.controller import Controller, ControllerPolicy, ControllerSpec
+from dreamgym.common.cluster import ActorPool, connect_ray
+from dreamgym.common.seeding import derive_seed
 from dreamgym.envs import make_env
 from dreamgym.rollouts.episode import play
 from dreamgym.worldmodels import WorldModel
@@ -27,7 +25,7 @@ IN_FLIGHT_PER_ACTOR = 2
 
 
 def rollout_seed(seed: int, candidate: int, rollout: int) -> int:
-    return int(np.random.SeedSequence([seed, candidate, rollout]).generate_state(1)[0])
+    return derive_seed(seed, candidate, rollout)
 
 
 class RealWorker:
@@ -70,58 +68,27 @@ class RealBackend:
         frame_skip: int = 1,
     ) -> None:
         self.started_ray = connect_ray(address, workers)
-        self._actor_class = ray.remote(num_cpus=1)(RealWorker)
-        self._args = (ray.put(model), spec, model.env, max_episode_steps, frame_skip)
-        self.actors: list[Any] = []
-        self._joining: dict[ray.ObjectRef, Any] = {}
-        for _ in range(workers):
-            self._start_actor()
-        for ref in list(self._joining):
-            ray.get(ref)
-            self.actors.append(self._joining.pop(ref))
-
-    def _start_actor(self) -> None:
-        actor = self._actor_class.remote(*self._args)
-        self._joining[actor.ready.remote()] = actor
+        actor_class = ray.remote(num_cpus=1)(RealWorker)
+        args = (ray.put(model), spec, model.env, max_episode_steps, frame_skip)
+        self.pool = ActorPool(lambda: actor_class.remote(*args), workers, IN_FLIGHT_PER_ACTOR)
 
     def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
         params = np.asarray(params, dtype=np.float32)
         results = np.full((len(params), rollouts), np.nan)
-        queue = deque(range(len(params)))
-        running: dict[ray.ObjectRef, tuple[Any, int]] = {}
-        load = {id(actor): 0 for actor in self.actors}
-        while queue or running:
-            for actor in self.actors:
-                while queue and load[id(actor)] < IN_FLIGHT_PER_ACTOR:
-                    p = queue.popleft()
-                    seeds = [rollout_seed(seed, p, r) for r in range(rollouts)]
-                    running[actor.run.remote(params[p], seeds)] = (actor, p)
-                    load[id(actor)] += 1
-            (ref,), _ = ray.wait([*running, *self._joining], num_returns=1)
-            if ref in self._joining:
-                try:
-                    ray.get(ref)
-                    actor = self._joining.pop(ref)
-                    self.actors.append(actor)
-                    load[id(actor)] = 0
-                except ray.exceptions.RayActorError:
-                    self._joining.pop(ref)
-                    self._start_actor()
-                continue
-            actor, p = running.pop(ref)
-            try:
-                results[p] = ray.get(ref)
-                load[id(actor)] -= 1
-            except ray.exceptions.RayActorError:
-                queue.append(p)
-                if actor in self.actors:
-                    self.actors.remove(actor)
-                    self._start_actor()
+        for p in range(len(params)):  # the pool deals them as actors free up
+            seeds = [rollout_seed(seed, p, r) for r in range(rollouts)]
+            self.pool.submit(lambda actor, x=params[p], s=seeds: actor.run.remote(x, s), p)
+        while self.pool.pending:
+            p, returns = self.pool.next()
+            results[p] = returns
         return results
 
+    @property
+    def actors(self) -> list:
+        """The live actors (a lost one's replacement joins once Ray has placed it)."""
+        return self.pool.actors
+
     def close(self) -> None:
-        for actor in [*self.actors, *self._joining.values()]:
-            ray.kill(actor)
-        self.actors, self._joining = [], {}
+        self.pool.close()
         if self.started_ray:
             ray.shutdown()

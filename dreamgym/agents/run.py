@@ -24,14 +24,14 @@ from typing import Any
 from tqdm import tqdm
 
 from dreamgym import worldmodels
-from dreamgym._io import atomic_write_json, check_writable_dir
 from dreamgym.agents.backends import BACKENDS, make_backend
 from dreamgym.agents.controller import Controller, ControllerSpec
 from dreamgym.agents.evolution import Evolution, EvolutionConfig
+from dreamgym.common.device import resolve_device
+from dreamgym.common.io import atomic_write_json, check_writable_dir
+from dreamgym.common.runs import RunLogger
 from dreamgym.dreams.core import resolve_temperature
 from dreamgym.errors import CorruptFileError, DreamgymError
-from dreamgym.runs import RunLogger
-from dreamgym.worldmodels.common import resolve_device
 
 CHECKPOINT = "evolution.json"
 

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dreamgym._io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from dreamgym.common.io import atomic_write_bytes, atomic_write_json, check_writable_dir
 from dreamgym.errors import DreamgymError
 from dreamgym.fidelity import metrics
 from dreamgym.fidelity.measure import (
@@ -228,7 +228,7 @@ class FidelityReport:
 
     def run(self) -> dict[str, Any]:
         """Measure everything, write the report files, and return the report."""
-        from dreamgym._ray import connect_ray
+        from dreamgym.common.cluster import connect_ray
 
         started = connect_ray(self.config.address, self.config.workers)
         try:

@@ -9,16 +9,15 @@ command produces the same files, and a re-run skips the episodes already in the 
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 import dreamgym
-from dreamgym._io import atomic_write_bytes, check_writable_dir, remove_stale_temporaries
+from dreamgym.common.io import atomic_write_bytes, check_writable_dir, remove_stale_temporaries
+from dreamgym.common.seeding import derive_seed
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import store
@@ -30,7 +29,7 @@ IN_FLIGHT_PER_WORKER = 2
 
 def episode_seed(base_seed: int, index: int) -> int:
     """The seed of episode ``index`` in a dataset collected with ``base_seed``."""
-    return int(np.random.SeedSequence([base_seed, index]).generate_state(1, np.uint32)[0])
+    return derive_seed(base_seed, index)
 
 
 @dataclass
@@ -187,7 +186,7 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
         return result
     import ray  # imported here: reading datasets and training need no Ray
 
-    from dreamgym._ray import connect_ray
+    from dreamgym.common.cluster import connect_ray
 
     started = connect_ray(config.address, config.workers)
     try:
@@ -207,28 +206,23 @@ def _run(
 ) -> None:
     import ray
 
+    from dreamgym.common.cluster import ActorPool
+
     out = Path(config.out)
     remote_worker = ray.remote(num_cpus=1)(EpisodeWorker)
     policy = config.policy if isinstance(config.policy, str) else ray.put(config.policy)
-
-    def new_worker():
-        return remote_worker.remote(
+    pool = ActorPool(
+        lambda: remote_worker.remote(
             config.env, config.frame_skip, meta["max_episode_steps"], policy
-        )
-
-    workers = [new_worker() for _ in range(config.workers)]
-    ray.get([w.ready.remote() for w in workers])
-
+        ),
+        config.workers,
+        IN_FLIGHT_PER_WORKER,
+    )
     max_dropped = max(100, 10 * config.episodes)
-    retry: deque[int] = deque()
     next_index = 0
-    in_flight: dict[ray.ObjectRef, tuple[int, int]] = {}  # ref -> (worker slot, index)
-    load = [0] * len(workers)
 
     def take_index() -> int:
         nonlocal next_index
-        if retry:
-            return retry.popleft()
         while next_index in manifest:
             next_index += 1
         next_index += 1
@@ -244,25 +238,12 @@ def _run(
     start = time.perf_counter()
     try:
         while result.episodes < config.episodes:
-            while result.episodes + len(in_flight) < config.episodes:
-                slot = min(range(len(workers)), key=load.__getitem__)
-                if load[slot] >= IN_FLIGHT_PER_WORKER:
-                    break
+            while result.episodes + pool.pending < config.episodes and pool.has_room():
                 index = take_index()
                 seed = episode_seed(config.seed, index)
-                ref = workers[slot].run.remote(index, seed, config.min_length)
-                in_flight[ref] = (slot, index)
-                load[slot] += 1
-            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-            slot, index = in_flight.pop(ref)
-            load[slot] -= 1
-            try:
-                summary, data = ray.get(ref)
-            except ray.exceptions.RayActorError:
-                # The actor (or its node) died: replace it and run its episode again elsewhere.
-                workers[slot] = new_worker()
-                retry.append(index)
-                continue
+                pool.submit(lambda w, i=index, s=seed: w.run.remote(i, s, config.min_length), index)
+            # A dead worker's episode is run again by its replacement (same index and seed).
+            index, (summary, data) = pool.next()
             if data is not None:
                 atomic_write_bytes(out / episode_filename(index), data)
             store.append_manifest(out, summary)
@@ -285,5 +266,4 @@ def _run(
     finally:
         result.seconds = time.perf_counter() - start
         bar.close()
-        for worker in workers:
-            ray.kill(worker)
+        pool.close()

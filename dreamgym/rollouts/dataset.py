@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamgym._io import temporary_name
+from dreamgym.common.io import temporary_name
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.rollouts import store
 from dreamgym.rollouts.episode import Episode, check_episode_file, load_episode

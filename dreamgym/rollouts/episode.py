@@ -26,7 +26,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from dreamgym._io import atomic_write_bytes
+from dreamgym.common.io import atomic_write_bytes
 from dreamgym.errors import CorruptFileError
 from dreamgym.rollouts.policies import Policy
 

@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from dreamgym._io import atomic_write_bytes, atomic_write_json
+from dreamgym.common.io import atomic_write_bytes, atomic_write_json
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.rollouts.episode import load_episode
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from dreamgym._io import atomic_write_json
+from dreamgym.common.io import atomic_write_json
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.protocol import WorldModel
 

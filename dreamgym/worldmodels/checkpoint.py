@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from dreamgym._io import atomic_write_bytes
+from dreamgym.common.io import atomic_write_bytes
 from dreamgym.errors import CorruptFileError, DreamgymError
 
 META_KEY = "dreamgym"

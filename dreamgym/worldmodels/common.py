@@ -1,4 +1,4 @@
-"""Helpers shared by the V and M trainers: device choice, the episode split, mixed precision."""
+"""Helpers shared by the V and M trainers: the episode split, mixed precision, configs."""
 
 from __future__ import annotations
 
@@ -14,19 +14,6 @@ from dreamgym.errors import DreamgymError
 
 C = TypeVar("C")
 M = TypeVar("M", bound=torch.nn.Module)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` is CUDA when available, else the CPU; anything else must be usable here."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise DreamgymError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise DreamgymError(f"device {device!r} was asked for, but CUDA is not available here")
-    return resolved
 
 
 def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

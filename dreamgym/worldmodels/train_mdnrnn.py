@@ -25,15 +25,12 @@ import numpy as np
 import torch
 from safetensors.torch import save
 
-from dreamgym._io import atomic_write_bytes, check_writable_dir
+from dreamgym.common.device import resolve_device
+from dreamgym.common.io import atomic_write_bytes, check_writable_dir
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import DatasetUnion, RolloutDataset
 from dreamgym.worldmodels.bundle import write_info
-from dreamgym.worldmodels.common import (
-    autocast,
-    resolve_device,
-    split_episodes,
-)
+from dreamgym.worldmodels.common import autocast, split_episodes
 from dreamgym.worldmodels.mdnrnn import (
     MDNRNN,
     MDNRNNConfig,

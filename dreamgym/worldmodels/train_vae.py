@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from dreamgym._io import atomic_write_bytes
+from dreamgym.common.io import atomic_write_bytes
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import RolloutDataset
 from dreamgym.worldmodels.checkpoint import (

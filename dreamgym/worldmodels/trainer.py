@@ -19,16 +19,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dreamgym._io import atomic_write_json, check_writable_dir
+from dreamgym.common.device import resolve_device
+from dreamgym.common.io import atomic_write_json, check_writable_dir
+from dreamgym.common.runs import RunLogger
 from dreamgym.rollouts import RolloutDataset
-from dreamgym.runs import RunLogger
 from dreamgym.worldmodels.checkpoint import (
     load_model,
     load_training_state,
     read_checkpoint,
     save_checkpoint,
 )
-from dreamgym.worldmodels.common import resolve_config, resolve_device, seeded_init
+from dreamgym.worldmodels.common import resolve_config, seeded_init
 
 
 class EpochTrainer(ABC):

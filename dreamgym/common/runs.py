@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dreamgym._io import atomic_write_bytes
+from dreamgym.common.io import atomic_write_bytes
 
 
 class RunLogger:
