@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import Any
 
 TMP_SUFFIX = ".tmp"
+HOME_VARIABLE = "DREAMGYM_HOME"
+
+
+def dreamgym_home() -> Path:
+    """dreamgym's own directory: ``$DREAMGYM_HOME``, default ``~/.dreamgym`` (bundles that
+    dreams find by env, caches of read-only datasets)."""
+    return Path(os.environ.get(HOME_VARIABLE, "~/.dreamgym")).expanduser()
 
 
 def temporary_name(path: Path) -> Path:

@@ -2,8 +2,9 @@
 
 This is the only code that opens episode files for reading. Small datasets can be read episode by
 episode; for training, :meth:`RolloutDataset.frames` decompresses every frame once into a
-memory-mapped ``.npy`` cache inside the dataset directory (rebuilt when the episodes change), so a
-10,000-episode set never has to fit in RAM. :class:`DatasetUnion` reads several datasets of one env
+memory-mapped ``.npy`` cache inside the dataset directory (or under ``$DREAMGYM_HOME/cache`` for
+a read-only dataset; rebuilt when the episodes change or the cache is damaged), so a 10,000-episode
+set never has to fit in RAM. :class:`DatasetUnion` reads several datasets of one env
 as one (M trained on all the data of the paper's iterative procedure) without copying any frame.
 """
 
@@ -20,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from dreamgym.common.io import temporary_name
+from dreamgym.common.io import dreamgym_home, temporary_name
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.rollouts import store
 from dreamgym.rollouts.episode import Episode, check_episode_file, load_episode
 
 CACHE_DIR = "cache"
+CACHE_VARIABLE = "DREAMGYM_CACHE"
 # The dataset.json settings that datasets read together (a DatasetUnion) must share.
 UNION_KEYS = ("env", "observation_shape", "action_low", "action_high", "frame_skip")
 
@@ -194,8 +196,20 @@ class RolloutDataset(_EpisodeIndex):
             parts.append([entry["index"], entry["length"], stat.st_size, stat.st_mtime_ns])
         return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:16]
 
+    def cache_dir(self) -> Path:
+        """Where the frame cache lives: under ``$DREAMGYM_CACHE`` when set, else ``root/cache/``,
+        else, for a read-only dataset (a shared one, say), under ``$DREAMGYM_HOME/cache/``; the
+        last two are per dataset (a digest of its path names the folder)."""
+        digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:16]
+        if os.environ.get(CACHE_VARIABLE):
+            return Path(os.environ[CACHE_VARIABLE]).expanduser() / digest
+        local = self.root / CACHE_DIR
+        if os.access(self.root, os.W_OK) and (not local.exists() or os.access(local, os.W_OK)):
+            return local
+        return dreamgym_home() / CACHE_DIR / digest
+
     def _cache_path(self) -> Path:
-        return self.root / CACHE_DIR / f"frames-{self.cache_key()}.npy"
+        return self.cache_dir() / f"frames-{self.cache_key()}.npy"
 
     def frames(self) -> np.ndarray:
         """Every frame of every episode as one read-only (N, 64, 64, 3) uint8 memory map.
@@ -207,12 +221,20 @@ class RolloutDataset(_EpisodeIndex):
             path = self._cache_path()
             if not path.exists():
                 path = self._build_frame_cache()
-            self._frames = np.load(path, mmap_mode="r")
+            try:
+                frames = np.load(path, mmap_mode="r")
+                if frames.shape[0] != self.num_frames:
+                    raise ValueError(f"{frames.shape[0]} frames, expected {self.num_frames}")
+            except (OSError, ValueError) as exc:  # a damaged cache (truncated, overwritten)
+                warnings.warn(f"frame cache {str(path)!r} is damaged ({exc}); rebuilding it",
+                              stacklevel=2)  # fmt: skip
+                frames = np.load(self._build_frame_cache(), mmap_mode="r")
+            self._frames = frames
         return self._frames
 
     def _build_frame_cache(self) -> Path:
-        (self.root / CACHE_DIR).mkdir(exist_ok=True)
-        for stale in (self.root / CACHE_DIR).glob("frames-*.npy"):
+        self.cache_dir().mkdir(parents=True, exist_ok=True)
+        for stale in self.cache_dir().glob("frames-*.npy"):
             stale.unlink()
         while True:
             path = self._cache_path()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,7 +127,7 @@ def load_episode(path: str | Path) -> Episode:
             arrays = {k: data[k] for k in EPISODE_KEYS}
     except CorruptFileError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as exc:
         raise CorruptFileError(
             f"episode file {str(path)!r} is corrupt or truncated: {exc}"
         ) from exc

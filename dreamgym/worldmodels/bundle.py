@@ -21,13 +21,12 @@ from typing import Any
 
 import torch
 
-from dreamgym.common.io import atomic_write_json
+from dreamgym.common.io import HOME_VARIABLE, atomic_write_json, dreamgym_home
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.protocol import WorldModel
 
 BUNDLE_FILE = "bundle.json"
 FORMAT = 1
-HOME_VARIABLE = "DREAMGYM_HOME"
 SEARCH_DEPTH = 3
 
 Loader = Callable[[Path, dict[str, Any], "str | torch.device"], WorldModel]
@@ -95,11 +94,6 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
         module, _, name = loader.partition(":")
         loader = getattr(importlib.import_module(module), name)
     return loader(root, info, device)
-
-
-def dreamgym_home() -> Path:
-    """Where dreams look for bundles: ``$DREAMGYM_HOME``, default ``~/.dreamgym``."""
-    return Path(os.environ.get(HOME_VARIABLE, "~/.dreamgym")).expanduser()
 
 
 def find_bundle(env: str) -> Path:

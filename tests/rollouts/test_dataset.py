@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import shutil
+import zlib
 
 import numpy as np
 import pytest
@@ -85,3 +87,64 @@ def test_corrupt_data_inside_a_complete_file_is_reported_by_name(car_data, tmp_p
 def test_not_a_dataset(tmp_path):
     with pytest.raises(DreamgymError, match="not a rollout dataset"):
         RolloutDataset(tmp_path)
+
+
+def test_corrupt_deflate_data_is_reported_by_name(car_data, tmp_path):
+    """Random garbage inside a compressed array makes zlib itself fail (not only the CRC check):
+    still a one-line CorruptFileError naming the file."""
+    source = (car_data / "episode_000001.npz").read_bytes()
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        raw = bytearray(source)
+        start, size = int(rng.integers(200, len(raw) - 4000)), int(rng.integers(20, 200))
+        raw[start : start + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        victim = tmp_path / f"episode_{trial:06d}.npz"
+        victim.write_bytes(bytes(raw))
+        try:
+            with np.load(victim) as data:
+                data["frames"]
+        except zlib.error:
+            break
+        except Exception:  # noqa: BLE001 - other damage: try another pattern
+            continue
+    else:
+        pytest.fail("no corruption pattern reached zlib")
+    with pytest.raises(CorruptFileError, match=victim.name):
+        load_episode(victim)
+
+
+def test_a_damaged_frame_cache_is_rebuilt(car_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(car_data, data, ignore=shutil.ignore_patterns("cache"))
+    expected = np.array(RolloutDataset(data).frames())
+    (cache,) = (data / "cache").glob("frames-*.npy")
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 3])  # truncated
+    with pytest.warns(UserWarning, match="damaged"):
+        frames = RolloutDataset(data).frames()
+    np.testing.assert_array_equal(frames, expected)
+
+
+def test_the_cache_can_live_outside_the_dataset(car_data, tmp_path, monkeypatch):
+    data = tmp_path / "shared"
+    shutil.copytree(car_data, data, ignore=shutil.ignore_patterns("cache"))
+    before = {p: p.stat().st_mtime_ns for p in data.rglob("*")}
+    monkeypatch.setenv("DREAMGYM_CACHE", str(tmp_path / "caches"))
+    dataset = RolloutDataset(data)
+    assert dataset.frames().shape[0] == dataset.num_frames
+    assert dataset.cache_dir().parent == tmp_path / "caches"
+    assert {p: p.stat().st_mtime_ns for p in data.rglob("*")} == before  # nothing written there
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory")
+def test_a_read_only_dataset_caches_under_dreamgym_home(car_data, tmp_path, monkeypatch):
+    data = tmp_path / "shared"
+    shutil.copytree(car_data, data, ignore=shutil.ignore_patterns("cache"))
+    monkeypatch.setenv("DREAMGYM_HOME", str(tmp_path / "home"))
+    data.chmod(0o555)
+    try:
+        dataset = RolloutDataset(data)
+        assert dataset.frames().shape[0] == dataset.num_frames
+    finally:
+        data.chmod(0o755)
+    assert dataset.cache_dir().parent == tmp_path / "home" / "cache"
+    assert not (data / "cache").exists()
