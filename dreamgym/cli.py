@@ -11,6 +11,15 @@ from pathlib import Path
 from dreamgym.errors import DreamgymError
 
 
+def _box(space) -> str:
+    """``Box(3,) low [-1, 0, 0] high [1, 1, 1]``, or one range when every dimension shares it."""
+    low, high = space.low.tolist(), space.high.tolist()
+    if len(set(low)) == 1 and len(set(high)) == 1:
+        return f"Box{space.shape} [{low[0]:g}, {high[0]:g}]"
+    fmt = lambda xs: "[" + ", ".join(f"{x:g}" for x in xs) + "]"  # noqa: E731
+    return f"Box{space.shape} low {fmt(low)} high {fmt(high)}"
+
+
 def _cmd_envs(args: argparse.Namespace) -> None:
     from dreamgym.envs import list_envs, make_env
 
@@ -23,7 +32,7 @@ def _cmd_envs(args: argparse.Namespace) -> None:
                 (
                     spec.name,
                     spec.gym_id,
-                    f"Box{action.shape} [{action.low.min():g}, {action.high.max():g}]",
+                    _box(action),
                     f"{env.observation_space.shape} {env.observation_space.dtype}",
                     str(spec.max_episode_steps),
                     spec.description,

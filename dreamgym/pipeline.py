@@ -34,7 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from dreamgym.common.io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from dreamgym.common.io import (
+    DirectoryLock,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_writable_dir,
+)
 from dreamgym.errors import DreamgymError
 
 PRESETS = ("debug", "small", "cpu", "paper")
@@ -187,6 +192,7 @@ class Pipeline:
         """Run every unfinished stage (up to ``stop_after``), then write the report."""
         from dreamgym.common.cluster import connect_ray
 
+        lock = DirectoryLock(self.out).acquire()
         started = connect_ray(self.address, self.workers)
         try:
             for name in self.stages:
@@ -194,12 +200,13 @@ class Pipeline:
                     self._run_stage(name)
                 if name == stop_after:
                     break
+            return self.write_report()
         finally:
             if started:
                 import ray
 
                 ray.shutdown()
-        return self.write_report()
+            lock.release()
 
     def _run_stage(self, name: str) -> None:
         if self.progress:

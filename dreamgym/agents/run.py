@@ -28,7 +28,7 @@ from dreamgym.agents.backends import BACKENDS, make_backend
 from dreamgym.agents.controller import Controller, ControllerSpec
 from dreamgym.agents.evolution import Evolution, EvolutionConfig
 from dreamgym.common.device import resolve_device
-from dreamgym.common.io import atomic_write_json, check_writable_dir
+from dreamgym.common.io import DirectoryLock, atomic_write_json, check_writable_dir
 from dreamgym.common.runs import RunLogger
 from dreamgym.dreams.core import resolve_temperature
 from dreamgym.errors import CorruptFileError, DreamgymError
@@ -169,6 +169,12 @@ def evolve(
         settings.init = str(Path(settings.init).resolve())
         x0 = _initial_params(settings.init, spec)
     check_writable_dir(out)
+    with DirectoryLock(out):
+        return _evolve(settings, out, generations, model, spec, x0, workers, address, progress)
+
+
+def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: ControllerSpec,
+            x0, workers: int, address: str | None, progress: bool) -> Evolution:  # fmt: skip
     saved = _read_checkpoint(out)
     if saved is not None and saved["settings"] != dataclasses.asdict(settings):
         differing = sorted(k for k, v in dataclasses.asdict(settings).items()

@@ -88,3 +88,70 @@ def check_writable_dir(path: Path) -> None:
         raise DreamgymError(
             f"output directory {str(path)!r} is not writable: {exc.strerror or exc}"
         ) from exc
+
+
+LOCK_FILE = ".dreamgym.lock"
+
+
+class DirectoryLock:
+    """An exclusive lock on a directory being written (a dataset, a run), so that two writers
+    cannot interleave: ``flock`` on ``.dreamgym.lock``, which also records the holder (pid,
+    host, command, start time) for the second writer's error. The operating system releases it
+    when the holder exits, however it exits.
+
+    Usable as a context manager, or with :meth:`acquire` / :meth:`release` around a longer life.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> DirectoryLock:
+        """Take the lock.
+
+        Raises:
+            DreamgymError: naming the directory and the holder when another process has it.
+        """
+        import fcntl
+        import socket
+        import sys
+        import time
+
+        from dreamgym.errors import DreamgymError
+
+        fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(os.read(fd, 4096) or b"{}")
+                who = (f"pid {holder['pid']} on {holder['host']}, `{holder['command']}`, since "
+                       f"{holder['since']}")  # fmt: skip
+            except (ValueError, KeyError):
+                who = "holder unknown"
+            os.close(fd)
+            raise DreamgymError(
+                f"{str(self.path)!r} is being written by another dreamgym process ({who}); "
+                "wait for it to finish or use another output directory"
+            ) from None
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "command": " ".join(sys.argv)[:200],
+                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> DirectoryLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()

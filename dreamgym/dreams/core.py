@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -51,10 +52,9 @@ def check_decodes(model: WorldModel) -> None:
 def check_temperature(temperature: float) -> float:
     """The temperature as a float, or DreamgymError (a ValueError) naming it when it is not a
     finite number > 0."""
-    try:
-        tau = float(temperature)
-    except (TypeError, ValueError):
-        raise DreamgymError(f"temperature must be a number > 0, got {temperature!r}") from None
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
+        raise DreamgymError(f"temperature must be a number > 0, got {temperature!r}")
+    tau = float(temperature)
     if not (tau > 0 and math.isfinite(tau)):
         raise DreamgymError(f"temperature must be a finite number > 0, got {temperature!r}")
     return tau
@@ -120,9 +120,17 @@ class DreamCore:
                     "`dreamgym train mdnrnn` when its validation episodes hold a death)"
                 )
             self.done_offset = float(calibration["logit_offset"])
-        self.max_episode_steps = int(max_episode_steps or get_env_spec(model.env).max_episode_steps)
-        if self.max_episode_steps < 1:
-            raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps!r}")
+        if max_episode_steps is None:
+            max_episode_steps = get_env_spec(model.env).max_episode_steps
+        if (
+            isinstance(max_episode_steps, bool)
+            or not isinstance(max_episode_steps, numbers.Integral)
+            or max_episode_steps < 1
+        ):
+            raise DreamgymError(
+                f"max_episode_steps must be an integer >= 1, got {max_episode_steps!r}"
+            )
+        self.max_episode_steps = int(max_episode_steps)
         self.device = model.device
         self.action_space: gym.spaces.Box = model.action_space
         self._low = torch.as_tensor(self.action_space.low, device=self.device)

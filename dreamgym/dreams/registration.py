@@ -23,6 +23,8 @@ def register_dream(
             ``$DREAMGYM_HOME`` at ``gym.make`` time.
         kwargs: further default arguments of :class:`~dreamgym.dreams.env.DreamEnv`.
     """
+    from dreamgym.envs import get_env_spec
+
     defaults = {"env": env, **kwargs}
     if world_model is not None:
         defaults["world_model"] = str(world_model)
@@ -30,6 +32,8 @@ def register_dream(
         env_id,
         entry_point=ENTRY_POINT,
         vector_entry_point=VECTOR_ENTRY_POINT,
+        # The dream's own cap, shown on env.spec like the real env's (DreamEnv truncates there).
+        max_episode_steps=kwargs.get("max_episode_steps") or get_env_spec(env).max_episode_steps,
         kwargs=defaults,
     )
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from dreamgym.common.io import check_writable_dir
 from dreamgym.dreams.agent import DreamAgent, WorldModelPolicy, check_agent_fits
 from dreamgym.dreams.core import (
     DreamCore,
@@ -216,6 +217,7 @@ def render_video(
     for t in [temperature, *(temperatures or [])]:
         if t is not None:
             check_temperature(t)
+    check_writable_dir(Path(out).parent)
     model = resolve_world_model(world_model, None, device)
     check_decodes(model)
     tau = resolve_temperature(model.env, temperature)

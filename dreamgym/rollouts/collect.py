@@ -9,6 +9,7 @@ command produces the same files, and a re-run skips the episodes already in the 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,12 @@ from typing import Any
 from tqdm import tqdm
 
 import dreamgym
-from dreamgym.common.io import atomic_write_bytes, check_writable_dir, remove_stale_temporaries
+from dreamgym.common.io import (
+    DirectoryLock,
+    atomic_write_bytes,
+    check_writable_dir,
+    remove_stale_temporaries,
+)
 from dreamgym.common.seeding import derive_seed
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
@@ -147,6 +153,18 @@ def _validate(config: CollectConfig) -> dict[str, Any]:
     }
 
 
+def _check_output(out: Path) -> dict[str, Any] | None:
+    """The dataset metadata already in ``out`` (None for a new or empty directory); refuses a
+    directory that holds something else (a run, a bundle), before anything is written."""
+    existing = store.read_meta(out) if out.is_dir() else None
+    if existing is None and out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
+        raise DreamgymError(
+            f"output directory {str(out)!r} is not empty and holds no rollout dataset (no "
+            f"{store.META_FILE}); collect into a new or empty directory, or into a dataset"
+        )
+    return existing
+
+
 def prepare_output(config: CollectConfig) -> tuple[dict[str, Any], dict[int, dict]]:
     """Validate the config and the output directory; returns (metadata, existing manifest).
 
@@ -154,18 +172,20 @@ def prepare_output(config: CollectConfig) -> tuple[dict[str, Any], dict[int, dic
     """
     meta = _validate(config)
     out = Path(config.out)
+    existing = _check_output(out)
     check_writable_dir(out)
-    existing = store.read_meta(out)
     if existing is None:
-        if store.episode_files(out):
-            raise DreamgymError(
-                f"output directory {str(out)!r} holds episode files but no {store.META_FILE}; "
-                "use another output directory"
-            )
         store.write_meta(out, meta)
     else:
         store.check_compatible(out, existing, meta)
     remove_stale_temporaries(out)
+    damaged = store.set_aside_damaged(out)
+    if damaged:
+        warnings.warn(
+            f"moved {len(damaged)} damaged episode file(s) to {str(out / store.DAMAGED_DIR)!r} "
+            f"({', '.join(p.name for p in damaged)}); they are collected again",
+            stacklevel=2,
+        )
     return meta, store.read_manifest(out, repair=True)
 
 
@@ -178,6 +198,15 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     Raises:
         DreamgymError: for bad input (before anything is written) or an unreachable Ray cluster.
     """
+    _validate(config)  # before anything is written, even the lock
+    out = Path(config.out)
+    _check_output(out)
+    check_writable_dir(out)
+    with DirectoryLock(out):
+        return _collect(config, progress)
+
+
+def _collect(config: CollectConfig, progress: bool) -> CollectResult:
     meta, manifest = prepare_output(config)
     out = Path(config.out)
     kept = sum(1 for e in manifest.values() if e["kept"])

@@ -25,10 +25,11 @@ from typing import Any
 
 from dreamgym.common.io import atomic_write_bytes, atomic_write_json
 from dreamgym.errors import CorruptFileError, DreamgymError
-from dreamgym.rollouts.episode import load_episode
+from dreamgym.rollouts.episode import check_episode_file, load_episode
 
 META_FILE = "dataset.json"
 MANIFEST_FILE = "manifest.jsonl"
+DAMAGED_DIR = "damaged"
 FORMAT_VERSION = 1
 EPISODE_RE = re.compile(r"^episode_(\d{6,})\.npz$")
 
@@ -75,6 +76,22 @@ def episode_files(root: Path) -> dict[int, Path]:
         if match:
             files[int(match.group(1))] = Path(entry.path)
     return files
+
+
+def set_aside_damaged(root: Path) -> list[Path]:
+    """Move every episode file whose zip structure is damaged (truncated, overwritten) into
+    ``root/damaged/`` (never deleted), so that collection runs those episodes again; returns
+    where they went."""
+    moved = []
+    for file in episode_files(root).values():
+        try:
+            check_episode_file(file)
+        except CorruptFileError:
+            target = root / DAMAGED_DIR / file.name
+            target.parent.mkdir(exist_ok=True)
+            os.replace(file, target)
+            moved.append(target)
+    return moved
 
 
 def entry_from_episode(path: Path) -> dict[str, Any]:

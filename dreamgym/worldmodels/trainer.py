@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from dreamgym.common.device import resolve_device
-from dreamgym.common.io import atomic_write_json, check_writable_dir
+from dreamgym.common.io import DirectoryLock, atomic_write_json, check_writable_dir
 from dreamgym.common.runs import RunLogger
 from dreamgym.rollouts import RolloutDataset
 from dreamgym.worldmodels.checkpoint import (
@@ -55,6 +55,8 @@ class EpochTrainer(ABC):
         metadata when resuming."""
         self.out = Path(out)
         check_writable_dir(self.out)
+        # Held until fit() ends (or this trainer is dropped): one writer per output directory.
+        self._lock = DirectoryLock(self.out).acquire()
         self.device = resolve_device(device)
         self.bf16 = bf16
         self.path = self.out / f"{self.name}.safetensors"
@@ -105,6 +107,12 @@ class EpochTrainer(ABC):
 
     def fit(self, progress: bool = True) -> list[dict[str, Any]]:
         """Train until ``config.epochs``; checkpoint atomically after every epoch."""
+        try:
+            return self._fit(progress)
+        finally:
+            self._lock.release()
+
+    def _fit(self, progress: bool) -> list[dict[str, Any]]:
         bar = tqdm(range(self.epoch, self.config.epochs), initial=self.epoch,
                    total=self.config.epochs, desc=self.name, disable=not progress)  # fmt: skip
         for _ in bar:

@@ -1,0 +1,104 @@
+"""Bad input and damaged data: one-line errors (exit status 2) that name the culprit, and nothing
+written or changed. Cases of one kind live beside their feature's tests; these span the CLI."""
+
+from __future__ import annotations
+
+import shutil
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from dreamgym.cli import main
+from dreamgym.common.io import DirectoryLock
+from dreamgym.dreams import DreamEnv
+from dreamgym.errors import DreamgymError
+from dreamgym.rollouts import RolloutDataset
+
+
+def snapshot(root):
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def one_line_error(capsys, argv, message) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_collect_into_a_directory_that_is_not_a_dataset(car_bundle, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(car_bundle, run)  # e.g. a pipeline run or a bundle
+    before = snapshot(run)
+    one_line_error(capsys, ["collect", "--env", "carracing", "--episodes", "1", "--out",
+                            str(run)], "holds no rollout dataset")  # fmt: skip
+    assert snapshot(run) == before
+
+
+def test_a_second_writer_is_refused_naming_the_holder(car_data, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(car_data, data)
+    with DirectoryLock(data):
+        before = snapshot(data)
+        err = one_line_error(capsys, ["collect", "--env", "carracing", "--episodes", "9",
+                                      "--max-steps", "40", "--out", str(data)],
+                             "is being written by another dreamgym process")  # fmt: skip
+        assert "pid" in err
+        assert snapshot(data) == before
+    with DirectoryLock(data):  # released: free again
+        pass
+
+
+def test_render_into_an_unwritable_place(car_bundle, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    one_line_error(capsys, ["render", "--world-model", str(car_bundle), "--out",
+                            str(blocker / "videos" / "dream.mp4")], "not writable")  # fmt: skip
+    assert blocker.read_text() == "not a directory"
+
+
+def test_collect_sets_damaged_episodes_aside_and_collects_them_again(car_data, tmp_path):
+    from dreamgym.rollouts import CollectConfig, collect
+
+    data = tmp_path / "data"
+    shutil.copytree(car_data, data, ignore=shutil.ignore_patterns("cache"))
+    meta = RolloutDataset(data).meta
+    victim = data / "episode_000002.npz"
+    intact = victim.read_bytes()
+    victim.write_bytes(intact[: len(intact) // 2])
+    config = CollectConfig(env="carracing", episodes=len(RolloutDataset(data, True)) + 1,
+                           out=data, workers=1, max_episode_steps=meta["max_episode_steps"],
+                           policy=meta["policy"], seed=meta["seed"])  # fmt: skip
+    with pytest.warns(UserWarning, match="episode_000002.npz"):
+        collect(config, progress=False)
+    assert (data / "damaged" / "episode_000002.npz").stat().st_size == len(intact) // 2
+    again = RolloutDataset(data)
+    assert len(again) == config.episodes
+    # The same index and seed give the same episode as the one that was damaged.
+    assert victim.exists()
+    np.testing.assert_array_equal(np.load(victim)["actions"], np.load(
+        __import__("io").BytesIO(intact))["actions"])  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ["1.2", True, None, [1.0]])
+def test_a_temperature_must_be_a_number(car_bundle, value):
+    if value is None:
+        DreamEnv(world_model=car_bundle, temperature=value)  # None: the env's default
+        return
+    with pytest.raises(DreamgymError, match="temperature must be a number"):
+        DreamEnv(world_model=car_bundle, temperature=value)
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, True])
+def test_an_episode_cap_must_be_a_positive_integer(car_bundle, value):
+    with pytest.raises(DreamgymError, match="max_episode_steps must be an integer >= 1"):
+        DreamEnv(world_model=car_bundle, max_episode_steps=value)
+
+
+def test_dream_ids_show_their_cap_and_envs_shows_true_bounds(capsys):
+    assert gym.spec("Dream-CarRacing-v0").max_episode_steps == 1000
+    assert gym.spec("Dream-DoomTakeCover-v0").max_episode_steps == 2100
+    assert main(["envs"]) == 0
+    car = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("carr"))
+    assert "low [-1, 0, 0] high [1, 1, 1]" in car
