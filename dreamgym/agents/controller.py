@@ -169,6 +169,11 @@ class Controller:
     def load(cls, path: str | Path) -> tuple[Controller, dict[str, Any]]:
         """A saved controller and its metadata from its directory (or its ``controller.json``)."""
         path = Path(path)
+        if not path.exists():
+            raise DreamgymError(
+                f"controller {str(path)!r} does not exist (a directory holding controller.json "
+                "and controller.safetensors, such as an evolution run's mean/ or best/)"
+            )
         root = path if path.is_dir() else path.parent
         meta_path = root / "controller.json"
         try:

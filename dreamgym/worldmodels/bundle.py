@@ -53,10 +53,11 @@ def read_info(root: str | Path) -> dict[str, Any]:
     if not root.is_dir():
         raise DreamgymError(f"world-model bundle {str(root)!r} is not a directory")
     if not path.exists():
-        raise DreamgymError(
-            f"{str(root)!r} is not a world-model bundle (no {BUNDLE_FILE}); train one with "
-            "`dreamgym train vae` then `dreamgym train mdnrnn`"
-        )
+        below = sorted(str(p.parent) for p in root.glob(f"*/{BUNDLE_FILE}"))
+        hint = (f"it holds bundles one level down (a pipeline run?): {', '.join(below)}; pass "
+                "one of them" if below else
+                "train one with `dreamgym train vae` then `dreamgym train mdnrnn`")  # fmt: skip
+        raise DreamgymError(f"{str(root)!r} is not a world-model bundle (no {BUNDLE_FILE}); {hint}")
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:

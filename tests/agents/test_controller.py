@@ -67,7 +67,7 @@ def test_save_load_and_fit_checks(car_bundle, doom_bundle, tmp_path):
     loaded.check_fits(model)
     with pytest.raises(DreamgymError, match="controller does not fit the world model"):
         loaded.check_fits(worldmodels.load(doom_bundle))
-    with pytest.raises(DreamgymError, match="does not exist"):
+    with pytest.raises(DreamgymError, match="controller '.*/nowhere' does not exist"):
         Controller.load(tmp_path / "nowhere")
 
 

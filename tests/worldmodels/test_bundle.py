@@ -135,9 +135,13 @@ def test_corrupt_safetensors_is_named(car_bundle, tmp_path):
         worldmodels.load(bundle)
 
 
-def test_not_a_bundle(tmp_path):
+def test_not_a_bundle(tmp_path, car_bundle):
     with pytest.raises(DreamgymError, match="not a world-model bundle.*dreamgym train vae"):
         worldmodels.load(tmp_path)
+    run = tmp_path / "run"  # a pipeline run: the bundle sits one level down
+    shutil.copytree(car_bundle, run / "worldmodel")
+    with pytest.raises(DreamgymError, match="bundles one level down.*run/worldmodel"):
+        worldmodels.load(run)
 
 
 def run_cli(*args):
