@@ -28,18 +28,45 @@ def _probe_address(address: str) -> None:
         ) from exc
 
 
+def _use_token_auth() -> None:
+    """Send Ray's auth token when one is available and the user chose no auth mode.
+
+    Clusters started with ``ray start`` use token authentication by default (Ray >= 2.59), and a
+    driver that joins one must present the token, which ``ray start`` keeps in
+    ``~/.ray/auth_token`` (or ``$RAY_AUTH_TOKEN`` / ``$RAY_AUTH_TOKEN_PATH``); Ray only turns this
+    on by itself for clusters it starts. Sending the token to a cluster without authentication is
+    harmless. Ray's own switch is used (it also refreshes Ray's cached config).
+    """
+    try:
+        from ray._private.authentication import authentication_token_setup as setup
+    except ImportError:  # a Ray without token authentication
+        return
+    quiet = logging.getLogger(setup.__name__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # its notice is for clusters Ray starts, not joins
+    try:
+        setup.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        quiet.setLevel(level)
+
+
 def connect_ray(address: str | None, workers: int) -> bool:
-    """Start or join Ray; returns whether this call started it (and so must shut it down)."""
+    """Start or join Ray (``address``, else ``$RAY_ADDRESS``, else a local Ray); returns whether
+    this call started it (and so must shut it down)."""
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR}
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:
         _probe_address(address)
+        _use_token_auth()
         try:
             ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise DreamgymError(
-                f"could not connect to the Ray cluster at {address!r}: {exc}"
+                f"could not connect to the Ray cluster at {address!r}: {exc}; if it uses token "
+                "authentication (the default of `ray start`), make its token available here "
+                "($RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
             ) from exc
     else:
         ray.init(num_cpus=max(workers, os.cpu_count() or 1), **options)
