@@ -3,6 +3,7 @@ written or changed. Cases of one kind live beside their feature's tests; these s
 
 from __future__ import annotations
 
+import io
 import shutil
 
 import gymnasium as gym
@@ -77,8 +78,9 @@ def test_collect_sets_damaged_episodes_aside_and_collects_them_again(car_data, t
     assert len(again) == config.episodes
     # The same index and seed give the same episode as the one that was damaged.
     assert victim.exists()
-    np.testing.assert_array_equal(np.load(victim)["actions"], np.load(
-        __import__("io").BytesIO(intact))["actions"])  # fmt: skip
+    np.testing.assert_array_equal(
+        np.load(victim)["actions"], np.load(io.BytesIO(intact))["actions"]
+    )
 
 
 @pytest.mark.parametrize("value", ["1.2", True, None, [1.0]])

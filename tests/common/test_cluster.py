@@ -3,6 +3,7 @@ authentication on, Ray's default), on loopback, with dreamgym's CLI in another p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -42,7 +43,7 @@ def ray_start_head():
         ours = [p for p in psutil.process_iter(["cmdline"])
                 if any(str(temp) in part for part in p.info["cmdline"] or [])]  # fmt: skip
         for process in ours:
-            with __import__("contextlib").suppress(psutil.Error):
+            with contextlib.suppress(psutil.Error):
                 process.send_signal(signal.SIGKILL)
         psutil.wait_procs(ours, timeout=30)
         shutil.rmtree(temp, ignore_errors=True)
