@@ -82,6 +82,5 @@ def make_backend(
     if kind == "real":
         from dreamgym.agents.ray_backend import RealBackend
 
-        return RealBackend(model, spec, workers, address, max_episode_steps,
-                           model.info.get("frame_skip", 1))  # fmt: skip
+        return RealBackend(model, spec, workers, address, max_episode_steps)
     raise DreamgymError(f"backend must be one of {BACKENDS}, got {kind!r}")

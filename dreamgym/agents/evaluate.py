@@ -12,40 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from dreamgym import worldmodels
+from dreamgym.agents.backends import BACKENDS
 from dreamgym.agents.controller import Controller
-from dreamgym.common.seeding import derive_seed
-from dreamgym.dreams.agent import DreamAgent, WorldModelPolicy, check_agent_fits
+from dreamgym.dreams.agent import DreamAgent, check_agent_fits
 from dreamgym.dreams.core import DreamCore, resolve_temperature, run_episodes
-from dreamgym.envs import make_env
 from dreamgym.errors import DreamgymError
-from dreamgym.rollouts.episode import play
 from dreamgym.worldmodels import WorldModel
-
-BACKENDS = ("dream", "real")
-
-
-class EpisodeActor:
-    """Ray actor body: one real env and the agent acting through the world model."""
-
-    def __init__(self, agent: DreamAgent, model: WorldModel, max_episode_steps: int | None) -> None:
-        torch.set_num_threads(1)
-        self.env = make_env(model.env, max_episode_steps=max_episode_steps,
-                            frame_skip=model.info.get("frame_skip", 1))  # fmt: skip
-        self.policy = WorldModelPolicy(agent, model)
-
-    def ready(self) -> bool:
-        return True
-
-    def run(self, seed: int) -> float:
-        return sum(step[2] for step in play(self.env, self.policy, seed))
-
-
-def episode_seed(seed: int, episode: int) -> int:
-    """The real env's seed for episode ``episode`` (the evolution's for candidate 0)."""
-    return derive_seed(seed, 0, episode)
 
 
 def evaluate_agent(
@@ -79,6 +53,7 @@ def evaluate_agent(
         return returns.cpu().numpy().astype(np.float64)
     import ray
 
+    from dreamgym.agents.ray_backend import EpisodeActor, rollout_seed
     from dreamgym.common.cluster import ActorPool, connect_ray
 
     started = connect_ray(address, workers)
@@ -88,11 +63,11 @@ def evaluate_agent(
     try:
         results = np.full(episodes, np.nan)
         for i in range(episodes):
-            env_seed = episode_seed(seed, i)
-            pool.submit(lambda actor, s=env_seed: actor.run.remote(s), i)
+            env_seed = rollout_seed(seed, 0, i)  # the real backend's seeds for one candidate
+            pool.submit(lambda actor, s=env_seed: actor.run.remote([s]), i)
         while pool.pending:
-            i, total = pool.next()
-            results[i] = total
+            i, returns = pool.next()
+            results[i] = returns[0]
         return results
     finally:
         pool.close()

@@ -14,9 +14,10 @@ import numpy as np
 import ray
 import torch
 
-from dreamgym.agents.controller import Controller, ControllerPolicy, ControllerSpec
+from dreamgym.agents.controller import Controller, ControllerSpec
 from dreamgym.common.cluster import ActorPool, connect_ray
 from dreamgym.common.seeding import derive_seed
+from dreamgym.dreams.agent import DreamAgent, WorldModelPolicy
 from dreamgym.envs import make_env
 from dreamgym.rollouts.episode import play
 from dreamgym.worldmodels import WorldModel
@@ -28,20 +29,23 @@ def rollout_seed(seed: int, candidate: int, rollout: int) -> int:
     return derive_seed(seed, candidate, rollout)
 
 
-class RealWorker:
-    """Ray actor body: one real env and a controller policy reading frames through V and M."""
+class EpisodeActor:
+    """Ray actor body: one real env (with the world model's frame skip) and an agent acting
+    through the world model; used by the evolution's real backend and by ``evaluate``."""
 
-    def __init__(self, model: WorldModel, spec: ControllerSpec, env: str,
-                 max_episode_steps: int | None, frame_skip: int) -> None:  # fmt: skip
+    def __init__(self, agent: DreamAgent, model: WorldModel, max_episode_steps: int | None) -> None:
         torch.set_num_threads(1)
-        self.env = make_env(env, max_episode_steps=max_episode_steps, frame_skip=frame_skip)
-        self.policy = ControllerPolicy(Controller(spec), model)
+        self.env = make_env(model.env, max_episode_steps=max_episode_steps,
+                            frame_skip=model.info.get("frame_skip", 1))  # fmt: skip
+        self.policy = WorldModelPolicy(agent, model)
 
     def ready(self) -> bool:
         return True
 
-    def run(self, params: np.ndarray, seeds: list[int]) -> np.ndarray:
-        self.policy.controller.set_params(params)
+    def run(self, seeds: list[int], params: np.ndarray | None = None) -> np.ndarray:
+        """Returns of one episode per seed; ``params`` first replace a controller's."""
+        if params is not None:
+            self.policy.agent.set_params(params)
         returns = [sum(step[2] for step in play(self.env, self.policy, seed)) for seed in seeds]
         return np.asarray(returns)
 
@@ -55,7 +59,6 @@ class RealBackend:
         workers: number of actors (one env each).
         address: Ray cluster to join (``"auto"``); None starts a local Ray.
         max_episode_steps: episode cap (default: the real env's).
-        frame_skip: the real env's frame skip (use the one the world model was trained with).
     """
 
     def __init__(
@@ -65,11 +68,10 @@ class RealBackend:
         workers: int = 2,
         address: str | None = None,
         max_episode_steps: int | None = None,
-        frame_skip: int = 1,
     ) -> None:
         self.started_ray = connect_ray(address, workers)
-        actor_class = ray.remote(num_cpus=1)(RealWorker)
-        args = (ray.put(model), spec, model.env, max_episode_steps, frame_skip)
+        actor_class = ray.remote(num_cpus=1)(EpisodeActor)
+        args = (Controller(spec), ray.put(model), max_episode_steps)
         self.pool = ActorPool(lambda: actor_class.remote(*args), workers, IN_FLIGHT_PER_ACTOR)
 
     def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
@@ -77,7 +79,7 @@ class RealBackend:
         results = np.full((len(params), rollouts), np.nan)
         for p in range(len(params)):  # the pool deals them as actors free up
             seeds = [rollout_seed(seed, p, r) for r in range(rollouts)]
-            self.pool.submit(lambda actor, x=params[p], s=seeds: actor.run.remote(x, s), p)
+            self.pool.submit(lambda actor, x=params[p], s=seeds: actor.run.remote(s, x), p)
         while self.pool.pending:
             p, returns = self.pool.next()
             results[p] = returns
