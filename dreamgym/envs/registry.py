@@ -107,13 +107,13 @@ _DOOM_PIPELINE: dict[str, dict[str, Any]] = {
     "small": {"min_length": 101},
     # The best 2 CPU cores reached in about an hour (docs/fidelity.md): many cheap episodes,
     # V on a subset, a long-trained M on the paper's sequence length (most windows are whole
-    # episodes from their first step, so M can track the damage taken so far), the sampled done
-    # rule at tau 1.0, and one round of the paper's iterative training (a second round made
-    # the shipped controller worse in every run so far).
+    # episodes from their first step, so M can track the damage taken so far), the calibrated
+    # done rule at the paper's tau 1.15, and one round of the paper's iterative training (a
+    # second round made the shipped controller worse in every run so far).
     "cpu": {
         "episodes": 1000, "vae_overrides": {"epochs": 4, "max_episodes": 120},
         "mdnrnn_overrides": {"epochs": 40, "seq_len": 500}, "generations": 30, "rollouts": 8,
-        "eval_every": 10, "eval_rollouts": 128, "temperature": 1.0, "done_mode": "sample",
+        "eval_every": 10, "eval_rollouts": 128, "temperature": 1.15, "done_mode": "calibrated",
         "iterations": 1, "iteration_episodes": 200, "fidelity_episodes": 256,
         "fidelity_real_episodes": 20,
     },
