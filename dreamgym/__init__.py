@@ -4,6 +4,11 @@ Importing the package registers its Gymnasium ids: the real environments as ``Re
 the dreams as ``Dream-CarRacing-v0`` and ``Dream-DoomTakeCover-v0``.
 """
 
+import os
+
+# gym-pusht pulls in pygame, which greets on import; dreamgym's output stays its own.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
 from dreamgym.dreams.registration import register_dream, register_dreams
 from dreamgym.envs import list_envs, make_env
 from dreamgym.errors import DreamgymError

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dreamgym.common.pretrained import output_beside
 from dreamgym.errors import DreamgymError
 
 
@@ -95,7 +96,15 @@ def _cmd_train(args: argparse.Namespace) -> None:
         "preset": args.preset, "overrides": overrides, "device": args.device, "bf16": args.bf16,
         "skip_corrupt": args.skip_corrupt,
     }  # fmt: skip
-    if args.component == "vae":
+    if args.component == "latent":
+        from dreamgym.worldmodels.train_latent import LatentTrainer
+
+        overrides.update(encoder=args.encoder, dinov2_weights=args.dinov2_weights,
+                         frameskip=args.frameskip, history=args.history)  # fmt: skip
+        trainer = LatentTrainer(args.data, args.out, args.preset,
+                                {k: v for k, v in overrides.items() if v is not None},
+                                args.device, args.bf16, args.skip_corrupt)  # fmt: skip
+    elif args.component == "vae":
         from dreamgym.worldmodels.train_vae import VAETrainer
 
         overrides.update(z_size=args.z_size, max_episodes=args.max_episodes)
@@ -133,6 +142,21 @@ def _add_train_parser(commands) -> None:
         description="Encode the dataset(s) with V (cached), then train M. OUT becomes a complete "
         "world-model bundle (V, M, initial latents, bundle.json); it may be V's run directory.",
     )
+    latent = parts.add_parser(
+        "latent",
+        help="train a latent world model (DINO-WM / LeWM); writes a world-model bundle",
+        description="Train an encoder and a frame-causal transformer predictor on a dataset "
+        "(presets: cpu = a tiny ViT trained with SIGReg, LeWM-style; paper = frozen DINOv2 "
+        "patches, DINO-WM, for a GPU; debug = seconds). Re-running resumes.",
+    )
+    latent.add_argument("--data", required=True, action="append", help="rollout dataset(s)")
+    latent.add_argument("--encoder", choices=["vit-tiny", "dinov2", "vae"],
+                        help="override the preset's encoder")  # fmt: skip
+    latent.add_argument(
+        "--dinov2-weights", help="DINOv2 ViT-S/14 checkpoint (.pth or .safetensors)"
+    )
+    latent.add_argument("--frameskip", type=int, help="real steps per model step (DINO-WM: 5)")
+    latent.add_argument("--history", type=int, help="frames the predictor sees (DINO-WM: 3)")
     vae.add_argument("--data", required=True, help="rollout dataset directory")
     vae.add_argument(
         "--max-episodes", type=int, help="train on a seeded subset of this many episodes"
@@ -145,13 +169,13 @@ def _add_train_parser(commands) -> None:
         "action space (the paper's iterative training: re-run with a new dataset added and a "
         "larger --epochs to continue M on all the data)",
     )
-    for parser in (vae, mdn):
+    for parser in (vae, mdn, latent):
         parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
         parser.add_argument(
             "--preset",
-            default="paper",
-            choices=["paper", "small", "debug"],
-            help="settings preset (default: paper; debug trains in seconds)",
+            default="cpu" if parser is latent else "paper",
+            choices=["paper", "cpu", "debug"] if parser is latent else ["paper", "small", "debug"],
+            help="settings preset (default: %(default)s; debug trains in seconds)",
         )
         parser.add_argument("--epochs", type=int, help="override the preset's epochs")
         parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
@@ -168,6 +192,16 @@ def _add_train_parser(commands) -> None:
     mdn.add_argument("--vae", required=True, help="V's run directory")
     mdn.add_argument("--seq-len", type=int, help="override the preset's sequence length")
     mdn.add_argument("--hidden-size", type=int, help="override the preset's LSTM size")
+
+
+def _add_done_mode(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--done-mode",
+        choices=["threshold", "sample", "calibrated"],
+        help="dream episode end: done probability > 0.5 (the paper), drawn from it, or drawn "
+        "from it recalibrated on held-out episodes (default: calibrated when the bundle has a "
+        "calibration, else threshold)",
+    )
 
 
 def _cmd_evolve(args: argparse.Namespace) -> None:
@@ -191,7 +225,7 @@ def _cmd_evolve(args: argparse.Namespace) -> None:
         init=args.init,
         evolution=config,
     )
-    out = Path(args.out or Path(args.world_model) / f"evolve-{args.backend}")
+    out = Path(args.out or output_beside(args.world_model, f"evolve-{args.backend}"))
     evolution = evolve(settings, out, args.generations, args.workers, args.address, args.device,
                        progress=not args.quiet)  # fmt: skip
     print(
@@ -208,7 +242,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         args.controller, args.episodes, args.backend, args.world_model, args.temperature,
         args.max_steps, args.workers, args.address, args.seed, args.device, args.done_mode,
     )  # fmt: skip
-    out = Path(args.out or Path(args.controller) / f"evaluation-{args.backend}.json")
+    out = Path(args.out or output_beside(args.controller, f"evaluation-{args.backend}.json"))
     atomic_write_json(out, {"backend": args.backend, "episodes": len(returns),
                             "mean": float(returns.mean()), "std": float(returns.std()),
                             "returns": returns.tolist(), "seed": args.seed})  # fmt: skip
@@ -252,13 +286,7 @@ def _add_agent_parsers(commands) -> None:
         help="warm start: a saved controller directory whose parameters the search starts from",
     )
     evolve.add_argument("--max-steps", type=int, help="episode cap (default: the real env's)")
-    evolve.add_argument(
-        "--done-mode",
-        choices=["threshold", "sample", "calibrated"],
-        default="threshold",
-        help="dream episode end: done probability > 0.5 (the paper), drawn from it, or drawn "
-        "from it recalibrated on held-out episodes",
-    )
+    _add_done_mode(evolve)
     evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
     evolve.add_argument("--workers", type=int, default=2, help="Ray actors (real backend)")
     evolve.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
@@ -275,9 +303,7 @@ def _add_agent_parsers(commands) -> None:
     evaluate.add_argument("--world-model", help="default: the one the controller was trained for")
     evaluate.add_argument("--temperature", type=float)
     evaluate.add_argument("--max-steps", type=int)
-    evaluate.add_argument(
-        "--done-mode", choices=["threshold", "sample", "calibrated"], default="threshold"
-    )
+    _add_done_mode(evaluate)
     evaluate.add_argument("--workers", type=int, default=2)
     evaluate.add_argument("--address")
     evaluate.add_argument("--seed", type=int, default=0)
@@ -391,11 +417,11 @@ def _cmd_fidelity(args: argparse.Namespace) -> None:
         probes=not args.no_probes, max_episode_steps=args.max_steps, seed=args.seed,
         workers=args.workers, address=args.address,
     )  # fmt: skip
-    report = FidelityReport(args.world_model, args.out, args.data, args.policy,
+    out = Path(args.out or output_beside(args.world_model, "fidelity"))
+    report = FidelityReport(args.world_model, out, args.data, args.policy,
                             args.controller or (), config, args.device,
                             progress=not args.quiet).run()  # fmt: skip
     print("\n".join(report["verdicts"]))
-    out = Path(args.out or Path(args.world_model) / "fidelity")
     print(f"report in {out / 'fidelity.md'}")
 
 
@@ -423,9 +449,7 @@ def _add_fidelity_parser(commands) -> None:
     fidelity.add_argument("--held-out", type=int, default=50, help="held-out episodes followed")
     fidelity.add_argument("--horizon", type=int, default=100, help="open-loop horizon")
     fidelity.add_argument("--temperature", type=float, help="dream tau (default: the env's)")
-    fidelity.add_argument(
-        "--done-mode", choices=["threshold", "sample", "calibrated"], default="threshold"
-    )
+    _add_done_mode(fidelity)
     fidelity.add_argument("--no-probes", action="store_true", help="skip the probe policies")
     fidelity.add_argument("--max-steps", type=int, help="episode cap (default: the bundle's)")
     fidelity.add_argument("--seed", type=int, default=0)
@@ -435,6 +459,117 @@ def _add_fidelity_parser(commands) -> None:
     fidelity.add_argument("--out", help="report directory (default: WORLD_MODEL/fidelity)")
     fidelity.add_argument("--quiet", action="store_true")
     fidelity.set_defaults(func=_cmd_fidelity)
+
+
+def _cmd_plan(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from dreamgym.agents.goals import OraclePolicy, UniformPolicy, evaluate_goal_reaching
+    from dreamgym.agents.planning import PlannerPolicy, planner_preset
+    from dreamgym.common.device import resolve_device
+    from dreamgym.common.io import atomic_write_json
+    from dreamgym.dreams.video import write_video
+    from dreamgym.rollouts import RolloutDataset
+    from dreamgym.worldmodels import load
+
+    model = load(args.world_model, resolve_device(args.device))
+    config = planner_preset(args.preset, samples=args.samples, iterations=args.iterations,
+                            horizon=args.horizon, execute=args.execute)  # fmt: skip
+    data = args.data or model.info["training"]["data"]
+    dataset = RolloutDataset(data)
+    low, high = model.action_space.low, model.action_space.high
+    real = len(model.info["action_low"])
+
+    policies = {"planner": lambda k, pair: PlannerPolicy(model, config, pair.goal_frame,
+                                                         args.seed + k, args.budget)}  # fmt: skip
+    if not args.no_baselines:
+        policies["random"] = lambda k, pair: UniformPolicy(low[:real], high[:real], args.seed + k)
+        policies["oracle"] = lambda k, pair: OraclePolicy(
+            dataset.episode(pair.episode).actions[pair.start : pair.start + pair.offset]
+        )
+    say = None if args.quiet else (lambda line: print(line, flush=True))
+    report = evaluate_goal_reaching(model.env, data, policies, args.episodes, args.goal_offset,
+                                    args.budget, args.pair_seed, args.videos, say)  # fmt: skip
+    out = Path(args.out or output_beside(args.world_model, "plan"))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, result in report["policies"].items():
+        for k, r in enumerate(result["results"]):
+            frames = r.pop("frames")
+            if frames:
+                goal = dataset.episode(r["episode"]).frames[r["start"] + args.goal_offset]
+                write_video([np.concatenate([f, goal], axis=1) for f in frames],
+                            out / f"{name}-{k}.mp4", fps=10)  # fmt: skip
+        low_ci, high_ci = result["interval"]
+        print(f"{name}: {result['successes']}/{args.episodes} reached = {result['rate']:.2f} "
+              f"(95% CI {low_ci:.2f}-{high_ci:.2f}), {result['seconds_per_step']:.2f} s per env "
+              "step")  # fmt: skip
+    report["planner"] = dataclasses.asdict(config)
+    atomic_write_json(out / "plan.json", report)
+    print(f"report in {out / 'plan.json'}")
+
+
+def _add_plan_parser(commands) -> None:
+    plan = commands.add_parser(
+        "plan",
+        help="reach goals by planning in a world model (CEM + MPC), measured the DINO-WM way",
+        description="Draws start/goal pairs from recorded episodes (the goal: the state "
+        "GOAL_OFFSET recorded steps later), plans with CEM in the world model, acts in the real "
+        "env for BUDGET steps, and reports the success rate beside the random policy and a "
+        "replay oracle on the same pairs. Writes plan.json and videos (agent | goal).",
+    )
+    plan.add_argument("--world-model", required=True, help="a bundle with a goal cost")
+    plan.add_argument("--data", help="episodes with states (default: the bundle's training data)")
+    plan.add_argument("--episodes", type=int, default=50, help="start/goal pairs (default: 50)")
+    plan.add_argument("--planner", choices=["cem"], default="cem", help="the planner")
+    plan.add_argument("--preset", default="cpu", choices=["cpu", "dino-wm", "vjepa2-ac", "debug"],
+                      help="planner preset (default: cpu)")  # fmt: skip
+    plan.add_argument("--samples", type=int, help="override the preset's samples")
+    plan.add_argument("--iterations", type=int, help="override the preset's iterations")
+    plan.add_argument("--horizon", type=int, help="override the preset's horizon")
+    plan.add_argument("--execute", type=int, help="plan steps executed before replanning")
+    plan.add_argument("--budget", type=int, default=50, help="env steps per pair (default: 50)")
+    plan.add_argument("--goal-offset", type=int, default=25, help="goal steps ahead (default: 25)")
+    plan.add_argument("--pair-seed", type=int, default=99, help="seed of the pairs (default: 99)")
+    plan.add_argument("--seed", type=int, default=0, help="planner seed (default: 0)")
+    plan.add_argument("--videos", type=int, default=3, help="pairs filmed per policy")
+    plan.add_argument("--no-baselines", action="store_true", help="skip random and oracle")
+    plan.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    plan.add_argument("--out", help="report directory (default: WORLD_MODEL/plan)")
+    plan.add_argument("--quiet", action="store_true")
+    plan.set_defaults(func=_cmd_plan)
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from dreamgym.export import export_bundle, export_run
+
+    if args.run:
+        out = export_run(args.run, args.out, args.name, args.hardware, args.commit)
+    else:
+        out = export_bundle(args.world_model, args.out, args.controller)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"exported to {out} ({size / 2**20:.1f} MiB)")
+
+
+def _add_export_parser(commands) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write a small float16 copy of a world model and its controller, to share",
+        description="Writes the world model's weights in float16 without training state, the "
+        "controller beside it (relocatable), and for a pipeline run (--run) a MODEL_CARD.md "
+        "with its data, scores, fidelity, float16 agreement and checksums. dreamgym's "
+        "pretrained models are made this way.",
+    )
+    source = export.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="a finished pipeline run directory")
+    source.add_argument("--world-model", help="a world-model bundle directory")
+    export.add_argument("--controller", help="with --world-model: a controller to include")
+    export.add_argument("--out", required=True, help="a new or empty directory")
+    export.add_argument("--name", help="with --run: the model's short name (default: OUT's name)")
+    export.add_argument(
+        "--hardware", default="unrecorded hardware", help="with --run: the training machine"
+    )
+    export.add_argument("--commit", default="unrecorded", help="with --run: the dreamgym commit")
+    export.set_defaults(func=_cmd_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -490,6 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_parser(commands)
     _add_pipeline_parser(commands)
     _add_fidelity_parser(commands)
+    _add_export_parser(commands)
+    _add_plan_parser(commands)
     return parser
 
 

@@ -69,7 +69,7 @@ class PipelineConfig:
     temperatures: tuple[float, ...] = (0.5, 1.0, 1.15, 1.3)
     model_preset: str = "debug"
     temperature: float | None = None
-    done_mode: str = "threshold"
+    done_mode: str | None = None
     observation_mode: str = "zh"
     bias: bool = True
     iterations: int = 0
@@ -139,6 +139,29 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
     return PipelineConfig(env, preset, policy=spec.collection_policy, **settings)
 
 
+def _bundle_dir(out: Path, k: int) -> Path:
+    return out / ("worldmodel" if k == 0 else f"worldmodel-{k}")
+
+
+def _evolve_dir(out: Path, k: int) -> Path:
+    return out / ("evolve" if k == 0 else f"evolve-{k}")
+
+
+def final_products(run: str | Path) -> tuple[Path, Path, dict[str, Any]]:
+    """(final world model, final controller, report) of the pipeline run in ``run``.
+
+    Raises:
+        DreamgymError: ``run`` holds no pipeline report.
+    """
+    run = Path(run)
+    try:
+        report = json.loads((run / "report.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raise DreamgymError(f"{str(run)!r} holds no pipeline report (report.json)") from None
+    k = report["config"]["iterations"]
+    return _bundle_dir(run, k), _evolve_dir(run, k) / "mean", report
+
+
 class Pipeline:
     """Runs (or resumes) the stages of :func:`stage_names` in ``out``."""
 
@@ -176,12 +199,10 @@ class Pipeline:
 
     def bundle(self, k: int | None = None) -> Path:
         """The world model of iteration ``k`` (default: the last one)."""
-        k = self.config.iterations if k is None else k
-        return self.out / ("worldmodel" if k == 0 else f"worldmodel-{k}")
+        return _bundle_dir(self.out, self.config.iterations if k is None else k)
 
     def evolve_dir(self, k: int | None = None) -> Path:
-        k = self.config.iterations if k is None else k
-        return self.out / ("evolve" if k == 0 else f"evolve-{k}")
+        return _evolve_dir(self.out, self.config.iterations if k is None else k)
 
     @property
     def controller(self) -> Path:

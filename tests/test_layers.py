@@ -12,7 +12,7 @@ PACKAGE = Path(dreamgym.__file__).parent
 LAYERS = {  # first dotted part after "dreamgym." -> its level
     "errors": 0, "common": 0,
     "envs": 1, "rollouts": 2, "worldmodels": 3, "dreams": 4, "agents": 5, "fidelity": 6,
-    "pipeline": 7, "cli": 8, "__main__": 9,
+    "pipeline": 7, "export": 7, "cli": 8, "__main__": 9,
 }  # fmt: skip
 
 

@@ -80,6 +80,40 @@ def test_debug_pipeline_runs_end_to_end_and_resumes_after_a_kill(tmp_path):
     for backend in ("dream", "real"):
         scores = report["stages"]["evaluate"][backend]
         assert scores["episodes"] == 4 and scores["std"] >= 0
+    check_export(out, tmp_path)
+
+
+def check_export(run, tmp_path):
+    """The finished run exports to a small, relocatable float16 folder with a true model card."""
+    from safetensors import safe_open
+
+    from dreamgym.agents.evaluate import evaluate_controller
+    from dreamgym.export import card_checksums, checksums
+
+    export = tmp_path / "export"
+    result = subprocess.run(
+        [sys.executable, "-m", "dreamgym.cli", "export", "--run", str(run), "--out", str(export)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    card = (export / "MODEL_CARD.md").read_text()
+    assert "| this controller | real | 4 |" in card and "| brownian (the collection policy)" in card
+    assert "agree with the float32 original's within 0.05 on 100.00% of steps" in card
+    assert card_checksums(export) == checksums(export) and len(checksums(export)) == 6
+    with safe_open(str(export / "vae.safetensors"), "pt") as f:
+        assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}  # noqa: SIM118
+        assert all(k.startswith("model.") for k in f.keys())  # noqa: SIM118
+    moved = tmp_path / "moved"
+    export.rename(moved)  # the controller finds its bundle wherever the folder goes
+    kwargs = dict(episodes=2, backend="dream", max_episode_steps=20, seed=3)
+    exported = evaluate_controller(moved / "controller", **kwargs)
+    original = evaluate_controller(run / "evolve" / "mean", **kwargs)
+    assert abs(exported.mean() - original.mean()) <= 0.05 * abs(original.mean()) + 1e-3
+    again = subprocess.run(
+        [sys.executable, "-m", "dreamgym.cli", "export", "--run", str(run), "--out", str(moved)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 2 and "is not empty" in again.stderr
 
 
 def test_pipeline_refuses_another_env_in_the_same_run_dir(tmp_path):

@@ -27,7 +27,7 @@ class DreamBackend:
         spec: the controllers' shape (must fit ``model``).
         temperature: the dream's tau.
         max_episode_steps: episode cap (default: the real env's, CarRacing 1,000, Doom 2,100).
-        done_mode: ``"threshold"`` (the paper) or ``"sample"``.
+        done_mode: the dream's done rule (default: see ``dreams.core.resolve_done_mode``).
     """
 
     def __init__(
@@ -36,7 +36,7 @@ class DreamBackend:
         spec: ControllerSpec,
         temperature: float = 1.0,
         max_episode_steps: int | None = None,
-        done_mode: str = "threshold",
+        done_mode: str | None = None,
     ) -> None:
         self.model = model
         self.spec = spec
@@ -70,7 +70,7 @@ def make_backend(
     spec: ControllerSpec,
     temperature: float,
     max_episode_steps: int | None = None,
-    done_mode: str = "threshold",
+    done_mode: str | None = None,
     workers: int = 2,
     address: str | None = None,
 ):

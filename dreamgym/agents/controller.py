@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from dreamgym.common.io import atomic_write_bytes, atomic_write_json
+from dreamgym.common.pretrained import CONTROLLER_DIR, pretrained_name, resolve_path
 from dreamgym.dreams.agent import WorldModelPolicy
 from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError
@@ -167,8 +168,10 @@ class Controller:
 
     @classmethod
     def load(cls, path: str | Path) -> tuple[Controller, dict[str, Any]]:
-        """A saved controller and its metadata from its directory (or its ``controller.json``)."""
-        path = Path(path)
+        """A saved controller and its metadata from its directory (or its ``controller.json``,
+        or ``pretrained:NAME``). A relative ``world_model`` in the metadata is resolved against
+        the controller's directory (exported controllers sit next to their bundle)."""
+        path = resolve_path(path, CONTROLLER_DIR)
         if not path.exists():
             raise DreamgymError(
                 f"controller {str(path)!r} does not exist (a directory holding controller.json "
@@ -191,6 +194,9 @@ class Controller:
             raise DreamgymError(f"controller file {exc.filename!r} does not exist") from None
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise CorruptFileError(f"controller in {str(root)!r} is unreadable: {exc}") from exc
+        bundle = meta.get("world_model")
+        if isinstance(bundle, str) and pretrained_name(bundle) is None:
+            meta["world_model"] = str((root / bundle).resolve())
         return cls(spec, params), meta
 
     def check_fits(self, model) -> None:
@@ -266,7 +272,7 @@ def controller_policy(path: str | Path, noise: float = 0.0) -> ControllerPolicy:
     """
     from dreamgym import worldmodels
 
-    path = Path(path)
+    path = resolve_path(path, CONTROLLER_DIR)
     file = path / "controller.json" if path.is_dir() else path
     try:
         kind = json.loads(file.read_text()).get("kind")

@@ -32,7 +32,7 @@ def evaluate_agent(
     workers: int = 2,
     address: str | None = None,
     seed: int = 0,
-    done_mode: str = "threshold",
+    done_mode: str | None = None,
 ) -> np.ndarray:
     """Returns (episodes,) of ``agent`` in the real env (``episodes`` tasks over ``workers`` Ray
     actors) or in ``model``'s dream (one batch).
@@ -86,7 +86,7 @@ def evaluate_controller(
     address: str | None = None,
     seed: int = 0,
     device: str = "cpu",
-    done_mode: str = "threshold",
+    done_mode: str | None = None,
 ) -> np.ndarray:
     """:func:`evaluate_agent` for a saved controller.
 

@@ -49,7 +49,7 @@ class EvolveSettings:
         bias: whether the controller has a bias.
         max_episode_steps: episode cap (default: the real env's).
         done_mode: the dream's done rule, ``threshold`` (the paper), ``sample`` or
-            ``calibrated``.
+            ``calibrated`` (default: see ``dreams.core.resolve_done_mode``).
         init: a saved controller to start the search from (a warm start: the ES mean begins at
             its parameters instead of zeros); it must read the same inputs and bias.
         evolution: the CMA-ES settings.
@@ -61,7 +61,7 @@ class EvolveSettings:
     observation_mode: str | None = None
     bias: bool = True
     max_episode_steps: int | None = None
-    done_mode: str = "threshold"
+    done_mode: str | None = None
     init: str | None = None
     evolution: EvolutionConfig = dataclasses.field(default_factory=EvolutionConfig)
 

@@ -47,8 +47,10 @@ class DreamEnv(gym.Env):
     z drawn from a random recorded first frame's (mu, logvar); M's state zero.
 
     ## Episode End
-    Terminated when M's done probability exceeds 0.5 (``done_mode="sample"`` draws it instead);
-    truncated after ``max_episode_steps`` (CarRacing 1,000, Doom 2,100 by default).
+    By the done head: ``done_mode="threshold"`` ends when its probability exceeds 0.5 (the
+    paper), ``"sample"`` draws it, ``"calibrated"`` draws it recalibrated on held-out deaths (the
+    default for bundles that carry a calibration; otherwise ``"threshold"``); truncated after
+    ``max_episode_steps`` (CarRacing 1,000, Doom 2,100 by default).
 
     ## Arguments
     ``world_model`` (bundle path or loaded model; default: the newest bundle for ``env`` under
@@ -68,7 +70,7 @@ class DreamEnv(gym.Env):
         temperature: float | None = None,
         device: str | torch.device = "cpu",
         observation_mode: str | None = None,
-        done_mode: str = "threshold",
+        done_mode: str | None = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
         goal=None,
@@ -102,7 +104,16 @@ class DreamEnv(gym.Env):
         if seed is not None or first_reset:
             self.core.seed(self.np_random)
         obs = self.core.reset_all()
-        return obs[0].cpu().numpy(), {}
+        return obs[0].cpu().numpy(), {"world_model": self.source}
+
+    @property
+    def source(self) -> str:
+        """Which world model dreams: its bundle path, or ``pretrained:NAME`` for shipped ones."""
+        return str(self.core.model.info.get("source", type(self.core.model).__name__))
+
+    def __str__(self) -> str:
+        name = self.spec.id if self.spec is not None else type(self).__name__
+        return f"<DreamEnv<{name}> world_model={self.source} tau={self.temperature:g}>"
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self.core.state is None:

@@ -39,10 +39,16 @@ def register_dream(
 
 
 def register_dreams() -> None:
-    """Register the paper's two dreams (idempotent)."""
-    for env_id, env in (
-        ("Dream-CarRacing-v0", "carracing"),
-        ("Dream-DoomTakeCover-v0", "doom-takecover"),
+    """Register the paper's two dreams and the goal-conditioned Push-T dream (idempotent).
+
+    ``Dream-PushT-v0`` needs a latent world model of ``pusht`` (``dreamgym train latent``): each
+    episode starts from a recorded frame, its goal is the frame recorded 25 env steps later,
+    and it lasts at most 10 model steps (DINO-WM's budget: 50 env steps at frameskip 5).
+    """
+    for env_id, env, kwargs in (
+        ("Dream-CarRacing-v0", "carracing", {}),
+        ("Dream-DoomTakeCover-v0", "doom-takecover", {}),
+        ("Dream-PushT-v0", "pusht", {"goal": "sample", "max_episode_steps": 10}),
     ):
         if env_id not in gym.registry:
-            register_dream(env_id, env)
+            register_dream(env_id, env, **kwargs)

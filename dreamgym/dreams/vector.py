@@ -51,7 +51,7 @@ class DreamVectorEnv(VectorEnv):
         temperature: float | None = None,
         device: str | torch.device = "cpu",
         observation_mode: str | None = None,
-        done_mode: str = "threshold",
+        done_mode: str | None = None,
         max_episode_steps: int | None = None,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         output: str = "numpy",

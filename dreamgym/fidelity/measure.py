@@ -61,7 +61,7 @@ def dream_episodes(
     actions: DreamActions,
     n: int,
     temperature: float,
-    done_mode: str = "threshold",
+    done_mode: str | None = None,
     max_episode_steps: int | None = None,
     observation_mode: str | None = None,
     seed: int = 0,

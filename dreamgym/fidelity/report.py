@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from dreamgym.common.io import atomic_write_bytes, atomic_write_json, check_writable_dir
+from dreamgym.common.pretrained import output_beside, resolve_path
 from dreamgym.errors import DreamgymError
 from dreamgym.fidelity import metrics
 from dreamgym.fidelity.measure import (
@@ -65,7 +66,7 @@ class FidelityConfig:
         held_out: held-out real episodes followed by M (teacher forcing, open loop); at most.
         horizon: open-loop horizon H.
         temperature: the dream's tau (default: the env's, as in evolution).
-        done_mode: the dream's done rule (``threshold`` or ``sample``).
+        done_mode: the dream's done rule (default: see ``dreams.core.resolve_done_mode``).
         probes: run the env spec's probe actions.
         max_episode_steps: episode cap, dream and real (default: the bundle's).
         seed: seeds the dream episodes, the open-loop starts and the real probe episodes.
@@ -78,7 +79,7 @@ class FidelityConfig:
     held_out: int = 50
     horizon: int = 100
     temperature: float | None = None
-    done_mode: str = "threshold"
+    done_mode: str | None = None
     probes: bool = True
     max_episode_steps: int | None = None
     seed: int = 0
@@ -141,25 +142,25 @@ class FidelityReport:
                  controllers: Sequence[str | Path] = (), config: FidelityConfig | None = None,
                  device: str = "cpu", progress: bool = True) -> None:  # fmt: skip
         from dreamgym import worldmodels
-        from dreamgym.dreams.core import DONE_MODES, resolve_temperature
+        from dreamgym.dreams.core import resolve_done_mode, resolve_temperature
         from dreamgym.rollouts import RolloutDataset
         from dreamgym.rollouts.policies import BUILTIN_POLICIES
 
         self.config = config or FidelityConfig()
         self.config.check()
-        if self.config.done_mode not in DONE_MODES:
-            raise DreamgymError(
-                f"done_mode must be one of {DONE_MODES}, got {self.config.done_mode!r}"
-            )
-        self.world_model = Path(world_model)
+        self.world_model = resolve_path(world_model)
         self.model = worldmodels.load(self.world_model, device)
+        try:
+            self.done_mode = resolve_done_mode(self.model, self.config.done_mode)
+        except ValueError as exc:
+            raise DreamgymError(str(exc)) from None
         tau = self.config.temperature
         try:
             self.temperature = resolve_temperature(self.model.env, tau)
         except ValueError as exc:
             raise DreamgymError(str(exc)) from None
         self.max_steps = int(self.config.max_episode_steps or self.model.info["max_episode_steps"])
-        self.out = Path(out) if out is not None else self.world_model / "fidelity"
+        self.out = Path(out) if out is not None else output_beside(world_model, "fidelity")
         self.dataset, self.held_out = self._held_out(data, RolloutDataset)
         data_cap = int(self.dataset.meta["max_episode_steps"])
         if self.max_steps > data_cap:
@@ -208,7 +209,7 @@ class FidelityReport:
     def _dream(self, actions, observation_mode: str | None = None, seed_offset: int = 0):
         c = self.config
         return dream_episodes(self.model, actions, c.dream_episodes, self.temperature,
-                              c.done_mode, self.max_steps, observation_mode,
+                              self.done_mode, self.max_steps, observation_mode,
                               c.seed + seed_offset)  # fmt: skip
 
     def _real(self, name: str, policy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -290,7 +291,7 @@ class FidelityReport:
 
         self._say(f"following {len(episodes)} held-out real episodes (heads, open loop)")
         follow = follow_real_episodes(self.model, episodes, self.temperature, c.horizon, c.seed)
-        if c.done_mode == "calibrated":  # judge the probabilities the dream draws from
+        if self.done_mode == "calibrated":  # judge the probabilities the dream draws from
             offset = torch.tensor(float(self.model.info["done_calibration"]["logit_offset"]))
             follow.done_prob = [
                 torch.sigmoid(torch.logit(torch.from_numpy(p), eps=1e-7) + offset).numpy()
@@ -302,7 +303,7 @@ class FidelityReport:
             "data": str(self.dataset.root.resolve()),
             "held_out_episodes": len(episodes),
             "config": {**asdict(c), "temperature": self.temperature,
-                       "max_episode_steps": self.max_steps},
+                       "done_mode": self.done_mode, "max_episode_steps": self.max_steps},
             "thresholds": THRESHOLDS,
             "survival": survival,
             "done": _done_section(follow, np.array([e.length for e in episodes]),

@@ -24,7 +24,7 @@ import numpy as np
 from dreamgym.common.io import dreamgym_home, temporary_name
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.rollouts import store
-from dreamgym.rollouts.episode import Episode, check_episode_file, load_episode
+from dreamgym.rollouts.episode import FRAME_INFO_KEYS, Episode, check_episode_file, load_episode
 
 CACHE_DIR = "cache"
 CACHE_VARIABLE = "DREAMGYM_CACHE"
@@ -42,6 +42,8 @@ class SequenceBatch:
         rewards: float32 (B, L).
         dones: bool (B, L): True at the last step of a terminated episode.
         mask: bool (B, L): False on padding steps.
+        proprio: float32 (B, L + 1, 4) with the frames, when the dataset has it (Push-T).
+        state: float64 (B, L + 1, 5) with the frames, when the dataset has it (Push-T).
     """
 
     frames: np.ndarray
@@ -49,6 +51,8 @@ class SequenceBatch:
     rewards: np.ndarray
     dones: np.ndarray
     mask: np.ndarray
+    proprio: np.ndarray | None = None
+    state: np.ndarray | None = None
 
 
 @dataclass
@@ -171,6 +175,7 @@ class RolloutDataset(_EpisodeIndex):
         self._set_entries(entries)
         self._frames: np.ndarray | None = None
         self._steps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._frame_info: dict[str, np.ndarray] = {}
 
     def _skip_or_raise(self, exc: CorruptFileError) -> None:
         if not self.skip_corrupt:
@@ -275,14 +280,34 @@ class RolloutDataset(_EpisodeIndex):
     def step_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Actions, rewards and dones of every episode, concatenated (small: kept in RAM)."""
         if self._steps is None:
-            actions, rewards, dones = [], [], []
-            for i in range(len(self)):
-                episode = self.episode(i)
-                actions.append(episode.actions)
-                rewards.append(episode.rewards)
-                dones.append(episode.dones)
-            self._steps = (np.concatenate(actions), np.concatenate(rewards), np.concatenate(dones))
+            self._read_small_arrays()
         return self._steps
+
+    def frame_info(self) -> dict[str, np.ndarray]:
+        """The optional per-frame arrays (``proprio``, ``state``) that every episode holds,
+        concatenated in the rows of :meth:`frames` (small: kept in RAM); empty when the env
+        reports none."""
+        if self._steps is None:
+            self._read_small_arrays()
+        return self._frame_info
+
+    def _read_small_arrays(self) -> None:
+        """Read every episode once for the step arrays and the per-frame info arrays."""
+        actions, rewards, dones = [], [], []
+        info: dict[str, list] = {key: [] for key in FRAME_INFO_KEYS}
+        for i in range(len(self)):
+            episode = self.episode(i)
+            actions.append(episode.actions)
+            rewards.append(episode.rewards)
+            dones.append(episode.dones)
+            for key, arrays in info.items():
+                arrays.append(getattr(episode, key))
+        self._steps = (np.concatenate(actions), np.concatenate(rewards), np.concatenate(dones))
+        self._frame_info = {
+            key: np.concatenate(arrays)
+            for key, arrays in info.items()
+            if all(a is not None for a in arrays)
+        }
 
     def sample_sequences(
         self, batch_size: int, length: int, rng: np.random.Generator
@@ -292,12 +317,14 @@ class RolloutDataset(_EpisodeIndex):
         w = self.windows(rng.integers(0, len(self), size=batch_size), length, rng)
         actions, rewards, dones = self.step_arrays()
         mask = w.step_mask
+        info = {k: a[w.frame_rows] * w.frame_mask[..., None] for k, a in self.frame_info().items()}
         return SequenceBatch(
             frames=self.frames()[w.frame_rows] * w.frame_mask[..., None, None, None],
             actions=actions[w.step_rows] * mask[..., None],
             rewards=rewards[w.step_rows] * mask,
             dones=dones[w.step_rows] & mask,
             mask=mask,
+            **info,
         )
 
 
@@ -337,6 +364,7 @@ class DatasetUnion(_EpisodeIndex):
         self.meta: dict[str, Any] = first.meta
         self.root = first.root
         self._steps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._frame_info: dict[str, np.ndarray] | None = None
 
     @classmethod
     def open(cls, roots: Sequence[str | os.PathLike], skip_corrupt: bool = False) -> DatasetUnion:
@@ -381,3 +409,14 @@ class DatasetUnion(_EpisodeIndex):
             actions, rewards, dones = (np.concatenate(a) for a in zip(*parts, strict=True))
             self._steps = (actions, rewards, dones)
         return self._steps
+
+    def frame_info(self) -> dict[str, np.ndarray]:
+        """The optional per-frame arrays that every dataset holds, concatenated in frame-row
+        order (see :meth:`RolloutDataset.frame_info`)."""
+        if self._frame_info is None:
+            parts = [dataset.frame_info() for dataset in self.datasets]
+            common = [key for key in parts[0] if all(key in part for part in parts)]
+            self._frame_info = {
+                key: np.concatenate([part[key] for part in parts]) for key in common
+            }
+        return self._frame_info

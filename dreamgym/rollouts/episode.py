@@ -12,7 +12,12 @@ terminated bool ()            the episode ended in a terminal state (a "done" fo
 truncated  bool ()            the episode was cut by a time limit (not a "done")
 seed       int64 ()           the env/policy seed that reproduces the episode
 index      int64 ()           the episode's index in its dataset
+proprio    float32 (T+1, 4)   optional: the env's ``info["proprio"]`` with each frame
+state      float64 (T+1, 5)   optional: the env's ``info["state"]`` with each frame
 ========== ================== ============================================================
+
+The optional arrays are written when the env reports them in every info (Push-T: agent
+position and velocity; agent and block pose); files without them load with ``None``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -33,6 +39,8 @@ from dreamgym.rollouts.policies import Policy
 
 COMPRESS_LEVEL = 1
 EPISODE_KEYS = ("frames", "actions", "rewards", "terminated", "truncated", "seed", "index")
+# Optional per-frame arrays taken from the env's info, with their dtypes.
+FRAME_INFO_KEYS = {"proprio": np.float32, "state": np.float64}
 
 
 def episode_filename(index: int) -> str:
@@ -51,6 +59,8 @@ class Episode:
     truncated: bool
     seed: int
     index: int
+    proprio: np.ndarray | None = None
+    state: np.ndarray | None = None
 
     @property
     def length(self) -> int:
@@ -72,17 +82,19 @@ class Episode:
 
     def to_bytes(self) -> bytes:
         """The episode as the bytes of a compressed .npz file (byte-identical for equal data)."""
-        return _npz_bytes(
-            {
-                "frames": self.frames,
-                "actions": self.actions,
-                "rewards": self.rewards,
-                "terminated": np.bool_(self.terminated),
-                "truncated": np.bool_(self.truncated),
-                "seed": np.int64(self.seed),
-                "index": np.int64(self.index),
-            }
-        )
+        arrays = {
+            "frames": self.frames,
+            "actions": self.actions,
+            "rewards": self.rewards,
+            "terminated": np.bool_(self.terminated),
+            "truncated": np.bool_(self.truncated),
+            "seed": np.int64(self.seed),
+            "index": np.int64(self.index),
+        }
+        for key in FRAME_INFO_KEYS:
+            if getattr(self, key) is not None:
+                arrays[key] = getattr(self, key)
+        return _npz_bytes(arrays)
 
     def save(self, path: str | Path) -> Path:
         """Write the episode to ``path`` atomically."""
@@ -124,7 +136,7 @@ def load_episode(path: str | Path) -> Episode:
             missing = [k for k in EPISODE_KEYS if k not in data.files]
             if missing:
                 raise CorruptFileError(f"episode file {str(path)!r} lacks arrays {missing}")
-            arrays = {k: data[k] for k in EPISODE_KEYS}
+            arrays = {k: data[k] for k in (*EPISODE_KEYS, *FRAME_INFO_KEYS) if k in data.files}
     except CorruptFileError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error) as exc:
@@ -144,6 +156,12 @@ def load_episode(path: str | Path) -> Episode:
             f"episode file {str(path)!r} has inconsistent shapes: frames {frames.shape} "
             f"{frames.dtype}, actions {actions.shape}, rewards {rewards.shape}"
         )
+    for key in FRAME_INFO_KEYS:
+        if key in arrays and (arrays[key].ndim != 2 or len(arrays[key]) != steps + 1):
+            raise CorruptFileError(
+                f"episode file {str(path)!r} has {key} of shape {arrays[key].shape}, expected "
+                f"({steps + 1}, n): one row per frame"
+            )
     return Episode(
         frames=frames,
         actions=actions,
@@ -152,6 +170,8 @@ def load_episode(path: str | Path) -> Episode:
         truncated=bool(arrays["truncated"]),
         seed=int(arrays["seed"]),
         index=int(arrays["index"]),
+        proprio=arrays.get("proprio"),
+        state=arrays.get("state"),
     )
 
 
@@ -173,36 +193,61 @@ def check_episode_file(path: Path) -> None:
         raise CorruptFileError(f"episode file {str(path)!r} lacks arrays {missing}")
 
 
-Step = tuple[np.ndarray, np.ndarray, float, np.ndarray, bool, bool]
+class Step(NamedTuple):
+    """One step of a real episode; ``info`` came with ``obs``, ``next_info`` with ``next_obs``."""
+
+    obs: np.ndarray
+    action: np.ndarray
+    reward: float
+    next_obs: np.ndarray
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+    next_info: dict[str, Any]
 
 
 def play(env: gym.Env, policy: Policy, seed: int) -> Iterator[Step]:
     """The one real-episode loop (collection, the real backend, videos): reset ``env`` and
-    ``policy`` with ``seed``, then yield each step's (observation, action, reward, next
-    observation, terminated, truncated) until the episode ends."""
+    ``policy`` with ``seed``, then yield each :class:`Step` until the episode ends.
+
+    A policy with an ``observe_info(info)`` method gets the env's info after the reset and after
+    every step, each time before it acts on the observation that came with it.
+    """
     reset = getattr(policy, "reset", None)
     if callable(reset):
         reset(seed)
-    obs, _ = env.reset(seed=seed)
+    observe_info = getattr(policy, "observe_info", None)
+    obs, info = env.reset(seed=seed)
     terminated = truncated = False
     while not (terminated or truncated):
+        if callable(observe_info):
+            observe_info(info)
         action = np.asarray(policy.act(obs), dtype=np.float32)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        yield obs, action, float(reward), next_obs, bool(terminated), bool(truncated)
-        obs = next_obs
+        next_obs, reward, terminated, truncated, next_info = env.step(action)
+        yield Step(
+            obs, action, float(reward), next_obs, bool(terminated), bool(truncated), info, next_info
+        )
+        obs, info = next_obs, next_info
 
 
 def run_episode(env: gym.Env, policy: Policy, seed: int, index: int = 0) -> Episode:
     """Run one episode of ``env`` driven by ``policy``, both seeded with ``seed``."""
     steps = list(play(env, policy, seed))
-    frames = [steps[0][0]] + [step[3] for step in steps]
+    frames = [steps[0].obs] + [step.next_obs for step in steps]
+    infos = [steps[0].info] + [step.next_info for step in steps]
+    frame_info = {
+        key: np.stack([info[key] for info in infos]).astype(dtype)
+        for key, dtype in FRAME_INFO_KEYS.items()
+        if all(key in info for info in infos)
+    }
     action_dim = env.action_space.shape[0]
     return Episode(
         frames=np.stack(frames).astype(np.uint8, copy=False),
-        actions=np.asarray([s[1] for s in steps], dtype=np.float32).reshape(len(steps), action_dim),
-        rewards=np.asarray([s[2] for s in steps], dtype=np.float32),
-        terminated=steps[-1][4],
-        truncated=steps[-1][5],
+        actions=np.asarray([s.action for s in steps], np.float32).reshape(len(steps), action_dim),
+        rewards=np.asarray([s.reward for s in steps], dtype=np.float32),
+        terminated=steps[-1].terminated,
+        truncated=steps[-1].truncated,
         seed=int(seed),
         index=int(index),
+        **frame_info,
     )

@@ -1,8 +1,11 @@
-"""Data-collection policies: random, brownian, held-random, and any controller object or file.
+"""Data-collection policies: random, brownian, held-random, Push-T's weak expert, and any
+controller object or file.
 
 A policy is any object with ``act(obs) -> action``; an optional ``reset(seed)`` is called at the
-start of every episode with the episode's seed, so seeded policies make collection reproducible.
-Policies are pickled to the Ray workers, so they must be picklable.
+start of every episode with the episode's seed, so seeded policies make collection reproducible,
+and an optional ``observe_info(info)`` gets the env's info before each ``act`` (a policy that
+needs the env's state, such as the weak expert, reads it there). Policies are pickled to the Ray
+workers, so they must be picklable.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
+from dreamgym.common.pretrained import CONTROLLER_DIR, resolve_path
 from dreamgym.errors import DreamgymError
 
 
@@ -100,6 +104,61 @@ class RepeatPolicy(_SeededPolicy):
         return self.action.copy()
 
 
+# Pixels per unit of a Push-T relative move (dreamgym.envs.pusht.ACTION_SCALE; that module is
+# not imported here, as it loads gym-pusht's physics and drawing libraries).
+PUSHT_MOVE_SCALE = 100.0
+
+
+class WeakExpertPolicy(_SeededPolicy):
+    """Push-T's collection policy (stable-worldmodel's "weak expert"): uniform relative moves of
+    up to 100 px, with each target kept within 100 px (per axis) of the block so that the agent
+    keeps pushing it.
+
+    Each pair of the action is ``a`` ~ U[-1, 1]^2 (target ``p + 100 a`` from the agent position
+    ``p``); the target is clipped to the box of half-side ``reach`` around the block and ``a`` is
+    recomputed from it (clipped to [-1, 1]). With several pairs (an action block) each later pair
+    starts from the previous pair's target. The state comes from ``info["state"]``
+    (:meth:`observe_info`); without one (e.g. driven inside a dream, where there is no info) the
+    moves stay uniform.
+
+    Args:
+        action_space: the env's action space, ``Box(-1, 1, (2k,))``.
+        reach: half-side in pixels of the box around the block that targets are kept in.
+    """
+
+    def __init__(self, action_space: gym.spaces.Box, reach: float = 100.0) -> None:
+        super().__init__(action_space)
+        shape = action_space.shape
+        if len(shape) != 1 or shape[0] % 2 or (self.low != -1).any() or (self.high != 1).any():
+            raise DreamgymError(
+                f"the weak expert needs Push-T's relative moves, Box(-1, 1, (2k,)), got "
+                f"{action_space}"
+            )
+        self.reach = float(reach)
+        self.state: np.ndarray | None = None
+
+    def reset(self, seed: int) -> None:
+        super().reset(seed)
+        self.state = None
+
+    def observe_info(self, info: dict[str, Any]) -> None:
+        """Remember the agent and block positions of ``info["state"]`` (when there is one)."""
+        state = info.get("state")
+        self.state = None if state is None else np.asarray(state, np.float64)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        moves = self._uniform().reshape(-1, 2)
+        if self.state is None:
+            return moves.reshape(-1)
+        position, block = self.state[:2], self.state[2:4]
+        for move in moves:
+            target = position + PUSHT_MOVE_SCALE * move
+            target = np.clip(target, block - self.reach, block + self.reach)
+            move[:] = np.clip((target - position) / PUSHT_MOVE_SCALE, -1.0, 1.0)
+            position = position + PUSHT_MOVE_SCALE * move
+        return moves.reshape(-1)
+
+
 class ConstantPolicy:
     """The same action at every step (a fidelity probe: "keep strafing left").
 
@@ -131,6 +190,7 @@ BUILTIN_POLICIES: dict[str, type[_SeededPolicy]] = {
     "random": RandomPolicy,
     "brownian": BrownianPolicy,
     "repeat": RepeatPolicy,
+    "weak-expert": WeakExpertPolicy,
 }
 
 PolicyLoader = Callable[[Path, dict[str, Any]], Policy]
@@ -157,7 +217,7 @@ def load_policy_file(path: str | Path) -> Policy:
     Raises:
         DreamgymError: when the file is missing, is not JSON, or has an unknown kind.
     """
-    path = Path(path)
+    path = resolve_path(path, CONTROLLER_DIR)
     if path.is_dir():
         path = next(
             (path / n for n in ("policy.json", "controller.json") if (path / n).exists()),
@@ -187,8 +247,8 @@ def resolve_policy(policy: PolicyArg, action_space: gym.spaces.Space) -> Policy:
     """Turn a policy argument into a policy object for ``action_space``.
 
     Args:
-        policy: a built-in name (``random``, ``brownian``, ``repeat``), the path of a saved
-            policy file, or a policy object (returned unchanged).
+        policy: a built-in name (``random``, ``brownian``, ``repeat``, ``weak-expert``), the path
+            of a saved policy file, or a policy object (returned unchanged).
         action_space: the env's action space, for the built-in policies.
 
     Raises:

@@ -1,5 +1,5 @@
-"""World models: V (ConvVAE) + M (MDN-RNN) today, behind one small protocol
-(:mod:`dreamgym.worldmodels.protocol`).
+"""World models behind one small protocol (:mod:`dreamgym.worldmodels.protocol`): V (ConvVAE) +
+M (MDN-RNN), and latent models (DINO-WM, LeWM: :mod:`dreamgym.worldmodels.latent`).
 
 >>> from dreamgym import worldmodels
 >>> model = worldmodels.load("runs/car/worldmodel")     # a bundle directory
@@ -11,10 +11,13 @@
 from __future__ import annotations
 
 from dreamgym.worldmodels.bundle import load, register_world_model_kind
+from dreamgym.worldmodels.latent import LatentState, LatentWorldModel
 from dreamgym.worldmodels.protocol import WorldModel, state_assign, state_index, state_where
 from dreamgym.worldmodels.vm import VMState, VMWorldModel
 
 __all__ = [
+    "LatentState",
+    "LatentWorldModel",
     "VMState",
     "VMWorldModel",
     "WorldModel",

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from dreamgym.common.io import HOME_VARIABLE, atomic_write_json, dreamgym_home
+from dreamgym.common.pretrained import describe, pretrained_for_env, resolve_path
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.protocol import WorldModel
 
@@ -31,7 +32,10 @@ SEARCH_DEPTH = 3
 
 Loader = Callable[[Path, dict[str, Any], "str | torch.device"], WorldModel]
 # Loaders by kind: a function, or "module:function" imported on first use.
-_LOADERS: dict[str, Loader | str] = {"vae-mdnrnn": "dreamgym.worldmodels.vm:load_vm"}
+_LOADERS: dict[str, Loader | str] = {
+    "vae-mdnrnn": "dreamgym.worldmodels.vm:load_vm",
+    "latent": "dreamgym.worldmodels.latent:load_latent",
+}
 _CACHE: dict[tuple[str, int, str], WorldModel] = {}
 
 
@@ -42,13 +46,13 @@ def register_world_model_kind(kind: str, loader: Loader | str) -> None:
 
 
 def read_info(root: str | Path) -> dict[str, Any]:
-    """The parsed ``bundle.json`` of the bundle directory ``root``.
+    """The parsed ``bundle.json`` of the bundle directory ``root`` (or ``pretrained:NAME``).
 
     Raises:
         DreamgymError: ``root`` is no bundle (saying how to make one).
         CorruptFileError: ``bundle.json`` is not valid JSON.
     """
-    root = Path(root)
+    root = resolve_path(root)
     path = root / BUNDLE_FILE
     if not root.is_dir():
         raise DreamgymError(f"world-model bundle {str(root)!r} is not a directory")
@@ -75,13 +79,13 @@ def write_info(root: str | Path, kind: str, env_meta: dict[str, Any], **fields: 
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
-    """Load the world-model bundle in directory ``path`` onto ``device``.
+    """Load the world-model bundle in directory ``path`` (or ``pretrained:NAME``) onto ``device``.
 
     Raises:
         DreamgymError: when ``path`` is no bundle, a file is missing, or its parts disagree
             (e.g. V's and M's z size); the message names the file and the mismatch.
     """
-    root = Path(path)
+    root = resolve_path(path)
     info = read_info(root)
     kind = info.get("kind")
     if kind not in _LOADERS:
@@ -94,11 +98,15 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
 
         module, _, name = loader.partition(":")
         loader = getattr(importlib.import_module(module), name)
-    return loader(root, info, device)
+    model = loader(root, info, device)
+    # Where the model came from, for reprs and infos (``pretrained:NAME`` for shipped ones).
+    model.info["source"] = describe(root)
+    return model
 
 
 def find_bundle(env: str) -> Path:
-    """The most recently trained bundle for ``env`` under :func:`dreamgym_home`.
+    """The most recently trained bundle for ``env`` under :func:`dreamgym_home`, else the
+    pretrained bundle shipped for ``env``.
 
     Bundles are found up to three directories deep (e.g. ``~/.dreamgym/runs/car/bundle.json``).
 
@@ -114,6 +122,8 @@ def find_bundle(env: str) -> Path:
                     found.append((path.stat().st_mtime, path.parent))
             except (OSError, json.JSONDecodeError):
                 continue
+    if not found and (shipped := pretrained_for_env(env)) is not None:
+        return shipped
     if not found:
         out = home / "runs" / env
         raise DreamgymError(
@@ -131,16 +141,17 @@ def resolve_world_model(
     env: str | None,
     device: str | torch.device = "cpu",
 ) -> WorldModel:
-    """A loaded world model from an object, a bundle path, or (None) the newest bundle for
-    ``env``. Loaded bundles are cached per (path, modification time, device) and shared: the
-    dreams only read them. Raises DreamgymError when the bundle models another env than ``env``.
+    """A loaded world model from an object, a bundle path (or ``pretrained:NAME``), or (None)
+    the newest bundle for ``env`` (:func:`find_bundle`). Loaded bundles are cached per (path,
+    modification time, device) and shared: the dreams only read them. Raises DreamgymError when
+    the bundle models another env than ``env``.
     """
     if world_model is None:
         if env is None:
             raise DreamgymError("pass world_model=PATH (a bundle directory) or env=NAME")
         world_model = find_bundle(env)
     if isinstance(world_model, (str, os.PathLike)):
-        root = Path(world_model).expanduser().resolve()
+        root = resolve_path(world_model).expanduser().resolve()
         info = root / BUNDLE_FILE
         stamp = info.stat().st_mtime_ns if info.exists() else 0
         key = (str(root), stamp, str(torch.device(device)))

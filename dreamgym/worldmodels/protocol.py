@@ -14,7 +14,9 @@ Optional capabilities, each a small protocol checked with ``isinstance``:
 - :class:`PredictsRewardDone`: reward and done heads (dreams take their reward and episode ends
   from them);
 - :class:`Decodes`: frames of a state (rendering, videos);
-- :class:`HasGoalCost`: a distance from states to a goal state (goal-reaching dreams, planners).
+- :class:`HasGoalCost`: a distance from states to a goal state (goal-reaching dreams, planners);
+- :class:`SamplesGoals`: recorded start/goal pairs and a reached-goal threshold (goal-conditioned
+  dreams such as ``Dream-PushT-v0``).
 
 A *state* is a dataclass whose every field is a tensor with the batch dimension first, so that
 generic helpers (:func:`state_where`, :func:`state_index`) can mix and slice states of any model.
@@ -106,6 +108,19 @@ class HasGoalCost(Protocol):
 
     def cost(self, state: Any, goal: Any) -> torch.Tensor:
         """(N,) distances from each state to the goal state (one goal, or N goals)."""
+        ...
+
+
+@runtime_checkable
+class SamplesGoals(Protocol):
+    """A goal-cost model that draws start/goal pairs from recorded episodes (goal-conditioned
+    dreams): the goal is a recorded state some steps after the start."""
+
+    goal_threshold: float
+    """A goal counts as reached when the cost falls below this."""
+
+    def goal_pairs(self, n: int, generator: torch.Generator | None = None) -> tuple[Any, Any]:
+        """(start states, goal states), N of each."""
         ...
 
 

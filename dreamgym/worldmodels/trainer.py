@@ -34,8 +34,8 @@ from dreamgym.worldmodels.common import resolve_config, seeded_init
 
 class EpochTrainer(ABC):
     """Base class: subclasses set ``name`` and ``config_class`` and implement
-    :meth:`train_epoch` and :meth:`evaluate`; :meth:`after_epoch` and :meth:`extra_metadata` are
-    optional hooks."""
+    :meth:`train_epoch` and :meth:`evaluate`; :meth:`after_epoch`, :meth:`extra_metadata` and
+    :meth:`build_optimizer` are optional hooks."""
 
     name: str
     config_class: type
@@ -70,7 +70,7 @@ class EpochTrainer(ABC):
         self.epoch: int = meta["epoch"] if meta else 0
         self.config = config = resolve_config(saved, fresh_config, overrides or {}, self.path)
         self.model = seeded_init(lambda: build_model(config), config.seed).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = self.build_optimizer(self.model, config)
         self.generator = torch.Generator(self.device).manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         if meta is not None:
@@ -79,6 +79,10 @@ class EpochTrainer(ABC):
         atomic_write_json(self.out / f"{self.name}-config.json", dataclasses.asdict(config))
         self.logger = RunLogger(self.out, self.name)
         return meta
+
+    def build_optimizer(self, model: torch.nn.Module, config: Any) -> torch.optim.Optimizer:
+        """The optimizer (Adam at ``config.lr``; a subclass may choose another)."""
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
 
     @abstractmethod
     def train_epoch(self, progress: bool) -> dict[str, float]:

@@ -179,4 +179,5 @@ def load_vm(root: Path, info: dict[str, Any], device: str | torch.device) -> VMW
             f"initial-latent bank {str(initial_path)!r} has shape "
             f"{tuple(bank['mu'].shape)}, expected (E, {m_config.z_size})"
         )
-    return VMWorldModel(vae, mdnrnn, bank["mu"], bank["logvar"], info, device)
+    # Float32 whatever the file holds (exported bundles may store fp16).
+    return VMWorldModel(vae, mdnrnn, bank["mu"].float(), bank["logvar"].float(), info, device)

@@ -14,6 +14,7 @@ import dreamgym
 from dreamgym.dreams import DreamEnv, DreamVectorEnv
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import state_index
+from dreamgym.worldmodels.bundle import find_bundle
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:.*Box observation space.*infinity"),
@@ -141,9 +142,9 @@ def test_higher_temperature_spreads_next_z_more(car_bundle):
 def test_world_model_lookup_and_errors(car_bundle, doom_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("DREAMGYM_HOME", str(tmp_path))
     with pytest.raises(
-        DreamgymError, match="(?s)no world model for 'carracing'.*dreamgym train vae"
+        DreamgymError, match="(?s)no world model for 'doom-basic'.*dreamgym train vae"
     ):
-        gym.make("Dream-CarRacing-v0")
+        find_bundle("doom-basic")  # no bundle of the user's and none shipped
     shutil.copytree(car_bundle, tmp_path / "runs" / "car", ignore=shutil.ignore_patterns("tb"))
     env = gym.make("Dream-CarRacing-v0")
     assert env.unwrapped.world_model.env == "carracing"

@@ -1,0 +1,250 @@
+"""Export a trained world model and its controller as a small folder others can use as is.
+
+An export is a world-model bundle whose checkpoints keep only the weights, in float16 (no
+optimizer state, no RNG state), its controller in ``controller/`` pointing at the bundle by a
+relative path (so the folder can move), and ``MODEL_CARD.md``: the data, preset, training time,
+fidelity figures, real scores beside the collection policy's, the command that rebuilds it, how
+closely the float16 weights reproduce the float32 controller's decisions, and every file's
+SHA-256. The pretrained models shipped in ``dreamgym/pretrained/`` are exports of pipeline runs::
+
+    dreamgym export --run runs/doom --out dreamgym/pretrained/doom-takecover
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save as safetensors_bytes
+
+from dreamgym.agents.controller import Controller
+from dreamgym.common.io import atomic_write_bytes, atomic_write_json
+from dreamgym.common.pretrained import CONTROLLER_DIR, MODEL_CARD, resolve_path
+from dreamgym.dreams.core import resolve_done_mode
+from dreamgym.errors import CorruptFileError, DreamgymError
+from dreamgym.pipeline import final_products
+from dreamgym.rollouts import RolloutDataset
+from dreamgym.worldmodels import bundle
+from dreamgym.worldmodels.checkpoint import META_KEY, read_checkpoint
+
+EXPORT_DTYPE = torch.float16
+# Checkpoint metadata only needed to resume training.
+_TRAINING_ONLY = ("optimizer", "numpy_rng")
+# Two actions "agree" when every component differs by less than this (actions lie in [-1, 1]).
+AGREEMENT_TOLERANCE = 0.05
+_CHECKSUM_ROW = re.compile(r"^\| `([^`]+)` \| (\d+) \| `([0-9a-f]{64})` \|$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely an exported controller+model decides like the original on real frames."""
+
+    steps: int
+    agree: float  # fraction of steps whose actions agree within AGREEMENT_TOLERANCE
+    max_abs_diff: float
+
+
+def _export_checkpoint(source: Path, target: Path) -> None:
+    tensors, meta = read_checkpoint(source)
+    weights = {
+        k: (v.to(EXPORT_DTYPE) if v.is_floating_point() else v).contiguous()
+        for k, v in tensors.items()
+        if k.startswith("model.")
+    }
+    meta = {k: v for k, v in meta.items() if k not in _TRAINING_ONLY}
+    atomic_write_bytes(target, safetensors_bytes(weights, metadata={META_KEY: json.dumps(meta)}))
+
+
+def _is_checkpoint(path: Path) -> bool:
+    try:
+        read_checkpoint(path)
+    except (CorruptFileError, DreamgymError):
+        return False
+    return True
+
+
+def export_bundle(world_model: str | Path, out: str | Path, controller: str | Path | None) -> Path:
+    """Write the float16, weights-only copy of ``world_model`` (and ``controller``) to ``out``.
+
+    Args:
+        world_model: a bundle directory.
+        out: a new or empty directory.
+        controller: a saved controller trained for ``world_model``, copied to ``out/controller``.
+
+    Raises:
+        DreamgymError: ``out`` is a non-empty directory, or an input is missing.
+    """
+    source, out = resolve_path(world_model), Path(out)
+    info = bundle.read_info(source)
+    if out.exists() and any(out.iterdir()):
+        raise DreamgymError(f"export directory {str(out)!r} is not empty; choose a new one")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in info["files"].values():
+        if _is_checkpoint(source / name):
+            _export_checkpoint(source / name, out / name)
+        else:
+            atomic_write_bytes(out / name, (source / name).read_bytes())
+    info = {**info, "exported": {"from": str(source.resolve()), "dtype": str(EXPORT_DTYPE)}}
+    atomic_write_json(out / bundle.BUNDLE_FILE, info)
+    if controller is not None:
+        agent, meta = Controller.load(controller)
+        agent.check_fits(bundle.load(out))
+        target = out / CONTROLLER_DIR
+        agent.save(target)
+        atomic_write_json(target / "controller.json", {**meta, "world_model": ".."})
+    return out
+
+
+def decision_agreement(
+    original: str | Path, exported: str | Path, data: str | Path, episodes: int = 5
+) -> Agreement:
+    """Compare the two controllers' actions along recorded real episodes of ``data``.
+
+    Both world models follow the same real frames and recorded actions (``advance``), so every
+    step compares the two decisions on the same history.
+    """
+    pairs = []
+    for path in (original, exported):
+        agent, meta = Controller.load(path)
+        pairs.append((agent, bundle.load(meta["world_model"])))
+    dataset = RolloutDataset(data)
+    diffs = []
+    for i in range(min(episodes, len(dataset))):
+        episode = dataset.episode(i)
+        frames = torch.from_numpy(episode.frames)
+        actions = torch.from_numpy(episode.actions.astype(np.float32))
+        taken = []
+        for agent, model in pairs:
+            state, out = model.encode(frames[:1]), []
+            for t in range(len(actions)):
+                out.append(agent.act(model.features(state, agent.observation_mode))[0])
+                state = model.advance(state, actions[t : t + 1], frames[t + 1 : t + 2])
+            taken.append(torch.stack(out))
+        diffs.append((taken[0] - taken[1]).abs())
+    diff = torch.cat(diffs)
+    agree = (diff < AGREEMENT_TOLERANCE).all(dim=1).float().mean().item()
+    return Agreement(len(diff), agree, diff.max().item())
+
+
+def checksums(root: str | Path) -> dict[str, tuple[int, str]]:
+    """``{relative path: (bytes, sha256)}`` of every file under ``root`` but the model card."""
+    root = Path(root)
+    files = [p for p in sorted(root.rglob("*")) if p.is_file() and p.name != MODEL_CARD]
+    digest = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, digest[p]) for p in files}
+
+
+def card_checksums(root: str | Path) -> dict[str, tuple[int, str]]:
+    """The checksums that ``root``'s model card lists (same form as :func:`checksums`)."""
+    text = (Path(root) / MODEL_CARD).read_text()
+    return {m[1]: (int(m[2]), m[3]) for m in _CHECKSUM_ROW.finditer(text)}
+
+
+def _card(name: str, run: Path, report: dict[str, Any], done_mode: str, agreement: Agreement,
+          files: dict[str, tuple[int, str]], hardware: str, commit: str) -> str:  # fmt: skip
+    c, s = report["config"], report["stages"]
+    tau = s["evolve"]["temperature"]
+    total = sum(x["seconds"] for x in s.values())
+    data = [f"{x['episodes']} episodes, {x['frames']:,} frames"
+            for k, x in s.items() if k.startswith("collect")]  # fmt: skip
+    real, dream, base = s["evaluate"]["real"], s["evaluate"]["dream"], s["baseline"]
+    size = sum(b for b, _ in files.values())
+    lines = [
+        f"# Model card: `pretrained:{name}`",
+        "",
+        f"A world model of `{c['env']}` and a linear controller trained **only inside its "
+        f"dream**, made by dreamgym's own pipeline (preset `{c['preset']}`) and exported with "
+        f"float16 weights ({size / 2**20:.1f} MiB in all).",
+        "",
+        "## Scores in the real game",
+        "",
+        "| policy | env | episodes | return mean +- std |",
+        "|---|---|---:|---:|",
+        f"| this controller | real | {real['episodes']} | "
+        f"{real['mean']:.1f} +- {real['std']:.1f} |",
+        f"| this controller | dream (tau {tau:g}, done rule {done_mode}) | "
+        f"{dream['episodes']} | {dream['mean']:.1f} +- {dream['std']:.1f} |",
+        f"| {base['policy']} (the collection policy) | real | {base['episodes']} | "
+        f"{base['mean']:.1f} +- {base['std']:.1f} |",
+        "",
+        "Measured by the pipeline with the float32 weights. Reproduce the real row with the "
+        "float16 export:",
+        "",
+        "```bash",
+        f"dreamgym evaluate --controller pretrained:{name} --backend real "
+        f"--episodes {real['episodes']}",
+        "```",
+        "",
+        "## Data and training",
+        "",
+        f"- Data: {'; then '.join(data)} (policy `{c['policy']}`, then the controller with "
+        f"exploration noise {c['iteration_noise']:g} for each of {c['iterations']} iteration(s)).",
+        f"- Models: preset `{c['model_preset']}`; controller input `{c['observation_mode']}`, "
+        f"bias {str(c['bias']).lower()}; {c['generations']} CMA-ES generations of "
+        f"{c['popsize']} x {c['rollouts']} dream rollouts at tau {tau:g}, done rule "
+        f"{done_mode}.",
+        f"- Training time: {total / 60:.1f} min end to end ({hardware}).",
+        f"- Commit: `{commit}`.",
+        "",
+        "Rebuild it:",
+        "",
+        "```bash",
+        f"dreamgym pipeline --env {c['env']} --preset {c['preset']} --out runs/{name}",
+        f"dreamgym export --run runs/{name} --out {name}",
+        "```",
+        "",
+        "## Fidelity of the dream",
+        "",
+        *[f"- {v}" for v in s.get("fidelity", {}).get("verdicts", [])],
+        "",
+        "## Float16",
+        "",
+        f"Along {agreement.steps:,} steps of recorded real episodes, the float16 export's actions "
+        f"agree with the float32 original's within {AGREEMENT_TOLERANCE} on "
+        f"{100 * agreement.agree:.2f}% of steps (largest difference {agreement.max_abs_diff:.4f}).",
+        "",
+        "## Files",
+        "",
+        "| file | bytes | sha256 |",
+        "|---|---:|---|",
+        *[f"| `{path}` | {b} | `{h}` |" for path, (b, h) in files.items()],
+        "",
+        f"Source run: `{run}`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def export_run(
+    run: str | Path,
+    out: str | Path,
+    name: str | None = None,
+    hardware: str = "unrecorded hardware",
+    commit: str = "unrecorded",
+) -> Path:
+    """Export a finished pipeline run's final world model and controller, with a model card.
+
+    Args:
+        run: a pipeline output directory whose report lists every stage.
+        out: a new or empty directory.
+        name: the model's short name (default: ``out``'s name).
+        hardware: the machine the run was trained on, for the card.
+        commit: the dreamgym commit the run was trained with, for the card.
+    """
+    run, out = Path(run), Path(out)
+    world_model, controller, report = final_products(run)
+    missing = [k for k in ("evaluate", "baseline") if k not in report["stages"]]
+    if missing:
+        raise DreamgymError(f"pipeline run {str(run)!r} has not finished {', '.join(missing)}")
+    export_bundle(world_model, out, controller)
+    agreement = decision_agreement(controller, out / CONTROLLER_DIR, run / "data")
+    done_mode = resolve_done_mode(bundle.load(out), report["config"]["done_mode"])
+    text = _card(name or out.name, run, report, done_mode, agreement, checksums(out), hardware,
+                 commit)  # fmt: skip
+    atomic_write_bytes(out / MODEL_CARD, text.encode())
+    return out

@@ -1,0 +1,417 @@
+"""Training a latent world model (DINO-WM, LeWM) on rollout datasets, resumable epoch by epoch.
+
+A training window is H + 1 frames ``frameskip`` real steps apart, with the H action blocks
+between them (each the ``frameskip`` actions in order, concatenated) and, when the episodes
+hold it, the frames' proprioception. The encoder turns all H + 1 frames into tokens; the
+frame-causal predictor reads the first H with their action blocks and predicts frames 1..H at
+once (teacher forcing, DINO-WM and LeWM alike)::
+
+    loss = MSE(predicted tokens, next frames' tokens)
+         + MSE(predicted proprio embedding, next proprio embedding)    when proprio is used
+         + sigreg_weight * SIGReg(embeddings)                          when the encoder trains
+
+For a frozen encoder (DINOv2, V) the targets carry no gradient; for the jointly trained tiny ViT
+they do (LeWM), SIGReg being what stops the encoder from collapsing to a constant. SIGReg is
+computed per frame slot and token over the batch (LeWM: per time step), on fresh random
+directions every step. The proprio target embedding is detached (DINO-WM).
+
+An epoch draws ``windows_per_epoch`` windows uniformly over every window start of the training
+episodes (by default as many as there are starts: DINO-WM's epoch; DINO-WM visits each once,
+this draws with replacement); episodes shorter than one window are left out. Validation uses
+the same fixed windows of the held-out episodes every epoch. Differences from the references,
+on purpose: no learning-rate schedule (LeWM warms up and anneals), no decoder.
+
+Outputs in ``out``: the bundle (``bundle.json``, complete after every epoch), the checkpoint
+``latent.safetensors``, ``latent-metrics.csv``, TensorBoard logs and ``latent-curves.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from dreamgym.common.io import atomic_write_bytes
+from dreamgym.common.seeding import derive_seed
+from dreamgym.errors import DreamgymError
+from dreamgym.rollouts import DatasetUnion
+from dreamgym.worldmodels.bundle import write_info
+from dreamgym.worldmodels.common import autocast, split_episodes
+from dreamgym.worldmodels.latent import (
+    BUNDLE_KIND,
+    FrozenEncoder,
+    LatentConfig,
+    LatentNet,
+    frozen_encoder,
+)
+from dreamgym.worldmodels.sigreg import sigreg
+from dreamgym.worldmodels.trainer import EpochTrainer
+
+LATENT_FILE = "latent.safetensors"
+INITIAL_FILE = "initial_frames.safetensors"
+ENCODER_FILES = {"dinov2": "dinov2.safetensors", "vae": "vae.safetensors"}
+
+
+def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentConfig:
+    """Named presets (``action_size`` and ``proprio_size`` come from the data):
+
+    - ``debug``: a very small ViT and predictor, seconds on a CPU (the tests);
+    - ``cpu``: LeWM's shape: the tiny ViT (64 px, patch 8, 192-d, depth 6) trained jointly
+      with SIGReg, its CLS token the latent, history 3, frameskip 5, DINO-WM's predictor shape
+      (dropout 0.1) on one token per frame; no proprio; AdamW 5e-5, weight decay 1e-3 (LeWM);
+      10 epochs of 5,120 windows of batch 64: about 45 minutes at the 19 windows/s measured on
+      one CPU thread (the tiny ViT's four frames per window dominate);
+    - ``paper``: DINO-WM: frozen DINOv2 ViT-S/14 patch tokens at 196 px (14 x 14 x 384),
+      history 3, frameskip 5, 10-d action and proprio embeddings, predictor depth 6, 16 heads
+      of 64, MLP 2048, dropout 0.1, 100 epochs of batch 32, AdamW 5e-4; a GPU job.
+    """
+    data = {"action_size": action_size, "proprio_size": proprio_size}
+    presets = {
+        "debug": LatentConfig(
+            image_size=64, patch_size=16, vit_dim=32, vit_depth=1, vit_heads=2,
+            projector_hidden=64, history=2, frameskip=2, proprio=False, action_emb=4,
+            proprio_emb=4, depth=1, heads=2, head_dim=16, mlp=64, sigreg_slices=128, epochs=3,
+            batch_size=16, lr=1e-3, windows_per_epoch=64, val_windows=32, max_initial_frames=16,
+            **data,
+        ),
+        "cpu": LatentConfig(
+            proprio=False, dropout=0.1, epochs=10, batch_size=64, lr=5e-5, weight_decay=1e-3,
+            windows_per_epoch=5120, **data,
+        ),
+        "paper": LatentConfig(
+            encoder="dinov2", image_size=196, dropout=0.1, epochs=100, batch_size=32, lr=5e-4,
+            weight_decay=1e-2, **data,
+        ),
+    }  # fmt: skip
+    if name not in presets:
+        raise DreamgymError(f"unknown latent preset {name!r}; known: {', '.join(presets)}")
+    return presets[name]
+
+
+class _FrameRows:
+    """Frames of a union of datasets by global row, gathered from each dataset's memory map
+    (or from one device copy of them all)."""
+
+    def __init__(self, dataset: DatasetUnion, device: torch.device, on_device: bool) -> None:
+        self.parts = [part.frames() for part in dataset.datasets]
+        self.starts = np.cumsum([0] + [len(p) for p in self.parts])
+        self.device = device
+        self.all = None
+        if on_device:
+            self.all = torch.from_numpy(np.concatenate(self.parts)).to(device)
+
+    def __call__(self, rows: np.ndarray) -> torch.Tensor:
+        """uint8 frames (*rows.shape, H, W, 3) on the device."""
+        flat = rows.ravel()
+        if self.all is not None:
+            out = self.all[torch.from_numpy(flat).to(self.device)]
+        else:
+            shape = self.parts[0].shape[1:]
+            gathered = np.empty((len(flat), *shape), np.uint8)
+            part = np.searchsorted(self.starts, flat, side="right") - 1
+            for k in np.unique(part):
+                sel = part == k
+                gathered[sel] = self.parts[k][flat[sel] - self.starts[k]]
+            out = torch.from_numpy(gathered).to(self.device)
+        return out.view(*rows.shape, *out.shape[1:])
+
+
+class LatentTrainer(EpochTrainer):
+    """Trains a latent world model on ``data`` into the bundle directory ``out``.
+
+    Args:
+        data: a rollout dataset directory, or several of one env and action space.
+        out: the bundle directory (created if needed); re-creating the trainer on it resumes
+            from the last finished epoch (a larger ``epochs`` trains further).
+        preset: ``debug``, ``cpu`` or ``paper`` (see :func:`latent_preset`).
+        overrides: config fields to change from the preset, e.g. ``{"frameskip": 1}``.
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``.
+        bf16: bf16 autocast for the forward pass (losses in fp32).
+        skip_corrupt: leave corrupt episode files out with a warning.
+        frames_on_device: copy every frame to the device once; default: on CUDA when they take
+            under half its free memory.
+    """
+
+    name = "latent"
+    config_class = LatentConfig
+    dataset: DatasetUnion
+
+    def __init__(
+        self,
+        data: str | os.PathLike | Sequence[str | os.PathLike],
+        out: str | Path,
+        preset: str = "cpu",
+        overrides: dict[str, Any] | None = None,
+        device: str = "auto",
+        bf16: bool = False,
+        skip_corrupt: bool = False,
+        frames_on_device: bool | None = None,
+    ) -> None:
+        roots = [data] if isinstance(data, str | os.PathLike) else list(data)
+        self.dataset = DatasetUnion.open(roots, skip_corrupt=skip_corrupt)
+        self.proprio = self.dataset.frame_info().get("proprio")
+        action_size = self.dataset.action_dim
+        proprio_size = 0 if self.proprio is None else self.proprio.shape[1]
+        self.frozen: FrozenEncoder | None = None
+
+        def check_saved(saved: LatentConfig, meta: dict[str, Any]) -> None:
+            if (meta["env"], saved.action_size) != (self.dataset.env, action_size):
+                raise DreamgymError(
+                    f"{str(self.path)!r} was trained on {meta['env']!r} data with action size "
+                    f"{saved.action_size}; {str(self.dataset.root)!r} holds {self.dataset.env!r} "
+                    f"data with {action_size}; use another --out"
+                )
+            if saved.uses_proprio and saved.proprio_size != proprio_size:
+                raise DreamgymError(
+                    f"{str(self.path)!r} was trained with proprio of size {saved.proprio_size}; "
+                    f"the data has {proprio_size}"
+                )
+
+        try:
+            meta = self._start(out, device, bf16,
+                               lambda: latent_preset(preset, action_size, proprio_size),
+                               overrides, self._build, check_saved)  # fmt: skip
+            self._prepare(meta is None, frames_on_device)
+        except BaseException:
+            if hasattr(self, "_lock"):  # fit() would release it; a next trainer may want it
+                self._lock.release()
+            raise
+
+    def _prepare(self, fresh: bool, frames_on_device: bool | None) -> None:
+        if fresh:
+            self.model.set_statistics(self.dataset.step_arrays()[0], self.proprio)
+        c = self.config
+        self.span = c.history * c.frameskip
+        self.train_eps, self.val_eps = self._split()
+        if len(self.train_eps) == 0:
+            raise DreamgymError(
+                f"no training episode in {str(self.dataset.root)!r} is as long as one window "
+                f"(history {c.history} x frameskip {c.frameskip} = {self.span} steps)"
+            )
+        if frames_on_device is None:
+            nbytes = sum(part.frames().nbytes for part in self.dataset.datasets)
+            frames_on_device = (
+                self.device.type == "cuda" and nbytes < 0.5 * torch.cuda.mem_get_info()[0]
+            )
+        self.frames = _FrameRows(self.dataset, self.device, frames_on_device)
+        self._save_initial_frames()
+
+    def _build(self, config: LatentConfig) -> LatentNet:
+        config.check()
+        if not config.trains_encoder:
+            self.frozen = frozen_encoder(config, self._frozen_source(config)).to(self.device)
+            copy = self.out / ENCODER_FILES[config.encoder]
+            if config.encoder == "dinov2" and not copy.exists():
+                tensors = {k: v.contiguous() for k, v in self.frozen.model.state_dict().items()}
+                atomic_write_bytes(copy, save(tensors))
+        return LatentNet(config, self.frozen)
+
+    def _frozen_source(self, config: LatentConfig) -> Path | None:
+        """The frozen encoder's file: the bundle's copy once there is one, else the source."""
+        copy = self.out / ENCODER_FILES[config.encoder]
+        if config.encoder == "dinov2":
+            return copy if copy.exists() else config.dinov2_weights
+        from dreamgym.worldmodels.train_vae import VAE_FILE
+
+        source = Path(config.vae).expanduser()
+        source = source / VAE_FILE if source.is_dir() else source
+        if source.exists() and source.resolve() != copy.resolve() and not self.path.exists():
+            tmp = self.out / f".{copy.name}.copy.tmp"
+            shutil.copyfile(source, tmp)
+            tmp.replace(copy)
+        return copy if copy.exists() else source
+
+    def build_optimizer(self, model: torch.nn.Module, config: LatentConfig):
+        return torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay)  # fmt: skip
+
+    def _split(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each dataset split on its own (so adding one keeps the earlier ones' validation
+        episodes held out); episodes shorter than a window dropped."""
+        train, val, offset = [], [], 0
+        for part in self.dataset.datasets:
+            t, v = split_episodes(len(part), self.config.val_fraction, self.config.seed)
+            train.append(t + offset)
+            val.append(v + offset)
+            offset += len(part)
+        lengths = self.dataset.lengths
+        return tuple(e[lengths[e] >= self.span] for e in map(np.concatenate, (train, val)))
+
+    def _save_initial_frames(self) -> None:
+        first = self.dataset.frame_offsets
+        cap = self.config.max_initial_frames
+        if len(first) > cap:
+            pick = np.random.default_rng([self.config.seed, 6]).choice(len(first), cap, False)
+            first = first[np.sort(pick)]
+        bank = {"frames": self.frames(first).cpu()}
+        if self.config.uses_proprio:
+            bank["proprio"] = torch.from_numpy(self.proprio[first].astype(np.float32))
+        bank.update(self._goal_pairs())
+        atomic_write_bytes(self.out / INITIAL_FILE, save(bank))
+
+    def _goal_pairs(self) -> dict[str, torch.Tensor]:
+        """A quarter as many start frames as first frames, and the frames ``goal_offset`` real
+        steps later, from random offsets of the episodes long enough (none: no pairs)."""
+        offset, cap = self.config.goal_offset, max(1, self.config.max_initial_frames // 4)
+        lengths = self.dataset.lengths
+        eligible = np.flatnonzero(lengths >= offset)
+        if len(eligible) == 0:
+            return {}
+        rng = np.random.default_rng([self.config.seed, 7])
+        episodes = rng.choice(eligible, cap)
+        starts = self.dataset.frame_offsets[episodes] + rng.integers(
+            0, lengths[episodes] - offset + 1
+        )
+        return {"start_frames": self.frames(starts).cpu(),
+                "goal_frames": self.frames(starts + offset).cpu()}  # fmt: skip
+
+    def windows(self, episodes: np.ndarray, n: int, rng: np.random.Generator) -> dict:
+        """n windows drawn uniformly over the window starts of ``episodes``, as device
+        tensors: frames (n, H + 1, h, w, 3) uint8, actions (n, H, A * frameskip), proprio
+        (n, H + 1, Pd) or None."""
+        c = self.config
+        starts = self.dataset.lengths[episodes] - self.span + 1
+        pick = rng.choice(len(episodes), size=n, p=starts / starts.sum())
+        w = self.dataset.windows(episodes[pick], self.span, rng)
+        rows = w.frame_rows[:, :: c.frameskip]  # (n, H + 1)
+        actions = self.dataset.step_arrays()[0][w.step_rows].reshape(n, c.history, -1)
+        batch = {
+            "frames": self.frames(rows),
+            "actions": torch.from_numpy(actions).to(self.device),
+            "proprio": None,
+        }
+        if c.uses_proprio:
+            batch["proprio"] = torch.from_numpy(self.proprio[rows]).float().to(self.device)
+        return batch
+
+    def losses(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch of windows (see the module docstring)."""
+        c, net = self.config, self.model
+        frames = batch["frames"]
+        n, t1 = frames.shape[:2]
+        with autocast(self.device, self.bf16):
+            encoder = net.encoder if c.trains_encoder else self.frozen
+            emb = encoder(frames.flatten(0, 1))
+            emb = emb.view(n, t1, *emb.shape[1:])  # (B, H + 1, P, D)
+            actions = net.normalise_actions(batch["actions"])
+            proprio = net.embed_proprio(batch["proprio"]) if c.uses_proprio else None
+            pred, pred_proprio = net.predictor(
+                emb[:, :-1], actions, None if proprio is None else proprio[:, :-1]
+            )
+        terms = {"pred": F.mse_loss(pred.float(), emb[:, 1:].float())}
+        loss = terms["pred"]
+        if proprio is not None:
+            terms["proprio"] = F.mse_loss(pred_proprio.float(), proprio[:, 1:].detach().float())
+            loss = loss + terms["proprio"]
+        if c.trains_encoder and c.sigreg_weight:
+            # (B, H + 1, P, D) -> (H + 1, P, B, D): one SIGReg sample set per frame slot and token
+            terms["sigreg"] = sigreg(emb.permute(1, 2, 0, 3), generator, c.sigreg_slices)
+            loss = loss + c.sigreg_weight * terms["sigreg"]
+        terms["loss"] = loss
+        return terms
+
+    def train_epoch(self, progress: bool) -> dict[str, float]:
+        c = self.config
+        self.model.train()
+        starts = int((self.dataset.lengths[self.train_eps] - self.span + 1).sum())
+        total = c.windows_per_epoch or starts
+        sums: dict[str, torch.Tensor | float] = {}
+        start = time.perf_counter()
+        batches = range(0, total, c.batch_size)
+        devices = []
+        if self.device.type == "cuda":
+            devices = [torch.cuda.current_device() if self.device.index is None
+                       else self.device.index]  # fmt: skip
+        # Dropout draws from torch's global generator: forked and seeded per epoch, so that a
+        # resumed run repeats an uninterrupted one and the caller's global state is untouched.
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(derive_seed(c.seed, 7, self.epoch))
+            for first in tqdm(batches, desc=f"latent epoch {self.epoch + 1}/{c.epochs}",
+                              disable=not progress, leave=False):  # fmt: skip
+                size = min(c.batch_size, total - first)
+                terms = self.losses(self.windows(self.train_eps, size, self.rng), self.generator)
+                self.optimizer.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                if c.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+                self.optimizer.step()
+                # Summed on the device: reading a value every step would stall a GPU.
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + value.detach() * size
+        seconds = time.perf_counter() - start
+        row = {f"train/{k}": float(v) / total for k, v in sums.items()}
+        return {**row, "windows_per_second": total / seconds}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Losses on the same held-out windows every epoch, SIGReg on fixed directions."""
+        if len(self.val_eps) == 0:
+            return {}
+        c = self.config
+        self.model.eval()
+        rng = np.random.default_rng([c.seed, 5])
+        generator = torch.Generator(self.device).manual_seed(12345)
+        sums: dict[str, float] = {}
+        for first in range(0, c.val_windows, c.batch_size):
+            size = min(c.batch_size, c.val_windows - first)
+            terms = self.losses(self.windows(self.val_eps, size, rng), generator)
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + value.item() * size
+        return {f"val/{k}": v / c.val_windows for k, v in sums.items()}
+
+    def _validation(self) -> dict[str, Any]:
+        first = self.dataset.datasets[0]
+        held = sorted(int(i) for i in self.val_eps if i < len(first))
+        return {"data": str(first.root.resolve()), "episodes": held}
+
+    def write_bundle(self) -> None:
+        c = self.config
+        files = {"latent": LATENT_FILE, "initial_frames": INITIAL_FILE}
+        if not c.trains_encoder:
+            files["encoder"] = ENCODER_FILES[c.encoder]
+        datasets = [str(d.root.resolve()) for d in self.dataset.datasets]
+        write_info(
+            self.out, BUNDLE_KIND, self.dataset.meta, files=files, encoder=c.encoder,
+            history=c.history, frameskip=c.frameskip, proprio=c.uses_proprio,
+            training={"data": datasets[0], "datasets": datasets, "episodes": len(self.dataset),
+                      "validation": self._validation(), "latent_epochs": self.epoch},
+        )  # fmt: skip
+
+    def after_epoch(self) -> None:
+        self.write_bundle()
+
+
+def train_latent(
+    data: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | Path,
+    preset: str = "cpu",
+    device: str = "auto",
+    bf16: bool = False,
+    skip_corrupt: bool = False,
+    progress: bool = True,
+    **overrides: Any,
+) -> LatentTrainer:
+    """Train (or resume training) a latent world model; the bundle in ``out`` is complete after
+    every epoch and loads with :func:`dreamgym.worldmodels.load`.
+
+    Args:
+        data, out, preset, device, bf16, skip_corrupt: as for :class:`LatentTrainer`.
+        progress: show progress bars.
+        **overrides: config fields to change from the preset (see
+            :class:`~dreamgym.worldmodels.latent.LatentConfig`), e.g. ``epochs=20``.
+
+    Returns:
+        The trainer after training (its ``history``, ``config``, ``model``).
+    """
+    trainer = LatentTrainer(data, out, preset, overrides, device, bf16, skip_corrupt)
+    trainer.fit(progress)
+    return trainer

@@ -1,0 +1,124 @@
+"""CEM and MPC: the search finds known optima, and planning with a perfect model reaches goals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from dreamgym.agents.planning import Planner, PlannerPolicy, cem, planner_preset
+from dreamgym.errors import DreamgymError
+
+SIZE = 32
+
+
+@dataclass
+class MassState:
+    p: torch.Tensor  # (N, 2) position in [0, 1]^2
+    v: torch.Tensor  # (N, 2) velocity
+
+
+def draw(p: np.ndarray) -> np.ndarray:
+    """A frame with one white pixel where the mass is."""
+    frame = np.zeros((SIZE, SIZE, 3), np.uint8)
+    i, j = np.clip(np.round(p * (SIZE - 1)).astype(int), 0, SIZE - 1)
+    frame[i, j] = 255
+    return frame
+
+
+def dynamics(p, v, a):
+    v = 0.8 * v + 0.05 * a
+    return (p + v).clamp(0, 1) if torch.is_tensor(p) else np.clip(p + v, 0, 1), v
+
+
+class PointMass:
+    """The ground-truth model of :class:`PointMassEnv` behind protocol v2 (a perfect model)."""
+
+    feature_modes = ("p",)
+    step_options = ()
+
+    def __init__(self) -> None:
+        self.env, self.device = "point-mass", torch.device("cpu")
+        self.info = {"action_low": [-1.0, -1.0]}
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def feature_size(self, mode=None) -> int:
+        return 2
+
+    def features(self, state, mode=None):
+        return state.p
+
+    def initial_state(self, n, generator=None):
+        return MassState(torch.full((n, 2), 0.5), torch.zeros(n, 2))
+
+    def encode(self, frames):
+        flat = frames[..., 0].flatten(1).float().argmax(1)
+        p = torch.stack([flat // SIZE, flat % SIZE], 1).float() / (SIZE - 1)
+        return MassState(p, torch.zeros_like(p))
+
+    def step(self, state, action, generator=None):
+        return MassState(*dynamics(state.p, state.v, action))
+
+    def advance(self, state, action, frames):
+        return MassState(self.encode(frames).p, dynamics(state.p, state.v, action)[1])
+
+    def cost(self, state, goal):
+        return (state.p - goal.p).pow(2).sum(1)
+
+
+class PointMassEnv:
+    """The real task: a mass starting at (0.5, 0.5) is pushed towards a goal."""
+
+    def reset(self, start):
+        self.p, self.v = np.array(start, float), np.zeros(2)
+        return draw(self.p)
+
+    def step(self, action):
+        self.p, self.v = dynamics(self.p, self.v, np.clip(action, -1, 1))
+        return draw(self.p)
+
+
+def test_cem_finds_the_minimum_of_a_quadratic():
+    target = torch.tensor([[0.3, -0.7], [0.9, 0.1], [-0.2, 0.4]])
+    objective = lambda c: (c - target).pow(2).sum((1, 2))  # noqa: E731
+    config = planner_preset("dino-wm", horizon=3, iterations=20, execute=1)
+    plan, best = cem(objective, torch.zeros(3, 2), -torch.ones(2), torch.ones(2), config,
+                     torch.Generator().manual_seed(0))  # fmt: skip
+    assert torch.allclose(plan, target, atol=0.02)
+    assert best[-1] < 1e-3 and best[-1] <= best[0]
+
+
+def test_the_same_seed_gives_the_same_plan():
+    model = PointMass()
+    state, goal = model.initial_state(1), MassState(torch.tensor([[0.9, 0.2]]), torch.zeros(1, 2))
+    plans = [Planner(model, planner_preset("debug"), seed=3).plan(state, goal)[0] for _ in "ab"]
+    assert torch.equal(plans[0], plans[1])
+
+
+def test_mpc_with_a_perfect_model_reaches_its_goals_and_random_does_not():
+    model, rng = PointMass(), np.random.default_rng(0)
+    config = planner_preset("cpu", horizon=8, samples=64, elites=8, iterations=6)
+    reached = {"planner": 0, "random": 0}
+    for k in range(6):
+        goal = rng.uniform(0.15, 0.85, 2)
+        for name in reached:
+            env = PointMassEnv()
+            frame = env.reset([0.5, 0.5])
+            policy = PlannerPolicy(model, config, draw(goal), seed=k, budget=40)
+            for _ in range(40):
+                action = policy.act(frame) if name == "planner" else rng.uniform(-1, 1, 2)
+                frame = env.step(action)
+            reached[name] += np.linalg.norm(env.p - goal) < 0.05
+    assert reached["planner"] == 6 and reached["random"] <= 1
+
+
+def test_planner_settings_are_checked():
+    with pytest.raises(DreamgymError, match="elites"):
+        planner_preset("debug", elites=1000)
+    with pytest.raises(DreamgymError, match="unknown planner preset 'fast'"):
+        planner_preset("fast")
+    with pytest.raises(DreamgymError, match="goal cost"):
+        Planner(type("NoCost", (), {})(), planner_preset("debug"))

@@ -1,0 +1,256 @@
+"""The latent world model (DINO-WM, LeWM) on real CarRacing episodes: training lowers the
+validation loss, runs are deterministic and resume exactly, bundles round-trip, and the model
+goes through the protocol's goal dreams; frozen DINOv2 and V encoders and proprioception."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from dreamgym import worldmodels
+from dreamgym.dreams import DreamEnv, DreamVectorEnv
+from dreamgym.errors import DreamgymError
+from dreamgym.rollouts import RolloutDataset, load_episode
+from dreamgym.worldmodels.bundle import read_info
+from dreamgym.worldmodels.latent import LatentState, LatentWorldModel
+from dreamgym.worldmodels.protocol import (
+    Decodes,
+    HasGoalCost,
+    PredictsRewardDone,
+    SamplesGoals,
+    rollout,
+    state_assign,
+    state_index,
+    state_where,
+)
+from dreamgym.worldmodels.train_latent import INITIAL_FILE, latent_preset, train_latent
+from dreamgym.worldmodels.vit import VisionTransformer, dinov2_vits14, images_to_input
+
+NOISY = ("seconds", "windows_per_second")
+
+
+@pytest.fixture(scope="module")
+def latent_run(car_data, tmp_path_factory):
+    """The debug preset trained for 3 epochs on four real 40-step CarRacing episodes."""
+    out = tmp_path_factory.mktemp("latent") / "car"
+    return train_latent(car_data, out, preset="debug", device="cpu", progress=False)
+
+
+def frames_of(data, rows) -> torch.Tensor:
+    return torch.from_numpy(np.array(RolloutDataset(data).frames()[rows]))
+
+
+def test_debug_training_lowers_the_validation_loss(latent_run):
+    history = latent_run.history
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[-1]["val/loss"] < history[0]["val/loss"]
+    assert history[-1]["val/pred"] < history[0]["val/pred"]
+    assert all(row["train/sigreg"] > 0 and row["windows_per_second"] > 0 for row in history)
+    out = latent_run.out
+    for name in ("bundle.json", "latent.safetensors", INITIAL_FILE, "latent-metrics.csv",
+                 "latent-curves.png", "latent-config.json"):  # fmt: skip
+        assert (out / name).exists(), name
+    info = read_info(out)
+    assert info["kind"] == "latent" and info["env"] == "carracing" and info["frameskip"] == 2
+    assert info["training"]["latent_epochs"] == 3
+
+
+def test_same_seed_same_model_and_resume_continues_exactly(latent_run, car_data, tmp_path):
+    train_latent(car_data, tmp_path, preset="debug", device="cpu", progress=False, epochs=1)
+    resumed = train_latent(car_data, tmp_path, preset="debug", device="cpu", progress=False,
+                           epochs=3)  # fmt: skip
+    assert len(resumed.history) == 3
+
+    def strip(history):
+        return [{k: v for k, v in row.items() if k not in NOISY} for row in history]
+
+    assert strip(resumed.history) == strip(latent_run.history)
+    a, b = resumed.model.state_dict(), latent_run.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(DreamgymError, match="trained with history=2"):
+        train_latent(car_data, tmp_path, preset="debug", device="cpu", progress=False, history=3)
+
+
+def test_a_saved_bundle_predicts_exactly_as_the_trained_model(latent_run, car_data):
+    loaded = worldmodels.load(latent_run.out)
+    assert isinstance(loaded, LatentWorldModel)
+    bank = latent_run.frames(latent_run.dataset.frame_offsets)
+    trained = LatentWorldModel(latent_run.model, None, bank, None, read_info(latent_run.out))
+    frames = frames_of(car_data, [0, 10, 50])
+    actions = torch.rand(3, 4, 6, generator=torch.Generator().manual_seed(0))
+    for model in (loaded, trained):
+        model.states = rollout(model, model.encode(frames), actions)
+    for a, b in zip(loaded.states, trained.states, strict=True):
+        assert torch.equal(a.tokens, b.tokens) and torch.equal(a.actions, b.actions)
+
+
+def test_states_follow_the_protocol(latent_run, car_data):
+    model = worldmodels.load(latent_run.out)
+    assert isinstance(model, worldmodels.WorldModel) and isinstance(model, HasGoalCost)
+    assert not isinstance(model, Decodes) and not isinstance(model, PredictsRewardDone)
+    assert model.action_space.shape == (6,)  # frameskip 2 x CarRacing's 3 actions
+    assert model.feature_modes == ("latent",) and model.feature_size() == 32
+    frames = frames_of(car_data, [0, 1])
+    state = model.encode(frames)
+    assert state.tokens.shape == (2, 2, 1, 32) and state.proprio.shape == (2, 2, 0)
+    assert torch.equal(state.tokens[:, 0], state.tokens[:, 1])  # the frame repeated
+    assert model.features(state).shape == (2, 32)
+    action = torch.tensor([[0.5, 0.3, 0.0] * 2, [-0.5, 0.0, 0.2] * 2])
+    stepped = model.step(state, action)
+    assert torch.equal(stepped.tokens[:, 0], state.tokens[:, 1])  # the history moved on
+    assert not torch.equal(stepped.tokens[:, 1], state.tokens[:, 1])
+    assert torch.equal(stepped.actions[:, -1], torch.zeros(2, 6))
+    torch.testing.assert_close(stepped.actions[:, 0], model.net.normalise_actions(action))
+    seen = model.advance(state, action, frames_of(car_data, [2, 3]))
+    assert torch.equal(seen.tokens[:, 1], model.encode(frames_of(car_data, [2, 3])).tokens[:, 1])
+    assert torch.equal(model.cost(state, state), torch.zeros(2))
+    assert (model.cost(stepped, state_index(state, slice(0, 1))) > 0).all()
+    mixed = state_where(torch.tensor([True, False]), state, stepped)
+    assert torch.equal(mixed.tokens[0], state.tokens[0])
+    assert torch.equal(mixed.tokens[1], stepped.tokens[1])
+    assert torch.equal(state_assign(state, torch.tensor([1]), state_index(stepped, [1])).tokens,
+                       mixed.tokens)  # fmt: skip
+    with pytest.raises(DreamgymError, match="blocks of 2 actions of 3"):
+        model.step(state, torch.zeros(2, 3))
+    first = model.initial_state(5, torch.Generator().manual_seed(0))
+    again = model.initial_state(5, torch.Generator().manual_seed(0))
+    assert isinstance(first, LatentState) and torch.equal(first.tokens, again.tokens)
+
+
+def test_goal_dreams_take_it(latent_run, car_data):
+    model = worldmodels.load(latent_run.out)
+    goal = model.encode(frames_of(car_data, [30]))
+    env = DreamEnv(world_model=model, goal=goal, max_episode_steps=4)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    _, reward, terminated, _, _ = env.step(np.zeros(6, np.float32))
+    assert obs.shape == (32,) and reward < 0 and not terminated
+    vector = DreamVectorEnv(3, world_model=model, goal=goal, max_episode_steps=4)
+    obs, _ = vector.reset(seed=0)
+    _, reward, *_ = vector.step(np.zeros((3, 6), np.float32))
+    assert obs.shape == (3, 32) and (reward < 0).all()
+    with pytest.raises(DreamgymError, match="predicts no reward"):
+        DreamEnv(world_model=model)
+    with pytest.raises(DreamgymError, match="no decoder"):
+        DreamEnv(world_model=model, goal=goal, render_mode="rgb_array")
+    assert isinstance(env.action_space, gym.spaces.Box) and env.action_space.shape == (6,)
+
+
+def test_goal_conditioned_dreams_draw_recorded_starts_and_goals(latent_run):
+    model = worldmodels.load(latent_run.out)
+    assert isinstance(model, SamplesGoals) and model.goal_threshold > 0
+    starts, goals = model.goal_pairs(5, torch.Generator().manual_seed(0))
+    assert (model.cost(starts, goals) > 0).all()
+    env = DreamEnv(world_model=model, goal="sample", max_episode_steps=4)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (64,)  # the state's 32 latent values, then the goal's
+    _, reward, *_ = env.step(np.zeros(6, np.float32))
+    assert reward < 0
+    vector = DreamVectorEnv(4, world_model=model, goal="sample", max_episode_steps=3)
+    obs, _ = vector.reset(seed=0)
+    goals = obs[:, 32:].copy()
+    for _ in range(3):
+        obs, _, terminated, truncated, _ = vector.step(np.zeros((4, 6), np.float32))
+    assert truncated.all() and np.allclose(obs[:, 32:], goals)
+    obs, *_ = vector.step(np.zeros((4, 6), np.float32))  # the autoreset: new starts, new goals
+    assert not np.allclose(obs[:, 32:], goals)
+
+
+def test_presets_and_bad_settings(car_data, tmp_path):
+    cpu, paper = latent_preset("cpu", 2), latent_preset("paper", 2, 4)
+    cpu_shape = (cpu.encoder, cpu.vit_dim, cpu.history, cpu.frameskip, cpu.lr)
+    assert cpu_shape == ("vit-tiny", 192, 3, 5, 5e-5)
+    paper_shape = (paper.encoder, paper.image_size, paper.depth, paper.heads, paper.mlp)
+    assert paper_shape == ("dinov2", 196, 6, 16, 2048)
+    assert paper.uses_proprio and not cpu.uses_proprio
+    with pytest.raises(DreamgymError, match="unknown latent preset"):
+        latent_preset("huge", 2)
+    with pytest.raises(DreamgymError, match="as long as one window"):
+        train_latent(car_data, tmp_path, preset="debug", device="cpu", frameskip=30)
+    with pytest.raises(DreamgymError, match="no proprio arrays"):
+        train_latent(car_data, tmp_path / "p", preset="debug", device="cpu", proprio=True)
+    with pytest.raises(DreamgymError, match="vit_tokens"):
+        train_latent(car_data, tmp_path / "t", preset="debug", device="cpu", vit_tokens=3)
+
+
+def proprio_copy(data, out):
+    """``data`` with a learnable 4-d proprio array per frame (the car's summed actions)."""
+    out.mkdir()
+    for name in ("dataset.json", "manifest.jsonl"):
+        shutil.copy(data / name, out / name)
+    for line in (data / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        episode = load_episode(data / entry["file"])
+        summed = np.cumsum(np.concatenate([np.zeros((1, 3)), episode.actions]), axis=0)
+        time = np.arange(len(summed))[:, None] / 40
+        episode.proprio = np.concatenate([summed, time], axis=1).astype(np.float32)
+        episode.save(out / entry["file"])
+    return out
+
+
+def test_proprio_is_embedded_predicted_and_part_of_the_cost(car_data, tmp_path):
+    data = proprio_copy(car_data, tmp_path / "data")
+    run = train_latent(data, tmp_path / "out", preset="debug", device="cpu", progress=False,
+                       proprio=True, epochs=2, proprio_emb=3)  # fmt: skip
+    assert run.config.uses_proprio and "val/proprio" in run.history[-1]
+    model = worldmodels.load(tmp_path / "out")
+    frames = frames_of(data, [0, 5])
+    with pytest.raises(DreamgymError, match="pass proprio"):
+        model.encode(frames)
+    proprio = torch.from_numpy(RolloutDataset(data).frame_info()["proprio"][[0, 5]])
+    state = model.encode(frames, proprio)
+    assert state.proprio.shape == (2, 2, 3)
+    stepped = model.step(state, torch.zeros(2, 6))
+    assert stepped.proprio.shape == (2, 2, 3)
+    assert not torch.equal(stepped.proprio[:, 1], state.proprio[:, 1])
+    other = model.encode(frames, proprio + 1.0)
+    assert torch.equal(model.cost(state, state), torch.zeros(2))
+    assert (model.cost(other, state) > 0).all()  # same frames, other proprio
+    assert model.initial_state(3).proprio.shape == (3, 2, 3)
+
+
+def test_a_frozen_dinov2_encoder_from_a_file(car_data, tmp_path):
+    torch.manual_seed(0)
+    dinov2 = VisionTransformer(dinov2_vits14(28))
+    weights = tmp_path / "dinov2_vits14_pretrain.pth"
+    torch.save(dinov2.state_dict(), weights)
+    out = tmp_path / "out"
+    run = train_latent(car_data, out, preset="debug", device="cpu", progress=False,
+                       encoder="dinov2", dinov2_weights=str(weights), image_size=28, epochs=1,
+                       windows_per_epoch=16, val_windows=8)  # fmt: skip
+    assert run.model.encoder is None and run.frozen.tokens == 4 and run.frozen.dim == 384
+    assert all(not p.requires_grad for p in run.frozen.parameters())
+    weights.unlink()  # the bundle holds its own copy
+    model = worldmodels.load(out)
+    assert read_info(out)["files"]["encoder"] == "dinov2.safetensors"
+    assert model.feature_size() == 4 * 384
+    frames = frames_of(car_data, [0, 7])
+    state = model.encode(frames)
+    assert state.tokens.shape == (2, 2, 4, 384)
+    with torch.no_grad():  # the patch tokens of the original weights, on ImageNet-normalised input
+        patches = dinov2.eval()(images_to_input(frames, 28))[:, 1:]
+    assert torch.equal(state.tokens[:, -1], patches)
+    assert model.step(state, torch.zeros(2, 6)).tokens.shape == (2, 2, 4, 384)
+
+
+def test_a_frozen_vae_encoder(car_data, tmp_path):
+    from dreamgym.worldmodels.train_vae import VAETrainer
+
+    VAETrainer(car_data, tmp_path / "v", preset="debug", overrides={"epochs": 1},
+               device="cpu").fit(False)  # fmt: skip
+    run = train_latent(car_data, tmp_path / "out", preset="debug", device="cpu", progress=False,
+                       encoder="vae", vae=str(tmp_path / "v"), epochs=2)  # fmt: skip
+    assert run.history[-1]["val/pred"] < run.history[0]["val/pred"]
+    assert "train/sigreg" not in run.history[-1]  # nothing to keep from collapsing
+    model = worldmodels.load(tmp_path / "out")
+    assert model.feature_size() == 32  # V's z
+    frames = frames_of(car_data, [3])
+    mu = model.frozen.model.encode(frames.permute(0, 3, 1, 2).float() / 255)[0]
+    torch.testing.assert_close(model.encode(frames).tokens[:, -1, 0], mu)

@@ -1,0 +1,87 @@
+"""The DINO-WM predictor: frame-block causal attention, shapes, and the paper's size."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dreamgym.worldmodels.predictor import Predictor, PredictorConfig, frame_causal_mask
+
+SMALL = PredictorConfig(frames=3, tokens=4, token_dim=16, action_dim=6, proprio_dim=4,
+                        action_emb=3, proprio_emb=2, depth=2, heads=2, head_dim=8,
+                        mlp=32)  # fmt: skip
+
+
+def inputs(seed=0, batch=2):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(batch, 3, 4, 16, generator=g)
+    actions = torch.randn(batch, 3, 6, generator=g)
+    proprio = torch.randn(batch, 3, 2, generator=g)
+    return tokens, actions, proprio
+
+
+def test_mask_lets_a_frame_see_its_own_and_earlier_frames_only():
+    mask = frame_causal_mask(3, 2)
+    expected = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0],
+                             [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]],
+                            dtype=torch.bool)  # fmt: skip
+    assert torch.equal(mask, expected)
+
+
+def test_predictions_for_a_frame_ignore_later_frames():
+    torch.manual_seed(0)
+    model = Predictor(SMALL).eval()
+    tokens, actions, proprio = inputs()
+    pred, pred_proprio = model(tokens, actions, proprio)
+    assert pred.shape == (2, 3, 4, 16) and pred_proprio.shape == (2, 3, 2)
+    for t in range(3):
+        changed = [x.clone() for x in (tokens, actions, proprio)]
+        for x in changed:
+            x[:, t + 1 :] += 5.0
+        other, other_proprio = model(*changed)
+        torch.testing.assert_close(other[:, : t + 1], pred[:, : t + 1], rtol=0, atol=1e-6)
+        torch.testing.assert_close(other_proprio[:, : t + 1], pred_proprio[:, : t + 1],
+                                   rtol=0, atol=1e-6)  # fmt: skip
+        if t < 2:
+            assert (other[:, t + 1 :] - pred[:, t + 1 :]).abs().max() > 1e-3
+    # Earlier frames do change the prediction for a later one.
+    changed = tokens.clone()
+    changed[:, 0] += 5.0
+    assert (model(changed, actions, proprio)[0][:, 2] - pred[:, 2]).abs().max() > 1e-3
+
+
+def test_a_shorter_history_gives_the_same_first_predictions():
+    torch.manual_seed(0)
+    model = Predictor(SMALL).eval()
+    tokens, actions, proprio = inputs()
+    full, _ = model(tokens, actions, proprio)
+    short, _ = model(tokens[:, :2], actions[:, :2], proprio[:, :2])
+    torch.testing.assert_close(short, full[:, :2], rtol=0, atol=1e-6)
+
+
+def test_without_proprio_and_bad_shapes():
+    model = Predictor(PredictorConfig(frames=2, tokens=1, token_dim=8, action_dim=3, depth=1,
+                                      heads=2, head_dim=4, mlp=16))  # fmt: skip
+    pred, proprio = model(torch.randn(5, 2, 1, 8), torch.randn(5, 2, 3))
+    assert pred.shape == (5, 2, 1, 8) and proprio is None
+    with pytest.raises(ValueError, match="do not fit"):
+        model(torch.randn(5, 3, 1, 8), torch.randn(5, 3, 3))
+    with pytest.raises(ValueError, match="without proprioception"):
+        model.embed_proprio(torch.randn(5, 4))
+
+
+def test_dino_wm_shape():
+    """DINO-WM: 196 DINOv2 tokens of 384 + 10-d action and proprio embeddings = 404-wide
+    tokens; 6 blocks of 16 heads x 64 and MLP 2048."""
+    config = PredictorConfig(frames=3, tokens=196, token_dim=384, action_dim=2 * 5,
+                             proprio_dim=4)  # fmt: skip
+    assert config.width == 404
+    model = Predictor(config)
+    assert model.pos_embed.shape == (1, 3 * 196, 404)
+    assert model.blocks[0].attn.qkv.weight.shape == (3 * 16 * 64, 404)
+    norms, qkv, proj = 2 * 2 * 404, 404 * 3072 + 3072, 1024 * 404 + 404
+    block = norms + qkv + proj + (404 * 2048 + 2048) + (2048 * 404 + 404)
+    embeddings = 3 * 196 * 404 + (10 * 10 + 10) + (4 * 10 + 10)
+    read_out = 2 * 404 + 404 * (384 + 10) + 384 + 10
+    assert sum(p.numel() for p in model.parameters()) == 6 * block + embeddings + read_out
+    assert 6 * block + embeddings + read_out == 20_300_762
