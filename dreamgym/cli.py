@@ -99,7 +99,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.component == "latent":
         from dreamgym.worldmodels.train_latent import LatentTrainer
 
-        overrides.update(encoder=args.encoder, dinov2_weights=args.dinov2_weights,
+        overrides.update(encoder=args.encoder, dinov2_weights=args.dinov2_weights, vae=args.vae,
                          frameskip=args.frameskip, history=args.history)  # fmt: skip
         trainer = LatentTrainer(args.data, args.out, args.preset,
                                 {k: v for k, v in overrides.items() if v is not None},
@@ -155,6 +155,7 @@ def _add_train_parser(commands) -> None:
     latent.add_argument(
         "--dinov2-weights", help="DINOv2 ViT-S/14 checkpoint (.pth or .safetensors)"
     )
+    latent.add_argument("--vae", help="with --encoder vae: a trained V's run directory")
     latent.add_argument("--frameskip", type=int, help="real steps per model step (DINO-WM: 5)")
     latent.add_argument("--history", type=int, help="frames the predictor sees (DINO-WM: 3)")
     vae.add_argument("--data", required=True, help="rollout dataset directory")
@@ -475,13 +476,15 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     model = load(args.world_model, resolve_device(args.device))
     config = planner_preset(args.preset, samples=args.samples, iterations=args.iterations,
                             horizon=args.horizon, execute=args.execute)  # fmt: skip
-    data = args.data or model.info["training"]["data"]
+    data = args.data or model.info.get("training", {}).get("data")
+    if data is None:
+        raise DreamgymError("the bundle names no training data: pass --data EPISODES")
     dataset = RolloutDataset(data)
     low, high = model.action_space.low, model.action_space.high
     real = len(model.info["action_low"])
 
-    policies = {"planner": lambda k, pair: PlannerPolicy(model, config, pair.goal_frame,
-                                                         args.seed + k, args.budget)}  # fmt: skip
+    policies = {"planner": lambda k, pair: PlannerPolicy(
+        model, config, pair.goal_frame, args.seed + k, args.budget, pair.goal_proprio)}  # fmt: skip
     if not args.no_baselines:
         policies["random"] = lambda k, pair: UniformPolicy(low[:real], high[:real], args.seed + k)
         policies["oracle"] = lambda k, pair: OraclePolicy(

@@ -12,9 +12,13 @@ SHA-256. The pretrained models shipped in ``dreamgym/pretrained/`` are exports o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +73,25 @@ def _is_checkpoint(path: Path) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _staged(out: Path) -> Iterator[Path]:
+    """A hidden sibling directory to build an export in, renamed to ``out`` when the block
+    succeeds and removed when it fails: ``out`` never holds half an export."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DreamgymError(f"export directory {str(out)!r} is not empty; choose a new one")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.{os.getpid()}.tmp"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        yield stage
+        if out.exists():
+            out.rmdir()
+        os.replace(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def export_bundle(world_model: str | Path, out: str | Path, controller: str | Path | None) -> Path:
     """Write the float16, weights-only copy of ``world_model`` (and ``controller``) to ``out``.
 
@@ -80,11 +103,14 @@ def export_bundle(world_model: str | Path, out: str | Path, controller: str | Pa
     Raises:
         DreamgymError: ``out`` is a non-empty directory, or an input is missing.
     """
-    source, out = resolve_path(world_model), Path(out)
+    out = Path(out)
+    with _staged(out) as stage:
+        _write_export(resolve_path(world_model), stage, controller)
+    return out
+
+
+def _write_export(source: Path, out: Path, controller: str | Path | None) -> None:
     info = bundle.read_info(source)
-    if out.exists() and any(out.iterdir()):
-        raise DreamgymError(f"export directory {str(out)!r} is not empty; choose a new one")
-    out.mkdir(parents=True, exist_ok=True)
     for name in info["files"].values():
         if _is_checkpoint(source / name):
             _export_checkpoint(source / name, out / name)
@@ -98,7 +124,6 @@ def export_bundle(world_model: str | Path, out: str | Path, controller: str | Pa
         target = out / CONTROLLER_DIR
         agent.save(target)
         atomic_write_json(target / "controller.json", {**meta, "world_model": ".."})
-    return out
 
 
 def decision_agreement(
@@ -119,6 +144,11 @@ def decision_agreement(
         episode = dataset.episode(i)
         frames = torch.from_numpy(episode.frames)
         actions = torch.from_numpy(episode.actions.astype(np.float32))
+        if pairs[0][1].action_space.shape[0] != actions.shape[1]:
+            raise DreamgymError(
+                "decision agreement follows one real action per model step; this model steps "
+                "on blocks of actions"
+            )
         taken = []
         for agent, model in pairs:
             state, out = model.encode(frames[:1]), []
@@ -241,10 +271,11 @@ def export_run(
     missing = [k for k in ("evaluate", "baseline") if k not in report["stages"]]
     if missing:
         raise DreamgymError(f"pipeline run {str(run)!r} has not finished {', '.join(missing)}")
-    export_bundle(world_model, out, controller)
-    agreement = decision_agreement(controller, out / CONTROLLER_DIR, run / "data")
-    done_mode = resolve_done_mode(bundle.load(out), report["config"]["done_mode"])
-    text = _card(name or out.name, run, report, done_mode, agreement, checksums(out), hardware,
-                 commit)  # fmt: skip
-    atomic_write_bytes(out / MODEL_CARD, text.encode())
+    with _staged(out) as stage:
+        _write_export(world_model, stage, controller)
+        agreement = decision_agreement(controller, stage / CONTROLLER_DIR, run / "data")
+        done_mode = resolve_done_mode(bundle.load(stage), report["config"]["done_mode"])
+        text = _card(name or out.name, run, report, done_mode, agreement, checksums(stage),
+                     hardware, commit)  # fmt: skip
+        atomic_write_bytes(stage / MODEL_CARD, text.encode())
     return out

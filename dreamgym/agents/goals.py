@@ -36,6 +36,7 @@ class GoalPair:
     offset: int
     goal_frame: np.ndarray  # (H, W, 3) uint8
     goal_state: np.ndarray  # the env's recorded state
+    goal_proprio: np.ndarray | None  # the recorded proprioception, when episodes record it
 
 
 def goal_pairs(
@@ -60,7 +61,10 @@ def goal_pairs(
                 f"episodes of {str(data.root)!r} record no states (info['state']); goals need them"
             )
         t = int(rng.integers(0, episode.length - offset + 1))
-        pairs.append(GoalPair(i, t, offset, episode.frames[t + offset], episode.state[t + offset]))
+        proprio = None if episode.proprio is None else episode.proprio[t + offset]
+        pairs.append(
+            GoalPair(i, t, offset, episode.frames[t + offset], episode.state[t + offset], proprio)
+        )
     return pairs
 
 
@@ -102,9 +106,12 @@ class UniformPolicy:
 def reach(env_name: str, data: RolloutDataset, pair: GoalPair, policy, budget: int,
           keep_frames: bool = False) -> dict[str, Any]:  # fmt: skip
     """Run ``policy`` for ``budget`` env steps from ``pair``'s start: the final state, success,
-    and (``keep_frames``) the frames seen."""
+    the policy's seconds and steps, and (``keep_frames``) the frames seen. A policy with an
+    ``observe_info(info)`` method sees the env's info before each action, as in ``play``."""
     episode = data.episode(pair.episode)
-    env = make_env(env_name, max_episode_steps=pair.start + budget + 1)
+    env = make_env(env_name, max_episode_steps=pair.start + budget + 1,
+                   frame_skip=int(data.meta.get("frame_skip", 1)))  # fmt: skip
+    observe_info = getattr(policy, "observe_info", None)
     try:
         frame, info = env.reset(seed=int(episode.seed))
         for action in episode.actions[: pair.start]:
@@ -115,17 +122,23 @@ def reach(env_name: str, data: RolloutDataset, pair: GoalPair, policy, budget: i
                 "recorded state: the env is not deterministic for its seed"
             )
         frames = [frame] if keep_frames else []
+        steps, start = 0, time.perf_counter()
         for _ in range(budget):
+            if callable(observe_info):
+                observe_info(info)
             frame, _, terminated, truncated, info = env.step(policy.act(frame))
+            steps += 1
             if keep_frames:
                 frames.append(frame)
             if terminated or truncated:
                 break
+        seconds = time.perf_counter() - start
     finally:
         env.close()
     state = np.asarray(info["state"])
     ok = bool(success_rule(env_name)(state, pair.goal_state))
-    return {"success": ok, "final_state": state.tolist(), "frames": frames}
+    return {"success": ok, "final_state": state.tolist(), "seconds": seconds, "steps": steps,
+            "frames": frames}  # fmt: skip
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -162,19 +175,19 @@ def evaluate_goal_reaching(
     Returns:
         per policy: successes, rate, 95% Wilson interval, seconds per env step, per-pair results.
     """
+    for name, value in (("pairs", pairs), ("offset", offset), ("budget", budget)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise DreamgymError(f"goal reaching needs {name} >= 1, got {value!r}")
     dataset = RolloutDataset(data)
     chosen = goal_pairs(dataset, pairs, offset, seed)
     report: dict[str, Any] = {"env": env, "data": str(Path(data).resolve()), "pairs": pairs,
                               "offset": offset, "budget": budget, "seed": seed,
                               "policies": {}}  # fmt: skip
     for name, make in policies.items():
-        results, seconds, steps = [], 0.0, 0
+        results = []
         for k, pair in enumerate(chosen):
             policy = make(k, pair)
-            start = time.perf_counter()
             result = reach(env, dataset, pair, policy, budget, keep_frames=k < videos)
-            seconds += time.perf_counter() - start
-            steps += budget
             results.append({"episode": pair.episode, "start": pair.start, **result})
             if progress is not None:
                 done = sum(r["success"] for r in results)
@@ -184,6 +197,8 @@ def evaluate_goal_reaching(
         low, high = wilson_interval(successes, len(results))
         report["policies"][name] = {
             "successes": successes, "rate": successes / len(results), "interval": [low, high],
-            "seconds_per_step": seconds / max(steps, 1), "results": results,
+            "seconds_per_step": sum(r["seconds"] for r in results)
+                                / max(1, sum(r["steps"] for r in results)),
+            "results": results,
         }  # fmt: skip
     return report

@@ -208,11 +208,13 @@ class PlannerPolicy:
         config: the planner's settings.
         goal_frame: (H, W, 3) uint8 the goal image (set later with :meth:`set_goal` if None).
         seed: the planner's seed; :meth:`reset` reseeds it per episode.
-        budget: the episode's length in real steps, if known.
+        budget: the episode's length in real steps, if known (a whole number of blocks).
+        goal_proprio: the goal's proprioception, for models that read it.
     """
 
     def __init__(self, model: WorldModel, config: CEMConfig, goal_frame: np.ndarray | None = None,
-                 seed: int = 0, budget: int | None = None) -> None:  # fmt: skip
+                 seed: int = 0, budget: int | None = None,
+                 goal_proprio: np.ndarray | None = None) -> None:  # fmt: skip
         self.planner = Planner(model, config, seed)
         self.model, self.config = model, config
         block = model.action_space.shape[0]
@@ -220,17 +222,36 @@ class PlannerPolicy:
         if block % real:
             raise DreamgymError(f"model action size {block} is not a block of {real}-d actions")
         self.real_action_size, self.block = real, block // real
-        self.budget = None if budget is None else -(-int(budget) // self.block)  # model steps
-        self.goal = None if goal_frame is None else self._encode(goal_frame)
+        if budget is not None and int(budget) % self.block:
+            raise DreamgymError(
+                f"budget {budget} is not a whole number of the model's {self.block}-step blocks"
+            )
+        self.budget = None if budget is None else int(budget) // self.block  # model steps
+        self.proprio = None
+        self.goal = None if goal_frame is None else self._encode(goal_frame, goal_proprio)
         self.label = f"cem planner ({config.samples} x {config.iterations}, h={config.horizon})"
         self.reset(seed)
 
-    def _encode(self, frame: np.ndarray) -> Any:
-        return self.model.encode(torch.from_numpy(np.ascontiguousarray(frame))[None])
+    def _proprio_kwargs(self, proprio: np.ndarray | None) -> dict[str, Any]:
+        """``proprio=`` for models that read the agent's proprioception (a latent model trained
+        with it), else nothing."""
+        if not getattr(self.model, "uses_proprio", False):
+            return {}
+        if proprio is None:
+            raise DreamgymError("this world model needs proprioception (the env's info['proprio'])")
+        return {"proprio": torch.as_tensor(np.asarray(proprio, np.float32))[None]}
 
-    def set_goal(self, goal_frame: np.ndarray) -> None:
-        """Plan towards ``goal_frame`` from now on."""
-        self.goal = self._encode(goal_frame)
+    def _encode(self, frame: np.ndarray, proprio: np.ndarray | None = None) -> Any:
+        frames = torch.from_numpy(np.ascontiguousarray(frame))[None]
+        return self.model.encode(frames, **self._proprio_kwargs(proprio))
+
+    def set_goal(self, goal_frame: np.ndarray, goal_proprio: np.ndarray | None = None) -> None:
+        """Plan towards ``goal_frame`` (and ``goal_proprio``) from now on."""
+        self.goal = self._encode(goal_frame, goal_proprio)
+
+    def observe_info(self, info: dict[str, Any]) -> None:
+        """Keep the env's proprioception, for models that read it (see ``rollouts.play``)."""
+        self.proprio = info.get("proprio")
 
     def reset(self, seed: int) -> None:
         self.planner.seed(seed)
@@ -251,10 +272,11 @@ class PlannerPolicy:
 
     def _next_block(self, frame: np.ndarray) -> None:
         seen = torch.from_numpy(np.ascontiguousarray(frame))[None]
+        proprio = self._proprio_kwargs(self.proprio)
         if self.state is None:
-            self.state = self.model.encode(seen)
+            self.state = self.model.encode(seen, **proprio)
         else:
-            self.state = self.model.advance(self.state, self.block_action[None], seen)
+            self.state = self.model.advance(self.state, self.block_action[None], seen, **proprio)
         if self.plan is None or self.steps_since_plan >= min(self.config.execute, len(self.plan)):
             start = time.perf_counter()
             rest = None if self.plan is None else self.plan[self.steps_since_plan :]

@@ -70,6 +70,8 @@ def output_beside(path: str | os.PathLike, *parts: str) -> Path:
     """Where an output about ``path`` goes by default: ``path/parts...``, or for
     ``pretrained:NAME`` ``./NAME/parts...`` (the installed package is never written to)."""
     name = pretrained_name(path)
+    if name is None and (shown := describe(path)).startswith(PREFIX):
+        name = shown[len(PREFIX) :]  # a path inside the installed package
     return Path(name if name is not None else path, *parts)
 
 

@@ -73,7 +73,7 @@ def resolve_done_mode(model: WorldModel, done_mode: str | None) -> str:
     if done_mode is None:
         return "calibrated" if model.info.get("done_calibration") else "threshold"
     if done_mode not in DONE_MODES:
-        raise ValueError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}")
+        raise DreamgymError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}")
     return done_mode
 
 
@@ -142,7 +142,7 @@ class DreamCore:
         if done_mode == "calibrated":
             calibration = model.info.get("done_calibration")
             if not calibration:
-                raise ValueError(
+                raise DreamgymError(
                     "done_mode='calibrated' needs a bundle with a done calibration (written by "
                     "`dreamgym train mdnrnn` when its validation episodes hold a death)"
                 )

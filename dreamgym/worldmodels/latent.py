@@ -45,6 +45,7 @@ from dreamgym.worldmodels.vit import VisionTransformer, ViTConfig, images_to_inp
 BUNDLE_KIND = "latent"
 ENCODERS = ("vit-tiny", "dinov2", "vae")
 ENCODE_CHUNK = 256
+PAIR_KEYS = ("start_frames", "goal_frames", "start_proprio", "goal_proprio")
 
 
 @dataclass
@@ -291,8 +292,11 @@ class LatentWorldModel:
         initial_proprio: (E, Pd) their proprio, or None.
         info: the bundle's metadata.
         device: where every operation runs.
-        pairs: (start frames, goal frames), each (G, H, W, 3) uint8, for goal-conditioned
-            dreams; the goal threshold is a tenth of their median start-goal cost.
+        pairs: goal-conditioned dreams' recorded pairs: ``start_frames`` and ``goal_frames``
+            (G, H, W, 3) uint8, with ``start_proprio`` and ``goal_proprio`` (G, Pd) for models
+            that use proprio.
+        goal_threshold: the cost below which a goal counts as reached (default: a tenth of the
+            pairs' median start-goal cost, computed here; bundles store it).
     """
 
     feature_modes = ("latent",)
@@ -306,7 +310,8 @@ class LatentWorldModel:
         initial_proprio: torch.Tensor | None,
         info: dict[str, Any],
         device: str | torch.device = "cpu",
-        pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+        pairs: dict[str, torch.Tensor] | None = None,
+        goal_threshold: float | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval()
@@ -325,8 +330,10 @@ class LatentWorldModel:
         )
         p = self.net.predictor.config
         self.tokens, self.token_dim, self.proprio_width = p.tokens, p.token_dim, p.proprio_width
-        self.pairs = None if pairs is None else tuple(x.to(self.device) for x in pairs)
-        self.goal_threshold = self._goal_threshold()
+        self.pairs = None if not pairs else {k: v.to(self.device) for k, v in pairs.items()}
+        self.goal_threshold = (
+            self._goal_threshold() if goal_threshold is None else float(goal_threshold)
+        )
 
     def feature_size(self, mode: str | None = None) -> int:
         check_feature_mode(self, mode)
@@ -380,18 +387,29 @@ class LatentWorldModel:
                 f"bundle {self.info.get('source', '')!r} holds no start/goal pairs (trained "
                 "before they were recorded); retrain it for goal-conditioned dreams"
             )
-        starts, goals = self.pairs
-        pick = torch.randint(len(starts), (n,), generator=generator, device=self.device)
-        return self.encode(starts[pick]), self.encode(goals[pick])
+        pick = torch.randint(len(self.pairs["start_frames"]), (n,), generator=generator,
+                             device=self.device)  # fmt: skip
+        return self._pair_states(pick)
 
+    def _pair_states(self, pick: torch.Tensor) -> tuple[LatentState, LatentState]:
+        def encoded(which: str) -> LatentState:
+            proprio = self.pairs[f"{which}_proprio"][pick] if self.uses_proprio else None
+            return self.encode(self.pairs[f"{which}_frames"][pick], proprio)
+
+        return encoded("start"), encoded("goal")
+
+    @property
+    def uses_proprio(self) -> bool:
+        """Whether ``encode`` and ``advance`` need the agent's proprioception."""
+        return self.proprio_width > 0
+
+    @torch.no_grad()
     def _goal_threshold(self) -> float:
-        """A tenth of the median cost between the recorded starts and their goals."""
+        """A tenth of the median cost between (up to 256 of) the recorded starts and goals."""
         if self.pairs is None:
             return 0.0
-        starts, goals = (x[:256] for x in self.pairs)
-        with torch.no_grad():
-            costs = self.cost(self.encode(starts), self.encode(goals))
-        return 0.1 * float(costs.median())
+        pick = torch.arange(min(256, len(self.pairs["start_frames"])), device=self.device)
+        return 0.1 * float(self.cost(*self._pair_states(pick)).median())
 
     @torch.no_grad()
     def initial_state(self, n: int, generator: torch.Generator | None = None) -> LatentState:
@@ -503,5 +521,7 @@ def load_latent(root: Path, info: dict[str, Any], device: str | torch.device) ->
     if config.uses_proprio and "proprio" not in bank:
         raise CorruptFileError(f"start-frame bank {str(initial_path)!r} has no proprio")
     proprio = bank["proprio"].float() if "proprio" in bank else None
-    pairs = (bank["start_frames"], bank["goal_frames"]) if "goal_frames" in bank else None
-    return LatentWorldModel(net, frozen, bank["frames"], proprio, info, device, pairs)
+    pairs = {k: bank[k] for k in PAIR_KEYS if k in bank}
+    pairs = {k: v.float() if "proprio" in k else v for k, v in pairs.items()}
+    return LatentWorldModel(net, frozen, bank["frames"], proprio, info, device, pairs,
+                            info.get("goal_threshold"))  # fmt: skip

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import save
+from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
@@ -48,9 +49,11 @@ from dreamgym.worldmodels.bundle import write_info
 from dreamgym.worldmodels.common import autocast, split_episodes
 from dreamgym.worldmodels.latent import (
     BUNDLE_KIND,
+    PAIR_KEYS,
     FrozenEncoder,
     LatentConfig,
     LatentNet,
+    LatentWorldModel,
     frozen_encoder,
 )
 from dreamgym.worldmodels.sigreg import sigreg
@@ -58,6 +61,7 @@ from dreamgym.worldmodels.trainer import EpochTrainer
 
 LATENT_FILE = "latent.safetensors"
 INITIAL_FILE = "initial_frames.safetensors"
+PRECISE_BN_FRAMES = 2048
 ENCODER_FILES = {"dinov2": "dinov2.safetensors", "vae": "vae.safetensors"}
 
 
@@ -256,7 +260,16 @@ class LatentTrainer(EpochTrainer):
         if self.config.uses_proprio:
             bank["proprio"] = torch.from_numpy(self.proprio[first].astype(np.float32))
         bank.update(self._goal_pairs())
+        self.pairs = {k: bank[k] for k in PAIR_KEYS if k in bank}
         atomic_write_bytes(self.out / INITIAL_FILE, save(bank))
+
+    def _goal_threshold(self) -> float:
+        """The current model's goal threshold on the recorded pairs (stored in the bundle so
+        that loading does not encode them)."""
+        info = {k: self.dataset.meta[k] for k in ("env", "action_low", "action_high")}
+        model = LatentWorldModel(self.model, self.frozen, self.pairs["start_frames"][:1], None,
+                                 info, self.device, self.pairs)  # fmt: skip
+        return model.goal_threshold
 
     def _goal_pairs(self) -> dict[str, torch.Tensor]:
         """A quarter as many start frames as first frames, and the frames ``goal_offset`` real
@@ -271,8 +284,14 @@ class LatentTrainer(EpochTrainer):
         starts = self.dataset.frame_offsets[episodes] + rng.integers(
             0, lengths[episodes] - offset + 1
         )
-        return {"start_frames": self.frames(starts).cpu(),
-                "goal_frames": self.frames(starts + offset).cpu()}  # fmt: skip
+        pairs = {"start_frames": self.frames(starts).cpu(),
+                 "goal_frames": self.frames(starts + offset).cpu()}  # fmt: skip
+        if self.config.uses_proprio:
+            pairs["start_proprio"] = torch.from_numpy(self.proprio[starts].astype(np.float32))
+            pairs["goal_proprio"] = torch.from_numpy(
+                self.proprio[starts + offset].astype(np.float32)
+            )
+        return pairs
 
     def windows(self, episodes: np.ndarray, n: int, rng: np.random.Generator) -> dict:
         """n windows drawn uniformly over the window starts of ``episodes``, as device
@@ -348,8 +367,38 @@ class LatentTrainer(EpochTrainer):
                 for key, value in terms.items():
                     sums[key] = sums.get(key, 0.0) + value.detach() * size
         seconds = time.perf_counter() - start
+        self._precise_batchnorm()
         row = {f"train/{k}": float(v) / total for k, v in sums.items()}
         return {**row, "windows_per_second": total / seconds}
+
+    @torch.no_grad()
+    def _precise_batchnorm(self) -> None:
+        """Re-estimate the encoder's BatchNorm statistics as exact averages over
+        ``PRECISE_BN_FRAMES`` random training frames ("precise BN"), after each epoch.
+
+        Why: the tiny ViT's outputs differ little between Push-T frames and the projector's
+        BatchNorm scales those differences up; its running averages (momentum 0.1 over a moving
+        network) missed the mean by more than the spread, so eval-mode embeddings were far from
+        the training ones (measured: validation loss 100x the training loss, running variance
+        8e-5). Exact averages over fixed weights remove the mismatch.
+        """
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return
+        rng = np.random.default_rng([self.config.seed, 8, self.epoch])
+        episodes = rng.choice(self.train_eps, PRECISE_BN_FRAMES)
+        rows = self.dataset.frame_offsets[episodes] + rng.integers(
+            0, self.dataset.lengths[episodes] + 1
+        )
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average
+        self.model.encoder.train()
+        for first in range(0, len(rows), 256):
+            self.model.encoder(self.frames(rows[first : first + 256]))
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -382,6 +431,7 @@ class LatentTrainer(EpochTrainer):
         write_info(
             self.out, BUNDLE_KIND, self.dataset.meta, files=files, encoder=c.encoder,
             history=c.history, frameskip=c.frameskip, proprio=c.uses_proprio,
+            goal_threshold=self._goal_threshold() if self.pairs else None,
             training={"data": datasets[0], "datasets": datasets, "episodes": len(self.dataset),
                       "validation": self._validation(), "latent_epochs": self.epoch},
         )  # fmt: skip

@@ -1,0 +1,59 @@
+"""The pretrained dreams shipped with the package: they load, pass Gymnasium's checks, are what
+their model cards say, and give way to the user's own bundles."""
+
+from __future__ import annotations
+
+import shutil
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from dreamgym.agents import Controller
+from dreamgym.agents.evaluate import evaluate_controller
+from dreamgym.common.pretrained import ROOT, pretrained_names, resolve_path
+from dreamgym.errors import DreamgymError
+from dreamgym.export import card_checksums, checksums
+from dreamgym.worldmodels import load
+
+DREAM_IDS = {"carracing": "Dream-CarRacing-v0", "doom-takecover": "Dream-DoomTakeCover-v0"}
+
+
+def test_both_paper_envs_ship_a_pretrained_dream():
+    assert pretrained_names() == sorted(DREAM_IDS)
+    size = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
+    assert size < 40 * 2**20  # float16 weights without training state
+
+
+@pytest.mark.parametrize("name", sorted(DREAM_IDS))
+def test_a_fresh_install_dreams_with_the_shipped_bundle(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("DREAMGYM_HOME", str(tmp_path))  # the user has no bundle of their own
+    env = gym.make(DREAM_IDS[name])
+    check_env(env.unwrapped)
+    _, info = env.reset(seed=0)
+    assert info["world_model"] == f"pretrained:{name}"
+    assert f"world_model=pretrained:{name}" in str(env)
+    assert card_checksums(ROOT / name) == checksums(ROOT / name)
+
+
+@pytest.mark.parametrize("name", sorted(DREAM_IDS))
+def test_the_shipped_controller_fits_and_drives_the_dream(name):
+    controller, meta = Controller.load(f"pretrained:{name}")
+    controller.check_fits(load(meta["world_model"]))
+    returns = evaluate_controller(f"pretrained:{name}", episodes=2, backend="dream",
+                                  max_episode_steps=30, seed=0)  # fmt: skip
+    assert returns.shape == (2,) and np.isfinite(returns).all()
+
+
+def test_the_users_own_bundle_wins(car_bundle, tmp_path, monkeypatch):
+    monkeypatch.setenv("DREAMGYM_HOME", str(tmp_path))
+    shutil.copytree(car_bundle, tmp_path / "runs" / "car", ignore=shutil.ignore_patterns("tb"))
+    env = gym.make("Dream-CarRacing-v0")
+    _, info = env.reset(seed=0)
+    assert info["world_model"] == str((tmp_path / "runs" / "car").resolve())
+
+
+def test_unknown_pretrained_names_are_refused():
+    with pytest.raises(DreamgymError, match="no pretrained model 'pretrained:mario'; shipped: "):
+        resolve_path("pretrained:mario")
