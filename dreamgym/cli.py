@@ -466,7 +466,7 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     import numpy as np
 
     from dreamgym.agents.goals import OraclePolicy, UniformPolicy, evaluate_goal_reaching
-    from dreamgym.agents.planning import PlannerPolicy, planner_preset
+    from dreamgym.agents.planning import Planner, PlannerPolicy, planner_preset
     from dreamgym.common.device import resolve_device
     from dreamgym.common.io import atomic_write_json
     from dreamgym.dreams.video import write_video
@@ -476,6 +476,7 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     model = load(args.world_model, resolve_device(args.device))
     config = planner_preset(args.preset, samples=args.samples, iterations=args.iterations,
                             horizon=args.horizon, execute=args.execute)  # fmt: skip
+    Planner(model, config)  # refuses a model without a goal cost before any work
     data = args.data or model.info.get("training", {}).get("data")
     if data is None:
         raise DreamgymError("the bundle names no training data: pass --data EPISODES")

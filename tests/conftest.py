@@ -72,3 +72,15 @@ def doom_data(ray_local, tmp_path_factory) -> Path:
 def doom_bundle(doom_data, tmp_path_factory) -> Path:
     """A tiny V+M bundle for TakeCover (debug presets)."""
     return train_tiny_bundle(doom_data, tmp_path_factory.mktemp("bundle") / "doom", 1, 2)
+
+
+@pytest.fixture(scope="session")
+def pusht_data(ray_local, tmp_path_factory) -> Path:
+    """Four short real Push-T episodes (60 steps) of the weak expert, with proprio and state."""
+    out = tmp_path_factory.mktemp("pusht") / "data"
+    collect(
+        CollectConfig(env="pusht", episodes=4, out=out, policy="weak-expert", workers=2,
+                      max_episode_steps=60),
+        progress=False,
+    )  # fmt: skip
+    return out

@@ -88,7 +88,7 @@ def test_a_temperature_must_be_a_number(car_bundle, value):
     if value is None:
         DreamEnv(world_model=car_bundle, temperature=value)  # None: the env's default
         return
-    with pytest.raises(DreamgymError, match="temperature must be a number"):
+    with pytest.raises(DreamgymError, match="temperature must be a finite number, got"):
         DreamEnv(world_model=car_bundle, temperature=value)
 
 
@@ -104,3 +104,52 @@ def test_dream_ids_show_their_cap_and_envs_shows_true_bounds(capsys):
     assert main(["envs"]) == 0
     car = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("carr"))
     assert "low [-1, 0, 0] high [1, 1, 1]" in car
+
+
+# The CLI misuses of the issue that filed these checks (and the ones that already held): each
+# is exit status 2 with one line naming the culprit, and leaves every file as it was.
+# BUNDLE, CONTROLLER, DATA and OUT are filled in per test.
+CASES = [
+    (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--temperature", "0"], "temperature must be a finite number > 0, got 0.0"),  # noqa: E501
+    (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--temperature", "-1"], "got -1.0"),  # noqa: E501
+    (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--temperature", "nan"], "temperature must be a finite number"),  # noqa: E501
+    (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--temperature", "inf"], "temperature must be a finite number"),  # noqa: E501
+    (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--max-steps", "-4"], "max_episode_steps must be an integer >= 1, got -4"),  # noqa: E501
+    (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--popsize", "1"], "popsize (CMA-ES needs 2) must be an integer >= 2"),  # noqa: E501
+    (["evolve", "--generations", "1", "--world-model", "DATA"], "is not a world-model bundle"),
+    (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--done-mode", "calibrated"], "needs a bundle with a done calibration"),  # noqa: E501
+    (["evaluate", "--controller", "CONTROLLER", "--backend", "dream", "--temperature", "0"], "temperature must be a finite number > 0"),  # noqa: E501
+    (["evaluate", "--controller", "CONTROLLER", "--episodes", "0"], "episodes must be an integer >= 1, got 0"),  # noqa: E501
+    (["evaluate", "--controller", "OUT/nothing"], "does not exist"),
+    (["evaluate", "--controller", "pretrained:mario"], "no pretrained model 'pretrained:mario'"),
+    (["render", "--world-model", "BUNDLE", "--temperatures", "1.0,0,-2", "--out", "OUT/t.mp4"], "temperature must be a finite number > 0"),  # noqa: E501
+    (["collect", "--env", "carracing", "--episodes", "0", "--out", "OUT/d"], "episodes must be an integer >= 1, got 0"),  # noqa: E501
+    (["collect", "--env", "carracing", "--episodes", "2", "--workers", "0", "--out", "OUT/d"], "workers must be an integer >= 1, got 0"),  # noqa: E501
+    (["collect", "--env", "mario", "--episodes", "2", "--out", "OUT/d"], "mario"),
+    (["train", "vae", "--data", "OUT/missing", "--out", "OUT/v"], "missing"),
+    (["train", "vae", "--data", "DATA", "--out", "OUT/v", "--epochs", "0"], "epochs must be an integer >= 1, got 0"),  # noqa: E501
+    (["train", "vae", "--data", "DATA", "--out", "OUT/v", "--lr", "-1"], "lr must be a finite number > 0"),  # noqa: E501
+    (["fidelity", "--world-model", "BUNDLE", "--episodes", "0"], "dream_episodes must be an integer >= 1, got 0"),  # noqa: E501
+    (["plan", "--world-model", "BUNDLE", "--data", "DATA"], "planning needs a world model with a goal cost"),  # noqa: E501
+    (["export", "--world-model", "BUNDLE", "--out", "DATA"], "is not empty"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("argv", "message"), CASES, ids=[" ".join(c[0][:3]) for c in CASES])
+def test_cli_misuse_is_one_line_and_changes_nothing(argv, message, car_bundle, car_data, tmp_path,
+                                                    capsys):  # fmt: skip
+    bundle, data = tmp_path / "bundle", tmp_path / "data"
+    shutil.copytree(car_bundle, bundle, ignore=shutil.ignore_patterns("tb"))
+    shutil.copytree(car_data, data)
+    controller = tmp_path / "controller"
+    from dreamgym import worldmodels
+    from dreamgym.agents import Controller, ControllerSpec
+
+    spec = ControllerSpec.for_world_model(worldmodels.load(bundle))
+    Controller(spec).save(controller, world_model=bundle)
+    names = {"BUNDLE": bundle, "DATA": data, "CONTROLLER": controller, "OUT": tmp_path / "out"}
+    argv = [next((a.replace(k, str(v)) for k, v in names.items() if a.startswith(k)), a)
+            for a in argv]  # fmt: skip
+    before = snapshot(tmp_path)
+    one_line_error(capsys, argv, message)
+    assert snapshot(tmp_path) == before

@@ -16,6 +16,7 @@ import numpy as np
 from dreamgym import worldmodels
 from dreamgym.agents.backends import BACKENDS
 from dreamgym.agents.controller import Controller
+from dreamgym.common import validate
 from dreamgym.dreams.agent import DreamAgent, check_agent_fits
 from dreamgym.dreams.core import DreamCore, resolve_temperature, run_episodes
 from dreamgym.errors import DreamgymError
@@ -40,10 +41,8 @@ def evaluate_agent(
     Raises:
         DreamgymError: bad arguments, or an agent that does not fit the world model.
     """
-    if episodes < 1:
-        raise DreamgymError(f"episodes must be >= 1, got {episodes}")
-    if backend not in BACKENDS:
-        raise DreamgymError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    validate.integer("episodes", episodes)
+    validate.choice("backend", backend, BACKENDS)
     check_agent_fits(agent, model)
     if backend == "dream":
         core = DreamCore(model, episodes, resolve_temperature(model.env, temperature),

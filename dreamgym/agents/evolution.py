@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import cma
 import numpy as np
 
+from dreamgym.common import validate
 from dreamgym.common.seeding import derive_seed
 from dreamgym.errors import DreamgymError
 
@@ -58,16 +59,11 @@ class EvolutionConfig:
     seed: int = 0
 
     def check(self) -> None:
-        if self.popsize < 2:
-            raise DreamgymError(f"popsize must be >= 2 for CMA-ES, got {self.popsize}")
-        if self.rollouts < 1 or self.eval_rollouts < 1:
-            raise DreamgymError(
-                f"rollouts must be >= 1, got {self.rollouts} and {self.eval_rollouts} for eval"
-            )
-        if not (self.sigma0 > 0 and math.isfinite(self.sigma0)):
-            raise DreamgymError(f"sigma0 must be > 0, got {self.sigma0}")
-        if self.eval_every < 0:
-            raise DreamgymError(f"eval_every must be >= 0 (0: never), got {self.eval_every}")
+        validate.integer("popsize (CMA-ES needs 2)", self.popsize, 2)
+        validate.integer("rollouts", self.rollouts)
+        validate.integer("eval_rollouts", self.eval_rollouts)
+        validate.positive("sigma0", self.sigma0)
+        validate.integer("eval_every (0: never)", self.eval_every, 0)
 
 
 def generation_seed(seed: int, generation: int, purpose: int = 0) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from dreamgym.common import validate
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import RolloutDataset
@@ -175,9 +176,8 @@ def evaluate_goal_reaching(
     Returns:
         per policy: successes, rate, 95% Wilson interval, seconds per env step, per-pair results.
     """
-    for name, value in (("pairs", pairs), ("offset", offset), ("budget", budget)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise DreamgymError(f"goal reaching needs {name} >= 1, got {value!r}")
+    for name, value in (("pairs", pairs), ("goal offset", offset), ("budget", budget)):
+        validate.integer(name, value)
     dataset = RolloutDataset(data)
     chosen = goal_pairs(dataset, pairs, offset, seed)
     report: dict[str, Any] = {"env": env, "data": str(Path(data).resolve()), "pairs": pairs,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dreamgym.common import validate
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels.protocol import HasGoalCost, WorldModel, rollout, state_index
 
@@ -58,9 +59,7 @@ class CEMConfig:
 
     def check(self) -> None:
         for name in ("horizon", "samples", "elites", "iterations", "execute"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DreamgymError(f"planner {name} must be an integer >= 1, got {value!r}")
+            validate.integer(f"planner {name}", getattr(self, name))
         if self.elites > self.samples:
             raise DreamgymError(
                 f"planner elites ({self.elites}) must not exceed samples ({self.samples})"
@@ -69,10 +68,9 @@ class CEMConfig:
             raise DreamgymError(
                 f"planner execute ({self.execute}) must not exceed horizon ({self.horizon})"
             )
-        if not 0 <= self.momentum < 1:
-            raise DreamgymError(f"planner momentum must be in [0, 1), got {self.momentum!r}")
-        if not (self.init_std > 0 and self.min_std >= 0):
-            raise DreamgymError("planner init_std must be > 0 and min_std >= 0")
+        validate.real("planner momentum", self.momentum, 0.0, 0.99)
+        validate.positive("planner init_std", self.init_std)
+        validate.real("planner min_std", self.min_std, 0.0)
 
 
 PLANNER_PRESETS: dict[str, CEMConfig] = {

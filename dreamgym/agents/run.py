@@ -27,10 +27,11 @@ from dreamgym import worldmodels
 from dreamgym.agents.backends import BACKENDS, make_backend
 from dreamgym.agents.controller import Controller, ControllerSpec
 from dreamgym.agents.evolution import Evolution, EvolutionConfig
+from dreamgym.common import validate
 from dreamgym.common.device import resolve_device
 from dreamgym.common.io import DirectoryLock, atomic_write_json, check_writable_dir
 from dreamgym.common.runs import RunLogger
-from dreamgym.dreams.core import resolve_temperature
+from dreamgym.dreams.core import resolve_done_mode, resolve_temperature
 from dreamgym.errors import CorruptFileError, DreamgymError
 
 CHECKPOINT = "evolution.json"
@@ -149,10 +150,11 @@ def evolve(
     Raises:
         DreamgymError: bad settings, or ``out`` holding a run with other settings.
     """
-    if generations < 1:
-        raise DreamgymError(f"generations must be >= 1, got {generations}")
-    if settings.backend not in BACKENDS:
-        raise DreamgymError(f"backend must be one of {BACKENDS}, got {settings.backend!r}")
+    validate.integer("generations", generations)
+    validate.choice("backend", settings.backend, BACKENDS)
+    validate.optional_integer("max_episode_steps", settings.max_episode_steps)
+    if settings.temperature is not None:
+        validate.positive("temperature", settings.temperature)
     settings.evolution.check()
     out = Path(out)
     settings.world_model = str(Path(settings.world_model).resolve())
@@ -160,8 +162,7 @@ def evolve(
     device = "cpu" if settings.backend == "real" else str(resolve_device(device))
     model = worldmodels.load(settings.world_model, device)
     settings.temperature = resolve_temperature(model.env, settings.temperature)
-    if settings.max_episode_steps is not None and settings.max_episode_steps < 1:
-        raise DreamgymError(f"max_episode_steps must be >= 1, got {settings.max_episode_steps}")
+    settings.done_mode = resolve_done_mode(model, settings.done_mode)
     spec = ControllerSpec.for_world_model(model, settings.observation_mode, settings.bias)
     settings.observation_mode = spec.observation_mode
     x0 = None

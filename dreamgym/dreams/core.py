@@ -9,14 +9,13 @@ seed and actions, and a vector dream with N = 1 reproduces the single dream exac
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from dreamgym.common import validate
 from dreamgym.envs import get_env_spec
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import WorldModel, state_assign
@@ -53,12 +52,7 @@ def check_decodes(model: WorldModel) -> None:
 def check_temperature(temperature: float) -> float:
     """The temperature as a float, or DreamgymError (a ValueError) naming it when it is not a
     finite number > 0."""
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real):
-        raise DreamgymError(f"temperature must be a number > 0, got {temperature!r}")
-    tau = float(temperature)
-    if not (tau > 0 and math.isfinite(tau)):
-        raise DreamgymError(f"temperature must be a finite number > 0, got {temperature!r}")
-    return tau
+    return validate.positive("temperature", temperature)
 
 
 def resolve_done_mode(model: WorldModel, done_mode: str | None) -> str:
@@ -74,6 +68,11 @@ def resolve_done_mode(model: WorldModel, done_mode: str | None) -> str:
         return "calibrated" if model.info.get("done_calibration") else "threshold"
     if done_mode not in DONE_MODES:
         raise DreamgymError(f"done_mode must be one of {DONE_MODES}, got {done_mode!r}")
+    if done_mode == "calibrated" and not model.info.get("done_calibration"):
+        raise DreamgymError(
+            "done_mode='calibrated' needs a bundle with a done calibration (written by "
+            "`dreamgym train mdnrnn` when its validation episodes hold a death)"
+        )
     return done_mode
 
 
@@ -140,24 +139,10 @@ class DreamCore:
         self.done_mode = done_mode
         self.done_offset = 0.0
         if done_mode == "calibrated":
-            calibration = model.info.get("done_calibration")
-            if not calibration:
-                raise DreamgymError(
-                    "done_mode='calibrated' needs a bundle with a done calibration (written by "
-                    "`dreamgym train mdnrnn` when its validation episodes hold a death)"
-                )
-            self.done_offset = float(calibration["logit_offset"])
+            self.done_offset = float(model.info["done_calibration"]["logit_offset"])
         if max_episode_steps is None:
             max_episode_steps = get_env_spec(model.env).max_episode_steps
-        if (
-            isinstance(max_episode_steps, bool)
-            or not isinstance(max_episode_steps, numbers.Integral)
-            or max_episode_steps < 1
-        ):
-            raise DreamgymError(
-                f"max_episode_steps must be an integer >= 1, got {max_episode_steps!r}"
-            )
-        self.max_episode_steps = int(max_episode_steps)
+        self.max_episode_steps = validate.integer("max_episode_steps", max_episode_steps)
         self.device = model.device
         self.action_space: gym.spaces.Box = model.action_space
         self._low = torch.as_tensor(self.action_space.low, device=self.device)

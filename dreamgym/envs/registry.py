@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from dreamgym.common import validate
 from dreamgym.errors import DreamgymError
 
 
@@ -254,10 +255,8 @@ def make_env(
         DreamgymError: for an unknown name or a bad argument.
     """
     spec = get_env_spec(name)
-    if max_episode_steps is not None and max_episode_steps < 1:
-        raise DreamgymError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
-    if frame_skip < 1:
-        raise DreamgymError(f"frame_skip must be >= 1, got {frame_skip}")
+    validate.optional_integer("max_episode_steps", max_episode_steps)
+    validate.integer("frame_skip", frame_skip)
     register_real_envs()
     return gym.make(
         spec.gym_id,

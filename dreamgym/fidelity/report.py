@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dreamgym.common import validate
 from dreamgym.common.io import atomic_write_bytes, atomic_write_json, check_writable_dir
 from dreamgym.common.pretrained import output_beside, resolve_path
 from dreamgym.errors import DreamgymError
@@ -88,9 +89,10 @@ class FidelityConfig:
 
     def check(self) -> None:
         for name in ("dream_episodes", "real_episodes", "held_out", "horizon"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise DreamgymError(f"{name} must be a positive integer, got {value!r}")
+            validate.integer(name, getattr(self, name))
+        validate.optional_integer("max_episode_steps", self.max_episode_steps)
+        if self.temperature is not None:
+            validate.positive("temperature", self.temperature)
 
 
 def _slug(name: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 import dreamgym
+from dreamgym.common import validate
 from dreamgym.common.io import (
     DirectoryLock,
     atomic_write_bytes,
@@ -123,12 +124,10 @@ def _policy_label(policy: PolicyArg) -> str:
 
 def _validate(config: CollectConfig) -> dict[str, Any]:
     """Check the config before any work; returns the dataset metadata it implies."""
-    if not isinstance(config.episodes, int) or config.episodes <= 0:
-        raise DreamgymError(f"episodes must be a positive integer, got {config.episodes!r}")
-    if config.workers < 1:
-        raise DreamgymError(f"workers must be >= 1, got {config.workers!r}")
-    if config.min_length < 0:
-        raise DreamgymError(f"min_length must be >= 0, got {config.min_length!r}")
+    validate.integer("episodes", config.episodes)
+    validate.integer("workers", config.workers)
+    validate.integer("min_length", config.min_length, 0)
+    validate.optional_integer("max_episode_steps", config.max_episode_steps)
     spec = get_env_spec(config.env)
     max_steps = config.max_episode_steps or spec.max_episode_steps
     env = make_env(config.env, max_episode_steps=max_steps, frame_skip=config.frame_skip)

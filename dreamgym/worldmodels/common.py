@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from dreamgym.common import validate
 from dreamgym.errors import DreamgymError
 
 C = TypeVar("C")
@@ -21,8 +22,7 @@ def split_episodes(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, 
 
     At least one episode is held out when there are two or more; none when there is one.
     """
-    if not 0 <= val_fraction < 1:
-        raise DreamgymError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    validate.real("val_fraction", val_fraction, 0.0, 0.99)
     order = np.random.default_rng([seed, 2]).permutation(n)
     n_val = 0 if n < 2 else min(n - 1, max(1, round(val_fraction * n)))
     return np.sort(order[n_val:]), np.sort(order[:n_val])
@@ -58,10 +58,9 @@ def resolve_config(saved: C | None, fresh: Callable[[], C], overrides: dict[str,
                 )
     config = dataclasses.replace(base, **overrides)
     for key in ("epochs", "batch_size", "seq_len", "z_size", "hidden_size"):
-        if key in names and getattr(config, key) < 1:
-            raise DreamgymError(f"{key} must be >= 1, got {getattr(config, key)!r}")
-    if config.lr <= 0:
-        raise DreamgymError(f"lr must be > 0, got {config.lr!r}")
+        if key in names:
+            validate.integer(key, getattr(config, key))
+    validate.positive("lr", config.lr)
     return config
 
 

@@ -55,8 +55,6 @@ class EpochTrainer(ABC):
         metadata when resuming."""
         self.out = Path(out)
         check_writable_dir(self.out)
-        # Held until fit() ends (or this trainer is dropped): one writer per output directory.
-        self._lock = DirectoryLock(self.out).acquire()
         self.device = resolve_device(device)
         self.bf16 = bf16
         self.path = self.out / f"{self.name}.safetensors"
@@ -69,6 +67,9 @@ class EpochTrainer(ABC):
         self.history: list[dict[str, Any]] = meta["history"] if meta else []
         self.epoch: int = meta["epoch"] if meta else 0
         self.config = config = resolve_config(saved, fresh_config, overrides or {}, self.path)
+        # Taken once the settings are known to be valid (a refused run writes nothing), held
+        # until fit() ends (or this trainer is dropped): one writer per output directory.
+        self._lock = DirectoryLock(self.out).acquire()
         self.model = seeded_init(lambda: build_model(config), config.seed).to(self.device)
         self.optimizer = self.build_optimizer(self.model, config)
         self.generator = torch.Generator(self.device).manual_seed(config.seed)

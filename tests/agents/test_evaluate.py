@@ -43,5 +43,5 @@ def test_any_agent_over_a_world_model_is_evaluated(ray_local, car_bundle):
     )
     real = evaluate_agent(FullGas(), model, 2, "real", max_episode_steps=20, workers=2)
     assert real.shape == (2,) and np.isfinite(real).all()
-    with pytest.raises(DreamgymError, match="episodes must be >= 1"):
+    with pytest.raises(DreamgymError, match="episodes must be an integer >= 1"):
         evaluate_agent(FullGas(), model, 0)

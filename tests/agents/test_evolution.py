@@ -67,7 +67,7 @@ def test_warm_start_searches_around_x0_and_resumes_exactly():
 
 
 def test_bad_popsize():
-    with pytest.raises(DreamgymError, match="popsize must be >= 2"):
+    with pytest.raises(DreamgymError, match=r"popsize \(CMA-ES needs 2\) must be an integer >= 2"):
         Evolution(3, EvolutionConfig(popsize=1), Quadratic())
 
 
@@ -178,7 +178,7 @@ def test_sigkilled_cli_run_resumes_on_the_uninterrupted_trajectory(car_bundle, t
     [
         (["evolve", "--generations", "1", "--temperature", "0"], "temperature must be"),
         (["evolve", "--generations", "1", "--temperature", "nan"], "temperature must be"),
-        (["evolve", "--generations", "1", "--max-steps", "-4"], "max_episode_steps must be >= 1"),
+        (["evolve", "--generations", "1", "--max-steps", "-4"], "max_episode_steps must"),
         (["render", "--temperatures", "1.0,0,-2"], "temperature must be"),
     ],
 )

@@ -147,7 +147,7 @@ def test_fidelity_cli_with_probes_and_a_controller(doom_bundle, doom_data, tmp_p
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--episodes", "0"], "dream_episodes must be a positive integer"),
+        (["--episodes", "0"], "dream_episodes must be an integer >= 1"),
         (["--temperature", "-1"], "temperature"),
         (["--policy", "nonsense"], "not a built-in one"),
     ],

@@ -123,7 +123,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_bad_input_gives_clear_errors_and_keeps_data(car_data, tmp_path, capsys):
     before = digest(car_data)
     cases = [
-        (["--env", "carracing", "--episodes", "0"], "episodes must be a positive integer, got 0"),
+        (["--env", "carracing", "--episodes", "0"], "episodes must be an integer >= 1, got 0"),
         (
             ["--env", "carracing", "--episodes", "2", "--policy", "zigzag"],
             "unknown policy 'zigzag'",
@@ -151,7 +151,7 @@ def test_cli_exit_status_and_envs_listing():
     assert listing.returncode == 0
     assert "carracing" in listing.stdout and "Box(1,)" in listing.stdout
     bad = run_cli("collect", "--env", "carracing", "--episodes", "-3", "--out", "/tmp/never")
-    assert bad.returncode == 2 and "episodes must be a positive integer" in bad.stderr
+    assert bad.returncode == 2 and "episodes must be an integer >= 1" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 

@@ -1,0 +1,31 @@
+"""The goal-conditioned Push-T dream from a latent world model trained on real Push-T episodes:
+training lowers the validation loss, and ``Dream-PushT-v0`` passes Gymnasium's and SB3's checks."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from dreamgym.worldmodels.train_latent import train_latent
+
+
+def test_the_push_t_dream_from_a_latent_model(pusht_data, tmp_path):
+    run = train_latent(pusht_data, tmp_path / "latent", preset="debug", device="cpu",
+                       progress=False, goal_offset=10)  # fmt: skip
+    assert run.history[-1]["val/loss"] < run.history[0]["val/loss"]
+    env = gym.make("Dream-PushT-v0", world_model=str(tmp_path / "latent"))
+    assert env.spec.max_episode_steps == 10
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped)
+    obs, info = env.reset(seed=0)
+    size = env.unwrapped.world_model.feature_size()
+    assert obs.shape == (2 * size,) and info["world_model"] == str((tmp_path / "latent").resolve())
+    steps, terminated, truncated = 0, False, False
+    still = np.zeros(env.action_space.shape, np.float32)
+    while not (terminated or truncated):
+        obs, reward, terminated, truncated, _ = env.step(still)
+        assert reward <= 0
+        steps += 1
+    assert steps <= 10
