@@ -1,7 +1,7 @@
 """dreamgym: train reinforcement-learning agents inside learned world models ("dreams").
 
 Importing the package registers its Gymnasium ids: the real environments as ``Real-*-v0`` and
-the dreams as ``Dream-CarRacing-v0`` and ``Dream-DoomTakeCover-v0``.
+the dreams as ``Dream-CarRacing-v0``, ``Dream-DoomTakeCover-v0`` and ``Dream-PushT-v0``.
 """
 
 import os

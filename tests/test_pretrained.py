@@ -57,3 +57,18 @@ def test_the_users_own_bundle_wins(car_bundle, tmp_path, monkeypatch):
 def test_unknown_pretrained_names_are_refused():
     with pytest.raises(DreamgymError, match="no pretrained model 'pretrained:mario'; shipped: "):
         resolve_path("pretrained:mario")
+
+
+def test_short_names_work_on_the_command_line(tmp_path, capsys):
+    from dreamgym.cli import main
+
+    out = tmp_path / "evolve"
+    argv = ["evolve", "--world-model", "pretrained:doom-takecover", "--init",
+            "pretrained:doom-takecover", "--generations", "1", "--preset", "debug",
+            "--max-steps", "20", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert (out / "mean" / "controller.json").exists()
+    gif = str(tmp_path / "car.gif")
+    assert main(["render", "--world-model", "pretrained:carracing", "--controller",
+                 "pretrained:carracing", "--steps", "5", "--out", gif]) == 0  # fmt: skip
+    assert (tmp_path / "car.gif").stat().st_size > 0

@@ -30,6 +30,7 @@ from dreamgym.agents.evolution import Evolution, EvolutionConfig
 from dreamgym.common import validate
 from dreamgym.common.device import resolve_device
 from dreamgym.common.io import DirectoryLock, atomic_write_json, check_writable_dir
+from dreamgym.common.pretrained import CONTROLLER_DIR, resolve_path
 from dreamgym.common.runs import RunLogger
 from dreamgym.dreams.core import resolve_done_mode, resolve_temperature
 from dreamgym.errors import CorruptFileError, DreamgymError
@@ -157,7 +158,7 @@ def evolve(
         validate.positive("temperature", settings.temperature)
     settings.evolution.check()
     out = Path(out)
-    settings.world_model = str(Path(settings.world_model).resolve())
+    settings.world_model = str(resolve_path(settings.world_model).resolve())
     # The dream runs on the GPU when there is one; real-env workers read frames on their CPUs.
     device = "cpu" if settings.backend == "real" else str(resolve_device(device))
     model = worldmodels.load(settings.world_model, device)
@@ -167,7 +168,7 @@ def evolve(
     settings.observation_mode = spec.observation_mode
     x0 = None
     if settings.init is not None:
-        settings.init = str(Path(settings.init).resolve())
+        settings.init = str(resolve_path(settings.init, CONTROLLER_DIR).resolve())
         x0 = _initial_params(settings.init, spec)
     check_writable_dir(out)
     with DirectoryLock(out):
