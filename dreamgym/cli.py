@@ -236,14 +236,17 @@ def _cmd_evolve(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from dreamgym.agents.controller import Controller
     from dreamgym.agents.evaluate import evaluate_controller
-    from dreamgym.common.io import atomic_write_json
+    from dreamgym.common.io import atomic_write_json, check_writable_dir
 
+    out = Path(args.out or output_beside(args.controller, f"evaluation-{args.backend}.json"))
+    Controller.load(args.controller)  # a missing controller is named before anything is made
+    check_writable_dir(out.parent)  # before the episodes, so that none are run for nothing
     returns = evaluate_controller(
         args.controller, args.episodes, args.backend, args.world_model, args.temperature,
         args.max_steps, args.workers, args.address, args.seed, args.device, args.done_mode,
     )  # fmt: skip
-    out = Path(args.out or output_beside(args.controller, f"evaluation-{args.backend}.json"))
     atomic_write_json(out, {"backend": args.backend, "episodes": len(returns),
                             "mean": float(returns.mean()), "std": float(returns.std()),
                             "returns": returns.tolist(), "seed": args.seed})  # fmt: skip

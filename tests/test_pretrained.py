@@ -59,8 +59,14 @@ def test_unknown_pretrained_names_are_refused():
         resolve_path("pretrained:mario")
 
 
-def test_short_names_work_on_the_command_line(tmp_path, capsys):
+def test_short_names_work_on_the_command_line(tmp_path, capsys, monkeypatch):
     from dreamgym.cli import main
+
+    monkeypatch.chdir(tmp_path)  # outputs about a shipped model go under ./NAME, not the package
+    argv = ["evaluate", "--controller", "pretrained:doom-takecover", "--backend", "dream",
+            "--episodes", "2", "--max-steps", "20"]  # fmt: skip
+    assert main(argv) == 0
+    assert (tmp_path / "doom-takecover" / "evaluation-dream.json").exists()
 
     out = tmp_path / "evolve"
     argv = ["evolve", "--world-model", "pretrained:doom-takecover", "--init",
