@@ -100,7 +100,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         from dreamgym.worldmodels.train_latent import LatentTrainer
 
         overrides.update(encoder=args.encoder, dinov2_weights=args.dinov2_weights, vae=args.vae,
-                         frameskip=args.frameskip, history=args.history)  # fmt: skip
+                         frameskip=args.frameskip, history=args.history,
+                         proprio=args.proprio)  # fmt: skip
         trainer = LatentTrainer(args.data, args.out, args.preset,
                                 {k: v for k, v in overrides.items() if v is not None},
                                 args.device, args.bf16, args.skip_corrupt)  # fmt: skip
@@ -158,6 +159,12 @@ def _add_train_parser(commands) -> None:
     latent.add_argument("--vae", help="with --encoder vae: a trained V's run directory")
     latent.add_argument("--frameskip", type=int, help="real steps per model step (DINO-WM: 5)")
     latent.add_argument("--history", type=int, help="frames the predictor sees (DINO-WM: 3)")
+    latent.add_argument(
+        "--proprio",
+        action=argparse.BooleanOptionalAction,
+        help="embed and predict the agent's proprioception (needs data that records it); it "
+        "then counts in the goal cost, as in DINO-WM (default: the preset's)",
+    )
     vae.add_argument("--data", required=True, help="rollout dataset directory")
     vae.add_argument(
         "--max-episodes", type=int, help="train on a seeded subset of this many episodes"
