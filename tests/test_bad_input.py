@@ -88,7 +88,7 @@ def test_a_temperature_must_be_a_number(car_bundle, value):
     if value is None:
         DreamEnv(world_model=car_bundle, temperature=value)  # None: the env's default
         return
-    with pytest.raises(DreamgymError, match="temperature must be a finite number, got"):
+    with pytest.raises(DreamgymError, match="temperature must be a finite number > 0, got"):
         DreamEnv(world_model=car_bundle, temperature=value)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save
 
+from dreamgym.common import validate
 from dreamgym.common.io import atomic_write_bytes, atomic_write_json
 from dreamgym.common.pretrained import CONTROLLER_DIR, pretrained_name, resolve_path
 from dreamgym.dreams.agent import WorldModelPolicy
@@ -235,8 +235,7 @@ class ControllerPolicy(WorldModelPolicy):
     def __init__(
         self, controller: Controller, world_model, noise: float = 0.0, label: str | None = None
     ) -> None:
-        if not (math.isfinite(noise) and noise >= 0):
-            raise DreamgymError(f"policy noise must be a finite value >= 0, got {noise!r}")
+        validate.real("policy noise", noise, 0.0)
         super().__init__(controller, world_model, label)
         self.controller = controller
         self.noise = float(noise)

@@ -34,14 +34,14 @@ def real(
 ) -> float:
     """``value`` as a float when it is a finite real number within the bounds (booleans and
     strings are refused, not coerced)."""
+    low = "" if minimum is None else (f"> {minimum:g}" if strict_minimum else f">= {minimum:g}")
+    high = "" if maximum is None else f"<= {maximum:g}"
+    expected = " ".join(["a finite number", " and ".join(b for b in (low, high) if b)]).strip()
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise DreamgymError(f"{name} must be a finite number, got {value!r}")
+        raise DreamgymError(f"{name} must be {expected}, got {value!r}")
     low_ok = minimum is None or (value > minimum if strict_minimum else value >= minimum)
     if not low_ok or (maximum is not None and value > maximum):
-        low = "" if minimum is None else (f"> {minimum:g}" if strict_minimum else f">= {minimum:g}")
-        high = "" if maximum is None else f"<= {maximum:g}"
-        bounds = " and ".join(b for b in (low, high) if b)
-        raise DreamgymError(f"{name} must be a finite number {bounds}, got {value!r}")
+        raise DreamgymError(f"{name} must be {expected}, got {value!r}")
     return float(value)
 
 

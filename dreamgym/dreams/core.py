@@ -115,8 +115,7 @@ class DreamCore:
         goal=None,
     ) -> None:
         done_mode = resolve_done_mode(model, done_mode)
-        if int(num_envs) < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs!r}")
+        validate.integer("num_envs", num_envs)
         self.model = model
         self.num_envs = int(num_envs)
         self.temperature = check_temperature(temperature)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from dreamgym.common import validate
 from dreamgym.common.io import check_writable_dir
 from dreamgym.dreams.agent import DreamAgent, WorldModelPolicy, check_agent_fits
 from dreamgym.dreams.core import (
@@ -210,8 +211,8 @@ def render_video(
     """
     if compare and temperatures:
         raise DreamgymError("choose either --compare or --temperatures, not both")
-    if steps < 1 or size < 16:
-        raise DreamgymError(f"steps must be >= 1 and size >= 16, got {steps} and {size}")
+    validate.integer("steps", steps)
+    validate.integer("size", size, 16)
     if Path(out).suffix.lower() not in VIDEO_EXTENSIONS:
         raise DreamgymError(f"video path {str(out)!r} must end in one of {VIDEO_EXTENSIONS}")
     for t in [temperature, *(temperatures or [])]:

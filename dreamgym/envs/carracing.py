@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.box2d.car_racing import CarRacing
 
+from dreamgym.common import validate
 from dreamgym.envs.preprocess import FRAME_SHAPE, resize_frame
 
 DASHBOARD_ROW = 84
@@ -45,8 +46,7 @@ class CarRacing64(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
 
     def __init__(self, frame_skip: int = 1, render_mode: str | None = None) -> None:
-        if int(frame_skip) < 1:
-            raise ValueError(f"frame_skip must be an integer >= 1, got {frame_skip!r}")
+        validate.integer("frame_skip", frame_skip)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.frame_skip = int(frame_skip)

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import vizdoom as vzd
 
+from dreamgym.common import validate
 from dreamgym.envs.preprocess import FRAME_SHAPE, resize_frame
 
 STRAFE_THRESHOLD = np.float32(1.0 / 3.0)  # compared in float32, the action dtype
@@ -84,8 +85,7 @@ class Doom64(gym.Env):
     def __init__(
         self, scenario: str = "take_cover", frame_skip: int = 1, render_mode: str | None = None
     ) -> None:
-        if int(frame_skip) < 1:
-            raise ValueError(f"frame_skip must be an integer >= 1, got {frame_skip!r}")
+        validate.integer("frame_skip", frame_skip)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.scenario = scenario

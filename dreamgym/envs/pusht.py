@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gym_pusht.envs import PushTEnv
 
+from dreamgym.common import validate
 from dreamgym.errors import DreamgymError
 
 ACTION_SCALE = 100.0  # pixels moved by a relative action of 1 (DINO-WM, stable-worldmodel)
@@ -99,8 +100,7 @@ class PushT(gym.Env):
     ) -> None:
         checked = {"size": size, "action_block": action_block, "frame_skip": frame_skip}
         for name, value in checked.items():
-            if not isinstance(value, (int, np.integer)) or value < 1:
-                raise DreamgymError(f"{name} must be an integer >= 1, got {value!r}")
+            validate.integer(name, value)
         if render_mode not in (None, "rgb_array"):
             raise DreamgymError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.size = int(size)

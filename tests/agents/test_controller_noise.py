@@ -45,7 +45,7 @@ def test_noisy_controller_is_seeded_and_stays_in_bounds(saved_controller, car_bu
     assert noisy.label == f"{saved_controller.resolve()} noise=0.3"
     assert controller_policy(saved_controller).label == str(saved_controller.resolve())
     for bad in (-0.1, float("nan"), float("inf")):
-        with pytest.raises(DreamgymError, match="policy noise must be a finite value >= 0"):
+        with pytest.raises(DreamgymError, match="policy noise must be a finite number >= 0"):
             ControllerPolicy(controller, worldmodels.load(car_bundle), noise=bad)
 
 
@@ -77,5 +77,5 @@ def test_cli_policy_noise_needs_a_controller(saved_controller, tmp_path, capsys)
     assert main([*base, "--policy", str(other), "--policy-noise", "0.1"]) == 2
     assert "is not a saved controller" in capsys.readouterr().err
     assert main([*base, "--policy", str(saved_controller), "--policy-noise", "-1"]) == 2
-    assert "policy noise must be a finite value >= 0, got -1.0" in capsys.readouterr().err
+    assert "policy noise must be a finite number >= 0, got -1.0" in capsys.readouterr().err
     assert not out.exists()
