@@ -216,8 +216,10 @@ def _cmd_evolve(args: argparse.Namespace) -> None:
     from dreamgym.agents import EvolutionConfig
     from dreamgym.agents.run import EvolveSettings, evolve
 
-    preset = {"paper": EvolutionConfig(), "debug": EvolutionConfig(
-        popsize=8, rollouts=2, eval_every=2, eval_rollouts=8)}[args.preset]  # fmt: skip
+    preset = {"paper": EvolutionConfig(),
+              "small": EvolutionConfig(popsize=32, rollouts=4, eval_every=10, eval_rollouts=64),
+              "debug": EvolutionConfig(popsize=8, rollouts=2, eval_every=2, eval_rollouts=8),
+              }[args.preset]  # fmt: skip
     overrides = {"popsize": args.popsize, "rollouts": args.rollouts, "sigma0": args.sigma0,
                  "eval_every": args.eval_every, "eval_rollouts": args.eval_rollouts,
                  "seed": args.seed}  # fmt: skip
@@ -271,20 +273,31 @@ def _add_agent_parsers(commands) -> None:
         "resumes after the last finished generation.",
     )
     evolve.add_argument("--world-model", required=True, help="world-model bundle directory")
-    evolve.add_argument("--backend", choices=["dream", "real"], default="dream")
-    evolve.add_argument("--generations", type=int, required=True)
+    evolve.add_argument(
+        "--backend",
+        choices=["dream", "real"],
+        default="dream",
+        help="where candidates are scored: the dream (default) or the real env",
+    )
+    evolve.add_argument(
+        "--generations",
+        type=int,
+        required=True,
+        help="generations to reach (a resumed run continues to this many)",
+    )
     evolve.add_argument(
         "--preset",
-        choices=["paper", "debug"],
+        choices=["paper", "small", "debug"],
         default="paper",
-        help="ES settings (paper: popsize 64, 16 rollouts, sigma0 0.1)",
+        help="ES settings (paper: popsize 64, 16 rollouts, sigma0 0.1; small: 32 x 4; debug: "
+        "8 x 2)",
     )
-    evolve.add_argument("--popsize", type=int)
+    evolve.add_argument("--popsize", type=int, help="candidates per generation")
     evolve.add_argument("--rollouts", type=int, help="episodes per candidate")
-    evolve.add_argument("--sigma0", type=float)
+    evolve.add_argument("--sigma0", type=float, help="CMA-ES's initial step size")
     evolve.add_argument("--eval-every", type=int, help="evaluate the ES mean every K generations")
     evolve.add_argument("--eval-rollouts", type=int, help="episodes of that evaluation")
-    evolve.add_argument("--seed", type=int)
+    evolve.add_argument("--seed", type=int, help="seed of the search and its rollouts (0)")
     evolve.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
     evolve.add_argument(
         "--observation",
@@ -306,19 +319,25 @@ def _add_agent_parsers(commands) -> None:
     evolve.set_defaults(func=_cmd_evolve)
 
     evaluate = commands.add_parser(
-        "evaluate", help="mean +- std return of a saved controller over many episodes"
+        "evaluate",
+        help="mean +- std return of a saved controller over many episodes",
+        description="Scores a saved controller (a directory, or pretrained:NAME) over many "
+        "episodes in the real env (episodes spread over Ray workers) or in the dream, prints "
+        "mean +- std and writes every episode's return to JSON.",
     )
-    evaluate.add_argument("--controller", required=True, help="controller directory")
-    evaluate.add_argument("--episodes", type=int, default=100)
-    evaluate.add_argument("--backend", choices=["dream", "real"], default="real")
+    evaluate.add_argument("--controller", required=True,
+                          help="controller directory or pretrained:NAME")  # fmt: skip
+    evaluate.add_argument("--episodes", type=int, default=100, help="episodes (default: 100)")
+    evaluate.add_argument("--backend", choices=["dream", "real"], default="real",
+                          help="the real env (default) or the dream")  # fmt: skip
     evaluate.add_argument("--world-model", help="default: the one the controller was trained for")
-    evaluate.add_argument("--temperature", type=float)
-    evaluate.add_argument("--max-steps", type=int)
+    evaluate.add_argument("--temperature", type=float, help="dream tau (default: the env's)")
+    evaluate.add_argument("--max-steps", type=int, help="episode cap (default: the env's)")
     _add_done_mode(evaluate)
-    evaluate.add_argument("--workers", type=int, default=2)
-    evaluate.add_argument("--address")
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--workers", type=int, default=2, help="Ray workers (real env)")
+    evaluate.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: 0)")
+    evaluate.add_argument("--device", default="cpu", help="where the dream runs: cpu | cuda")
     evaluate.add_argument(
         "--out", help="JSON of per-episode returns (default: CONTROLLER/evaluation-BACKEND.json)"
     )
@@ -587,12 +606,20 @@ def _add_export_parser(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dreamgym import __version__
+
     parser = argparse.ArgumentParser(
         prog="dreamgym", description="Train agents inside learned world models ('dreams')."
     )
+    parser.add_argument("--version", action="version", version=f"dreamgym {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    envs = commands.add_parser("envs", help="list the real environments and their spaces")
+    envs = commands.add_parser(
+        "envs",
+        help="list the real environments and their spaces",
+        description="The real environments dreamgym can collect from, train on and dream of: "
+        "their names (for --env), Gymnasium ids, action spaces, frames and episode caps.",
+    )
     envs.set_defaults(func=_cmd_envs)
 
     collect = commands.add_parser(
@@ -647,6 +674,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dreamgym`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if isinstance(getattr(args, "env", None), str):
+        from dreamgym.envs.registry import canonical_env_name
+
+        args.env = canonical_env_name(args.env)  # "CarRacing", "Real-CarRacing-v0" work too
     try:
         args.func(args)
     except DreamgymError as exc:

@@ -153,3 +153,21 @@ def test_cli_misuse_is_one_line_and_changes_nothing(argv, message, car_bundle, c
     before = snapshot(tmp_path)
     one_line_error(capsys, argv, message)
     assert snapshot(tmp_path) == before
+
+
+def test_env_names_in_any_case_or_as_gym_ids_and_a_version(tmp_path, capsys, car_data):
+    from dreamgym.envs.registry import canonical_env_name
+
+    assert canonical_env_name("CarRacing") == canonical_env_name("Real-CarRacing-v0") == "carracing"
+    assert canonical_env_name("mario") == "mario"  # unknown: the registry names the choices
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("dreamgym ")
+    data = tmp_path / "data"
+    shutil.copytree(car_data, data)
+    before = snapshot(data)
+    argv = ["collect", "--env", "CarRacing", "--episodes", "4", "--out", str(data),
+            "--max-steps", "40", "--workers", "2"]  # fmt: skip
+    assert main(argv) == 0  # the same dataset: nothing to do (only the lock's holder changes)
+    unlocked = lambda files: {p: b for p, b in files.items() if p.name != ".dreamgym.lock"}  # noqa: E731
+    assert unlocked(snapshot(data)) == unlocked(before)

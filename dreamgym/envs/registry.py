@@ -222,6 +222,16 @@ def list_envs() -> list[RealEnvSpec]:
     return [REAL_ENVS[name] for name in sorted(REAL_ENVS)]
 
 
+def canonical_env_name(name: str) -> str:
+    """The registered short name for ``name`` written in any case or as its Gymnasium id
+    (``"CarRacing"``, ``"Real-CarRacing-v0"`` -> ``"carracing"``); unknown names unchanged."""
+    wanted = name.lower()
+    for spec in REAL_ENVS.values():
+        if wanted in (spec.name.lower(), spec.gym_id.lower()):
+            return spec.name
+    return name
+
+
 def get_env_spec(name: str) -> RealEnvSpec:
     """The spec of the real env called ``name``.
 
