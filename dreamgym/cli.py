@@ -337,7 +337,7 @@ def _add_agent_parsers(commands) -> None:
     evaluate.add_argument("--workers", type=int, default=2, help="Ray workers (real env)")
     evaluate.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: 0)")
-    evaluate.add_argument("--device", default="cpu", help="where the dream runs: cpu | cuda")
+    evaluate.add_argument("--device", default="auto", help="the dream's device: auto | cpu | cuda")
     evaluate.add_argument(
         "--out", help="JSON of per-episode returns (default: CONTROLLER/evaluation-BACKEND.json)"
     )
@@ -388,7 +388,7 @@ def _add_render_parser(commands) -> None:
     render.add_argument("--size", type=int, default=256, help="frame side in pixels")
     render.add_argument("--fps", type=int, help="default: the real env's")
     render.add_argument("--no-overlay", action="store_true", help="no captions")
-    render.add_argument("--device", default="cpu")
+    render.add_argument("--device", default="auto", help="auto | cpu | cuda")
     render.set_defaults(func=_cmd_render)
 
 
@@ -485,7 +485,7 @@ def _add_fidelity_parser(commands) -> None:
     fidelity.add_argument("--seed", type=int, default=0)
     fidelity.add_argument("--workers", type=int, default=2, help="Ray workers (real episodes)")
     fidelity.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
-    fidelity.add_argument("--device", default="cpu")
+    fidelity.add_argument("--device", default="auto", help="auto | cpu | cuda")
     fidelity.add_argument("--out", help="report directory (default: WORLD_MODEL/fidelity)")
     fidelity.add_argument("--quiet", action="store_true")
     fidelity.set_defaults(func=_cmd_fidelity)
@@ -566,7 +566,7 @@ def _add_plan_parser(commands) -> None:
     plan.add_argument("--seed", type=int, default=0, help="planner seed (default: 0)")
     plan.add_argument("--videos", type=int, default=3, help="pairs filmed per policy")
     plan.add_argument("--no-baselines", action="store_true", help="skip random and oracle")
-    plan.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    plan.add_argument("--device", default="auto", help="auto | cpu | cuda")
     plan.add_argument("--out", help="report directory (default: WORLD_MODEL/plan)")
     plan.add_argument("--quiet", action="store_true")
     plan.set_defaults(func=_cmd_plan)

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from dreamgym.common.device import resolve_device
 from dreamgym.common.io import HOME_VARIABLE, atomic_write_json, dreamgym_home
 from dreamgym.common.pretrained import describe, pretrained_for_env, resolve_path
 from dreamgym.errors import CorruptFileError, DreamgymError
@@ -79,13 +80,15 @@ def write_info(root: str | Path, kind: str, env_meta: dict[str, Any], **fields: 
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
-    """Load the world-model bundle in directory ``path`` (or ``pretrained:NAME``) onto ``device``.
+    """Load the world-model bundle in directory ``path`` (or ``pretrained:NAME``) onto ``device``
+    (``"auto"``: CUDA when available).
 
     Raises:
         DreamgymError: when ``path`` is no bundle, a file is missing, or its parts disagree
             (e.g. V's and M's z size); the message names the file and the mismatch.
     """
     root = resolve_path(path)
+    device = resolve_device(device)
     info = read_info(root)
     kind = info.get("kind")
     if kind not in _LOADERS:
@@ -150,6 +153,7 @@ def resolve_world_model(
         if env is None:
             raise DreamgymError("pass world_model=PATH (a bundle directory) or env=NAME")
         world_model = find_bundle(env)
+    device = resolve_device(device)
     if isinstance(world_model, (str, os.PathLike)):
         root = resolve_path(world_model).expanduser().resolve()
         info = root / BUNDLE_FILE
