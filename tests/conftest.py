@@ -84,3 +84,19 @@ def pusht_data(ray_local, tmp_path_factory) -> Path:
         progress=False,
     )  # fmt: skip
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftovers_in_the_temp_dir():
+    """Remove what the session leaves in the system temp dir: the quickstart notebook's work
+    folder and stable-baselines3's (empty) default log folders."""
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.gettempdir())
+    prefixes = ("dreamgym-quickstart-", "SB3-")
+    before = {p for p in root.iterdir() if p.name.startswith(prefixes)}
+    yield
+    for path in root.iterdir():
+        if path.name.startswith(prefixes) and path not in before:
+            shutil.rmtree(path, ignore_errors=True)
