@@ -411,6 +411,16 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
         f"real {scores['real']['mean']:.1f} +- {scores['real']['std']:.1f} (collection policy "
         f"{base['mean']:.1f} +- {base['std']:.1f}); report in {Path(args.out) / 'report.md'}"
     )
+    from dreamgym.dreams.registration import dream_id
+
+    out, gym_id = Path(args.out), dream_id(args.env)
+    print("next steps:")
+    print(f"  watch the dream: {out / 'videos' / 'dream.mp4'} (also compare.mp4, temperatures.mp4)")
+    if gym_id is not None:
+        print(f"  play in it: gym.make({gym_id!r}, world_model={str(pipeline.bundle())!r})")
+    if args.preset == "debug":
+        print("  a dream worth training in: --preset small (tens of minutes) or cpu (about an "
+              "hour on 2 cores), with another --out")  # fmt: skip
 
 
 def _add_pipeline_parser(commands) -> None:

@@ -51,6 +51,7 @@ def test_debug_pipeline_runs_end_to_end_and_resumes_after_a_kill(tmp_path):
     result = subprocess.run(command(out), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "pipeline done: dream" in result.stdout
+    assert "next steps:" in result.stdout and "gym.make('Dream-CarRacing-v0', " in result.stdout
     report = json.loads((out / "report.json").read_text())
     stages = stage_names(pipeline_preset("debug", "carracing"))
     assert report["finished"] and sorted(report["stages"]) == sorted(stages)

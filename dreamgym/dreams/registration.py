@@ -52,3 +52,11 @@ def register_dreams() -> None:
     ):
         if env_id not in gym.registry:
             register_dream(env_id, env, **kwargs)
+
+
+def dream_id(env: str) -> str | None:
+    """The Gymnasium id of a dream registered for real env ``env`` (None when there is none)."""
+    for env_id, spec in gym.registry.items():
+        if spec.entry_point == ENTRY_POINT and spec.kwargs.get("env") == env:
+            return env_id
+    return None
