@@ -54,8 +54,13 @@ class Agreement:
     max_abs_diff: float
 
 
-def _export_checkpoint(source: Path, target: Path) -> None:
-    tensors, meta = read_checkpoint(source)
+def _export_file(source: Path, target: Path) -> None:
+    """A dreamgym checkpoint as float16 weights without training state; any other file as is."""
+    try:
+        tensors, meta = read_checkpoint(source)
+    except CorruptFileError:  # not a checkpoint (e.g. the initial-latent bank): copy it
+        atomic_write_bytes(target, source.read_bytes())
+        return
     weights = {
         k: (v.to(EXPORT_DTYPE) if v.is_floating_point() else v).contiguous()
         for k, v in tensors.items()
@@ -63,14 +68,6 @@ def _export_checkpoint(source: Path, target: Path) -> None:
     }
     meta = {k: v for k, v in meta.items() if k not in _TRAINING_ONLY}
     atomic_write_bytes(target, safetensors_bytes(weights, metadata={META_KEY: json.dumps(meta)}))
-
-
-def _is_checkpoint(path: Path) -> bool:
-    try:
-        read_checkpoint(path)
-    except (CorruptFileError, DreamgymError):
-        return False
-    return True
 
 
 @contextlib.contextmanager
@@ -112,10 +109,7 @@ def export_bundle(world_model: str | Path, out: str | Path, controller: str | Pa
 def _write_export(source: Path, out: Path, controller: str | Path | None) -> None:
     info = bundle.read_info(source)
     for name in info["files"].values():
-        if _is_checkpoint(source / name):
-            _export_checkpoint(source / name, out / name)
-        else:
-            atomic_write_bytes(out / name, (source / name).read_bytes())
+        _export_file(source / name, out / name)
     info = {**info, "exported": {"from": str(source.resolve()), "dtype": str(EXPORT_DTYPE)}}
     atomic_write_json(out / bundle.BUNDLE_FILE, info)
     if controller is not None:

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dreamgym.common import validate
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.checkpoint import load_model, read_checkpoint
 from dreamgym.worldmodels.predictor import Predictor, PredictorConfig
@@ -136,8 +137,7 @@ class LatentConfig:
         if self.encoder not in ENCODERS:
             raise DreamgymError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         for key in ("history", "frameskip", "action_size", "vit_tokens", "val_windows"):
-            if getattr(self, key) < 1:
-                raise DreamgymError(f"{key} must be >= 1, got {getattr(self, key)!r}")
+            validate.integer(key, getattr(self, key))
         if self.proprio and not self.proprio_size:
             raise DreamgymError("proprio=True, but the episodes hold no proprio arrays")
         grid = self.image_size // self.patch_size
