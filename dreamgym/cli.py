@@ -312,9 +312,18 @@ def _add_agent_parsers(commands) -> None:
     evolve.add_argument("--max-steps", type=int, help="episode cap (default: the real env's)")
     _add_done_mode(evolve)
     evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
-    evolve.add_argument("--workers", type=int, default=2, help="Ray actors (real backend)")
-    evolve.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
-    evolve.add_argument("--device", default="auto", help="dream device: auto | cpu | cuda")
+    evolve.add_argument(
+        "--workers", type=int,
+        help="Ray actors: the real backend's episodes (default 2); with the dream backend, "
+        "shards each generation's dream over this many actors (default: one process)",
+    )  # fmt: skip
+    evolve.add_argument(
+        "--address",
+        help="Ray cluster to join, e.g. 'auto' or HOST:PORT; with the dream backend, shards the "
+        "dream over the cluster (one actor per GPU unless --workers says)",
+    )
+    evolve.add_argument("--device", default="auto",
+                        help="dream device in this process: auto | cpu | cuda")  # fmt: skip
     evolve.add_argument("--quiet", action="store_true")
     evolve.set_defaults(func=_cmd_evolve)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -170,6 +171,10 @@ class Pipeline:
                  progress: bool = True) -> None:  # fmt: skip
         self.config, self.out = config, Path(out)
         self.workers, self.address, self.device, self.progress = workers, address, device, progress
+        if address or os.environ.get("RAY_ADDRESS"):
+            from dreamgym.common.cluster import check_address
+
+            check_address(address)
         check_writable_dir(self.out)
         self.state = self._read_state()
         saved = self.state.get("config")
@@ -211,23 +216,15 @@ class Pipeline:
 
     def run(self, stop_after: str | None = None) -> dict[str, Any]:
         """Run every unfinished stage (up to ``stop_after``), then write the report."""
-        from dreamgym.common.cluster import connect_ray
+        from dreamgym.common.cluster import ray_session
 
-        lock = DirectoryLock(self.out).acquire()
-        started = connect_ray(self.address, self.workers)
-        try:
+        with DirectoryLock(self.out), ray_session(self.address, self.workers):
             for name in self.stages:
                 if name not in self.state["stages"]:
                     self._run_stage(name)
                 if name == stop_after:
                     break
             return self.write_report()
-        finally:
-            if started:
-                import ray
-
-                ray.shutdown()
-            lock.release()
 
     def _run_stage(self, name: str) -> None:
         if self.progress:
@@ -306,8 +303,10 @@ class Pipeline:
                                   evolution=EvolutionConfig(c.popsize, c.rollouts, 0.1,
                                                             c.eval_every, c.eval_rollouts,
                                                             c.seed + k))  # fmt: skip
-        evolution = evolve(settings, self.evolve_dir(k), c.generations, self.workers,
-                           self.address, self.device, self.progress)  # fmt: skip
+        # The dream evolves in this process (on its GPU if any); `dreamgym evolve --workers`
+        # shards one over a cluster.
+        evolution = evolve(settings, self.evolve_dir(k), c.generations, None, None, self.device,
+                           self.progress)  # fmt: skip
         return {"generations": evolution.generation, "best_fitness": evolution.best_fitness,
                 "temperature": settings.temperature, "warm_start": init is not None}  # fmt: skip
 

@@ -1,6 +1,7 @@
 """Evaluation backends: where the evolution's episodes run.
 
 - :class:`DreamBackend`: all population x rollouts episodes in one batched dream (CPU or GPU).
+- :class:`~dreamgym.agents.ray_dream.ShardedDreamBackend`: the same, sharded over Ray actors.
 - :class:`~dreamgym.agents.ray_backend.RealBackend`: real-env episodes on Ray actors.
 """
 
@@ -50,7 +51,7 @@ class DreamBackend:
         core = DreamCore(self.model, n, self.temperature, self.spec.observation_mode,
                          self.done_mode, self.max_episode_steps)  # fmt: skip
         core.seed(np.random.default_rng(seed))
-        theta = torch.as_tensor(np.asarray(params), dtype=torch.float32, device=core.device)
+        theta = torch.tensor(np.asarray(params), dtype=torch.float32, device=core.device)
         w, b = unflatten(self.spec, theta.repeat_interleave(rollouts, dim=0))  # (N, A, I), (N, A)
 
         def act(obs: torch.Tensor) -> torch.Tensor:
@@ -62,6 +63,7 @@ class DreamBackend:
 
 
 BACKENDS = ("dream", "real")
+REAL_WORKERS = 2  # the real backend's default number of Ray actors
 
 
 def make_backend(
@@ -71,16 +73,30 @@ def make_backend(
     temperature: float,
     max_episode_steps: int | None = None,
     done_mode: str | None = None,
-    workers: int = 2,
+    workers: int | None = None,
     address: str | None = None,
+    world_model: str | None = None,
 ):
-    """The evaluation backend called ``kind``: ``dream`` (:class:`DreamBackend`) or ``real``
-    (:class:`~dreamgym.agents.ray_backend.RealBackend`; ``temperature`` and ``done_mode`` unused).
+    """The evaluation backend called ``kind``.
+
+    - ``dream``: :class:`DreamBackend` in this process; with ``workers`` or ``address``, the
+      dream sharded over Ray actors
+      (:class:`~dreamgym.agents.ray_dream.ShardedDreamBackend`, which needs the bundle
+      directory ``world_model``);
+    - ``real``: :class:`~dreamgym.agents.ray_backend.RealBackend` on ``workers`` actors
+      (default 2; ``temperature`` and ``done_mode`` unused).
     """
     if kind == "dream":
-        return DreamBackend(model, spec, temperature, max_episode_steps, done_mode)
+        if workers is None and address is None:
+            return DreamBackend(model, spec, temperature, max_episode_steps, done_mode)
+        if world_model is None:
+            raise DreamgymError("a dream sharded over Ray actors needs the bundle's directory")
+        from dreamgym.agents.ray_dream import ShardedDreamBackend
+
+        return ShardedDreamBackend(world_model, spec, temperature, max_episode_steps, done_mode,
+                                   workers, address)  # fmt: skip
     if kind == "real":
         from dreamgym.agents.ray_backend import RealBackend
 
-        return RealBackend(model, spec, workers, address, max_episode_steps)
+        return RealBackend(model, spec, workers or REAL_WORKERS, address, max_episode_steps)
     raise DreamgymError(f"backend must be one of {BACKENDS}, got {kind!r}")

@@ -53,25 +53,23 @@ def evaluate_agent(
     import ray
 
     from dreamgym.agents.ray_backend import EpisodeActor, rollout_seed
-    from dreamgym.common.cluster import ActorPool, connect_ray
+    from dreamgym.common.cluster import ActorPool, ray_session
 
-    started = connect_ray(address, workers)
-    actor_class = ray.remote(num_cpus=1)(EpisodeActor)
-    args = (ray.put(agent), ray.put(model), max_episode_steps)
-    pool = ActorPool(lambda: actor_class.remote(*args), workers)
-    try:
-        results = np.full(episodes, np.nan)
-        for i in range(episodes):
-            env_seed = rollout_seed(seed, 0, i)  # the real backend's seeds for one candidate
-            pool.submit(lambda actor, s=env_seed: actor.run.remote([s]), i)
-        while pool.pending:
-            i, returns = pool.next()
-            results[i] = returns[0]
-        return results
-    finally:
-        pool.close()
-        if started:
-            ray.shutdown()
+    with ray_session(address, workers):
+        actor_class = ray.remote(num_cpus=1)(EpisodeActor)
+        args = (ray.put(agent), ray.put(model), max_episode_steps)
+        pool = ActorPool(lambda: actor_class.remote(*args), workers)
+        try:
+            results = np.full(episodes, np.nan)
+            for i in range(episodes):
+                env_seed = rollout_seed(seed, 0, i)  # the real backend's seeds for one candidate
+                pool.submit(lambda actor, s=env_seed: actor.run.remote([s]), i)
+            while pool.pending:
+                i, returns = pool.next()
+                results[i] = returns[0]
+            return results
+        finally:
+            pool.close()
 
 
 def evaluate_controller(

@@ -1,11 +1,13 @@
 """The real-env evaluation backend: controllers play the real game on Ray actors.
 
 Each actor loads the world model once (its weights travel through Ray's object store once) and
-keeps one real env. A generation's work is split into one task per candidate; episode seeds
-derive from the generation seed, the candidate and the rollout, so a task re-run anywhere gives
-the same returns. When an actor dies (its process killed, its node lost), its tasks are put back
-in the queue and a replacement actor is started; the replacement joins once Ray has placed it, so
-a cluster that shrank keeps working with the actors it still has.
+keeps one real env. A generation's P x R episodes are the tasks, dealt to whichever actor is
+free, so every worker stays busy to the end of the generation; a task carries its candidate's
+parameters (a few kilobytes). Episode seeds derive from the generation seed, the candidate and
+the rollout, so a task re-run anywhere gives the same return. When an actor dies (its process
+killed, its node lost), its tasks are put back in the queue and a replacement actor is started;
+the replacement joins once Ray has placed it, so a cluster that shrank keeps working with the
+actors it still has.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import ray
 import torch
 
 from dreamgym.agents.controller import Controller, ControllerSpec
-from dreamgym.common.cluster import ActorPool, connect_ray
+from dreamgym.common.cluster import ActorPool, connect_ray, disconnect_ray
 from dreamgym.common.seeding import derive_seed
 from dreamgym.dreams.agent import DreamAgent, WorldModelPolicy
 from dreamgym.envs import make_env
@@ -77,12 +79,13 @@ class RealBackend:
     def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
         params = np.asarray(params, dtype=np.float32)
         results = np.full((len(params), rollouts), np.nan)
-        for p in range(len(params)):  # the pool deals them as actors free up
-            seeds = [rollout_seed(seed, p, r) for r in range(rollouts)]
-            self.pool.submit(lambda actor, x=params[p], s=seeds: actor.run.remote(s, x), p)
+        for p in range(len(params)):  # the pool deals the P x R episodes as actors free up
+            for r in range(rollouts):
+                seeds = [rollout_seed(seed, p, r)]
+                self.pool.submit(lambda actor, x=params[p], s=seeds: actor.run.remote(s, x), (p, r))
         while self.pool.pending:
-            p, returns = self.pool.next()
-            results[p] = returns
+            (p, r), (ret,) = self.pool.next()
+            results[p, r] = ret
         return results
 
     @property
@@ -92,5 +95,4 @@ class RealBackend:
 
     def close(self) -> None:
         self.pool.close()
-        if self.started_ray:
-            ray.shutdown()
+        disconnect_ray(self.started_ray)

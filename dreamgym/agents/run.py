@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,19 +140,24 @@ def evolve(
     settings: EvolveSettings,
     out: str | Path,
     generations: int,
-    workers: int = 2,
+    workers: int | None = None,
     address: str | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> Evolution:
     """Evolve a controller for ``settings.world_model``, resuming ``out`` if it holds a run.
 
-    ``device`` is where the dream backend runs (``auto``: CUDA when available).
+    ``workers`` and ``address`` place the episodes: the real backend plays them on ``workers``
+    Ray actors (default 2) of a local Ray or the cluster at ``address``; the dream backend runs
+    in this process on ``device`` (``auto``: CUDA when available) unless ``workers`` or
+    ``address`` is given, which shards it over Ray actors (one per GPU of the cluster by
+    default, see :mod:`dreamgym.agents.ray_dream`).
 
     Raises:
         DreamgymError: bad settings, or ``out`` holding a run with other settings.
     """
     validate.integer("generations", generations)
+    validate.optional_integer("workers", workers)
     validate.choice("backend", settings.backend, BACKENDS)
     validate.optional_integer("max_episode_steps", settings.max_episode_steps)
     if settings.temperature is not None:
@@ -170,13 +176,17 @@ def evolve(
     if settings.init is not None:
         settings.init = str(resolve_path(settings.init, CONTROLLER_DIR).resolve())
         x0 = _initial_params(settings.init, spec)
+    if address or os.environ.get("RAY_ADDRESS"):
+        from dreamgym.common.cluster import check_address
+
+        check_address(address)
     check_writable_dir(out)
     with DirectoryLock(out):
         return _evolve(settings, out, generations, model, spec, x0, workers, address, progress)
 
 
 def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: ControllerSpec,
-            x0, workers: int, address: str | None, progress: bool) -> Evolution:  # fmt: skip
+            x0, workers: int | None, address: str | None, progress: bool) -> Evolution:  # fmt: skip
     saved = _read_checkpoint(out)
     if saved is not None and saved["settings"] != dataclasses.asdict(settings):
         differing = sorted(k for k, v in dataclasses.asdict(settings).items()
@@ -190,8 +200,8 @@ def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: 
     atomic_write_json(out / "evolve-config.json",
                       {**dataclasses.asdict(settings), "generations": generations})  # fmt: skip
     backend = make_backend(settings.backend, model, spec, settings.temperature,
-                           settings.max_episode_steps, settings.done_mode, workers,
-                           address)  # fmt: skip
+                           settings.max_episode_steps, settings.done_mode, workers, address,
+                           settings.world_model)  # fmt: skip
     checkpointer = Checkpointer(out, settings, spec)
     checkpointer.history = list(history)
     bar = tqdm(total=generations, initial=len(told), desc="evolve", unit="gen",

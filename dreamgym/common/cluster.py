@@ -1,21 +1,34 @@
-"""Starting or joining Ray, with a fast, clear error for an unreachable cluster."""
+"""Starting or joining Ray: a fast, clear error for an unreachable cluster, a local instance that
+is really local, and no Ray processes left behind by a run that was killed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import socket
+import tempfile
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 
+from dreamgym.common.io import atomic_write_json
 from dreamgym.errors import DreamgymError
+
+# Where dreamgym notes the local Ray instances it starts: one JSON file per driver process.
+SESSIONS_DIR = Path(tempfile.gettempdir()) / "dreamgym-ray-sessions"
 
 
 def _probe_address(address: str) -> None:
-    """Fail fast on a host:port nobody listens on (Ray itself would retry for minutes)."""
+    """Fail fast, with the cause, on a host:port nobody listens on (Ray itself would retry for
+    minutes) and on a cluster that refuses this machine's token (Ray: 20 s of retries, then
+    "Failed to connect")."""
     host, sep, port = address.split("://")[-1].rpartition(":")
     if not sep or not port.isdigit():
         return  # "auto" and other forms: Ray answers those quickly itself
@@ -26,6 +39,31 @@ def _probe_address(address: str) -> None:
             f"could not connect to the Ray cluster at {address!r}: {exc.strerror or exc}; "
             "start one with `ray start --head` or leave --address out for a local Ray"
         ) from exc
+    try:
+        with _stderr_to_devnull():  # Ray's C++ client logs the refusal before raising it
+            ray._raylet.GcsClient(address=address)
+    except ray.exceptions.AuthenticationError as exc:
+        raise DreamgymError(
+            f"the Ray cluster at {address!r} refused this machine's authentication token (it "
+            "uses token authentication, the default of `ray start` once a token exists): copy "
+            "the head node's ~/.ray/auth_token to ~/.ray/auth_token here, or set "
+            "$RAY_AUTH_TOKEN / $RAY_AUTH_TOKEN_PATH"
+        ) from exc
+    except Exception:  # noqa: BLE001 - anything else: ray.init reports it in its own words
+        return
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull() -> Iterator[None]:
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _use_token_auth() -> None:
@@ -50,16 +88,32 @@ def _use_token_auth() -> None:
         quiet.setLevel(level)
 
 
+def check_address(address: str | None) -> None:
+    """Raise the error joining ``address`` (else ``$RAY_ADDRESS``) would meet, if it is one
+    that can be told before Ray starts (nobody listening, a refused token); for commands that
+    check their input before writing anything."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        _use_token_auth()
+        _probe_address(address)
+
+
 def connect_ray(address: str | None, workers: int) -> bool:
-    """Start or join Ray (``address``, else ``$RAY_ADDRESS``, else a local Ray); returns whether
-    this call started it (and so must shut it down)."""
+    """Start or join Ray; returns whether this call started it (and so must shut it down, with
+    :func:`disconnect_ray`).
+
+    ``address``, else ``$RAY_ADDRESS``, names a cluster to join; without either, a new local
+    instance with at least ``workers`` CPUs is started, never one that Ray's address file points
+    at (a cluster started with ``ray start`` on this machine, perhaps long dead). Before starting
+    one, the processes left by local instances of dreamgym runs that were killed are stopped.
+    """
     if ray.is_initialized():
         return False
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR}
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        _probe_address(address)
         _use_token_auth()
+        _probe_address(address)
         try:
             ray.init(address=address, **options)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -68,9 +122,87 @@ def connect_ray(address: str | None, workers: int) -> bool:
                 "authentication (the default of `ray start`), make its token available here "
                 "($RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
             ) from exc
-    else:
-        ray.init(num_cpus=max(workers, os.cpu_count() or 1), **options)
+        return True
+    reap_orphans()
+    ray.init(address="local", num_cpus=max(workers, os.cpu_count() or 1), **options)
+    _note_session()
     return True
+
+
+def disconnect_ray(started: bool) -> None:
+    """Shut Ray down if :func:`connect_ray` started it (a joined cluster is left running)."""
+    if started and ray.is_initialized():
+        ray.shutdown()
+        with contextlib.suppress(FileNotFoundError):
+            _session_note(os.getpid()).unlink()
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, workers: int) -> Iterator[None]:
+    """:func:`connect_ray` for the duration of a ``with`` block."""
+    started = connect_ray(address, workers)
+    try:
+        yield
+    finally:
+        disconnect_ray(started)
+
+
+def _session_note(pid: int) -> Path:
+    return SESSIONS_DIR / f"{pid}.json"
+
+
+def _note_session() -> None:
+    """Note this driver (pid and start time, against pid reuse) and its Ray session directory."""
+    node = ray._private.worker.global_worker.node
+    me = psutil.Process()
+    note = {"pid": me.pid, "create_time": me.create_time(),
+            "session_dir": node.get_session_dir_path()}  # fmt: skip
+    SESSIONS_DIR.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(_session_note(me.pid), note)
+
+
+def _alive(pid: int, create_time: float) -> bool:
+    try:
+        return abs(psutil.Process(pid).create_time() - create_time) < 1e-3
+    except psutil.Error:
+        return False
+
+
+def _uses(process: psutil.Process, session_dir: str) -> bool:
+    """Whether ``process`` belongs to a Ray session: its command line or an open file names the
+    session directory (Ray's workers and agents rename themselves, but keep their logs open)."""
+    prefix = session_dir.rstrip("/") + "/"
+    try:
+        if any(session_dir in part for part in process.cmdline()):
+            return True
+        return any(f.path.startswith(prefix) for f in process.open_files())
+    except psutil.Error:
+        return False
+
+
+def reap_orphans() -> list[int]:
+    """Stop the processes of local Ray instances whose dreamgym driver is gone; returns their
+    pids. Ray stops most of an instance when its driver is killed (SIGKILL), but not all: its
+    dashboard and runtime-env agents log that the raylet died and then hang on, forever."""
+    stopped: list[int] = []
+    for path in sorted(SESSIONS_DIR.glob("*.json")):
+        try:
+            note = json.loads(path.read_text())
+            pid, create_time, session_dir = note["pid"], note["create_time"], note["session_dir"]
+        except (OSError, ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            continue
+        if _alive(pid, create_time):
+            continue
+        orphans = [p for p in psutil.process_iter()
+                   if p.pid != os.getpid() and _uses(p, session_dir)]  # fmt: skip
+        for process in orphans:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        psutil.wait_procs(orphans, timeout=10)
+        stopped += [p.pid for p in orphans]
+        path.unlink(missing_ok=True)
+    return stopped
 
 
 class ActorPool:

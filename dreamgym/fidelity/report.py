@@ -231,16 +231,10 @@ class FidelityReport:
 
     def run(self) -> dict[str, Any]:
         """Measure everything, write the report files, and return the report."""
-        from dreamgym.common.cluster import connect_ray
+        from dreamgym.common.cluster import ray_session
 
-        started = connect_ray(self.config.address, self.config.workers)
-        try:
+        with ray_session(self.config.address, self.config.workers):
             report = self._measure()
-        finally:
-            if started:
-                import ray
-
-                ray.shutdown()
         report = _finite(report)
         self._write(report)
         return report

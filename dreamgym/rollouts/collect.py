@@ -8,6 +8,7 @@ command produces the same files, and a re-run skips the episodes already in the 
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -200,6 +201,10 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     _validate(config)  # before anything is written, even the lock
     out = Path(config.out)
     _check_output(out)
+    if config.address or os.environ.get("RAY_ADDRESS"):
+        from dreamgym.common.cluster import check_address
+
+        check_address(config.address)
     check_writable_dir(out)
     with DirectoryLock(out):
         return _collect(config, progress)
@@ -212,16 +217,10 @@ def _collect(config: CollectConfig, progress: bool) -> CollectResult:
     result = CollectResult(out, kept, 0, 0, 0, 0.0, config.workers)
     if kept >= config.episodes:
         return result
-    import ray  # imported here: reading datasets and training need no Ray
+    from dreamgym.common.cluster import ray_session  # Ray is imported only where it runs
 
-    from dreamgym.common.cluster import connect_ray
-
-    started = connect_ray(config.address, config.workers)
-    try:
+    with ray_session(config.address, config.workers):
         _run(config, meta, manifest, result, progress)
-    finally:
-        if started:
-            ray.shutdown()
     return result
 
 

@@ -107,6 +107,27 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
     return model
 
 
+def pack(path: str | Path) -> dict[str, bytes]:
+    """The bundle's files by name (``bundle.json`` and the files it names), to send a world
+    model to machines that do not share this one's filesystem (:func:`load_packed`)."""
+    root = resolve_path(path)
+    names = [BUNDLE_FILE, *read_info(root).get("files", {}).values()]
+    missing = [name for name in names if not (root / name).is_file()]
+    if missing:
+        raise DreamgymError(f"bundle {str(root)!r} lacks {', '.join(missing)}")
+    return {name: (root / name).read_bytes() for name in names}
+
+
+def load_packed(files: dict[str, bytes], device: str | torch.device = "cpu") -> WorldModel:
+    """Load a bundle packed by :func:`pack` onto ``device`` (through a temporary directory)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dreamgym-bundle-") as root:
+        for name, data in files.items():
+            (Path(root) / name).write_bytes(data)
+        return load(root, device)
+
+
 def find_bundle(env: str) -> Path:
     """The most recently trained bundle for ``env`` under :func:`dreamgym_home`, else the
     pretrained bundle shipped for ``env``.

@@ -9,7 +9,9 @@ from ray.cluster_utils import Cluster
 
 from dreamgym import worldmodels
 from dreamgym.agents import Controller, ControllerPolicy, ControllerSpec
+from dreamgym.agents.backends import DreamBackend
 from dreamgym.agents.ray_backend import RealBackend, rollout_seed
+from dreamgym.agents.ray_dream import ShardedDreamBackend
 from dreamgym.envs import make_env
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import run_episode
@@ -81,3 +83,25 @@ def test_losing_a_node_mid_generation_loses_no_candidate(two_node_cluster, car_b
         np.testing.assert_array_equal(returns, backend.returns(params, 2, seed=3))
     finally:
         backend.close()
+
+
+def test_sharded_dream_backend_matches_in_process_and_reruns_a_lost_shard(ray_local, car_bundle):
+    model = worldmodels.load(car_bundle)
+    spec = ControllerSpec.for_world_model(model)
+    params = candidates(spec, 5)
+    here = DreamBackend(model, spec, 1.0, 40).returns(params, 3, seed=4)
+    one = ShardedDreamBackend(car_bundle, spec, 1.0, 40, workers=1)
+    try:
+        np.testing.assert_array_equal(one.returns(params, 3, seed=4), here)
+    finally:
+        one.close()
+    two = ShardedDreamBackend(car_bundle, spec, 1.0, 40, workers=2)
+    try:
+        first = two.returns(params, 3, seed=4)
+        assert first.shape == (5, 3) and np.isfinite(first).all()
+        assert not np.array_equal(first, here)  # shard 1 draws its own noise
+        ray.kill(two.actors[0])  # its shard is lost and re-run by a replacement
+        np.testing.assert_array_equal(two.returns(params, 3, seed=4), first)
+        assert len(two.actors) + len(two.pool.joining) == 2  # a replacement was started
+    finally:
+        two.close()
