@@ -255,6 +255,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     returns = evaluate_controller(
         args.controller, args.episodes, args.backend, args.world_model, args.temperature,
         args.max_steps, args.workers, args.address, args.seed, args.device, args.done_mode,
+        progress=not args.quiet,
     )  # fmt: skip
     atomic_write_json(out, {"backend": args.backend, "episodes": len(returns),
                             "mean": float(returns.mean()), "std": float(returns.std()),
@@ -350,6 +351,7 @@ def _add_agent_parsers(commands) -> None:
     evaluate.add_argument(
         "--out", help="JSON of per-episode returns (default: CONTROLLER/evaluation-BACKEND.json)"
     )
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=_cmd_evaluate)
 
 
@@ -372,7 +374,7 @@ def _cmd_render(args: argparse.Namespace) -> None:
     path = render_video(
         args.world_model, args.out, agent, args.temperature, args.compare,
         temperatures, args.steps, args.seed, args.size, args.fps, not args.no_overlay,
-        args.policy, args.device,
+        args.policy, args.device, progress=not args.quiet,
     )  # fmt: skip
     print(f"wrote {path}")
 
@@ -398,6 +400,7 @@ def _add_render_parser(commands) -> None:
     render.add_argument("--fps", type=int, help="default: the real env's")
     render.add_argument("--no-overlay", action="store_true", help="no captions")
     render.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(func=_cmd_render)
 
 

@@ -17,6 +17,7 @@ from dreamgym import worldmodels
 from dreamgym.agents.backends import BACKENDS
 from dreamgym.agents.controller import Controller
 from dreamgym.common import validate
+from dreamgym.common.progress import progress as progress_bar
 from dreamgym.dreams.agent import DreamAgent, check_agent_fits
 from dreamgym.dreams.core import DreamCore, resolve_temperature, run_episodes
 from dreamgym.errors import DreamgymError
@@ -34,9 +35,10 @@ def evaluate_agent(
     address: str | None = None,
     seed: int = 0,
     done_mode: str | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """Returns (episodes,) of ``agent`` in the real env (``episodes`` tasks over ``workers`` Ray
-    actors) or in ``model``'s dream (one batch).
+    actors, with a progress bar if ``progress``) or in ``model``'s dream (one batch).
 
     Raises:
         DreamgymError: bad arguments, or an agent that does not fit the world model.
@@ -64,9 +66,13 @@ def evaluate_agent(
             for i in range(episodes):
                 env_seed = rollout_seed(seed, 0, i)  # the real backend's seeds for one candidate
                 pool.submit(lambda actor, s=env_seed: actor.run.remote([s]), i)
+            bar = progress_bar(total=episodes, desc="evaluate", unit="ep", disable=not progress)
             while pool.pending:
                 i, returns = pool.next()
                 results[i] = returns[0]
+                bar.update(1)
+                bar.set_postfix(mean=f"{np.nanmean(results):.1f}")
+            bar.close()
             return results
         finally:
             pool.close()
@@ -84,6 +90,7 @@ def evaluate_controller(
     seed: int = 0,
     device: str = "cpu",
     done_mode: str | None = None,
+    progress: bool = False,
 ) -> np.ndarray:
     """:func:`evaluate_agent` for a saved controller.
 
@@ -101,4 +108,4 @@ def evaluate_controller(
         raise DreamgymError(f"controller {str(controller)!r} names no world model; pass one")
     model = worldmodels.load(bundle, device if backend == "dream" else "cpu")
     return evaluate_agent(agent, model, episodes, backend, temperature, max_episode_steps,
-                          workers, address, seed, done_mode)  # fmt: skip
+                          workers, address, seed, done_mode, progress)  # fmt: skip

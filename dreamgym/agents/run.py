@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from dreamgym import worldmodels
 from dreamgym.agents.backends import BACKENDS, make_backend
 from dreamgym.agents.controller import Controller, ControllerSpec
@@ -32,6 +30,8 @@ from dreamgym.common import validate
 from dreamgym.common.device import resolve_device
 from dreamgym.common.io import DirectoryLock, atomic_write_json, check_writable_dir
 from dreamgym.common.pretrained import CONTROLLER_DIR, resolve_path
+from dreamgym.common.progress import ProgressBar
+from dreamgym.common.progress import progress as progress_bar
 from dreamgym.common.runs import RunLogger
 from dreamgym.dreams.core import resolve_done_mode, resolve_temperature
 from dreamgym.errors import CorruptFileError, DreamgymError
@@ -105,7 +105,7 @@ class LogCallback:
 
 
 class ProgressCallback:
-    def __init__(self, bar: tqdm) -> None:
+    def __init__(self, bar: ProgressBar) -> None:
         self.bar = bar
 
     def on_generation(self, evolution: Evolution, row: dict[str, Any]) -> None:
@@ -204,8 +204,8 @@ def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: 
                            settings.world_model)  # fmt: skip
     checkpointer = Checkpointer(out, settings, spec)
     checkpointer.history = list(history)
-    bar = tqdm(total=generations, initial=len(told), desc="evolve", unit="gen",
-               disable=not progress)  # fmt: skip
+    bar = progress_bar(total=generations, initial=len(told), desc="evolve", unit="gen",
+                       disable=not progress)  # fmt: skip
     try:
         evolution = Evolution(spec.num_params, settings.evolution, backend,
                               [checkpointer, LogCallback(out, history), ProgressCallback(bar)],

@@ -15,6 +15,21 @@ from typing import Any
 
 from dreamgym.common.io import atomic_write_bytes
 
+# Panel titles and y-axis labels of the metrics dreamgym logs (others: the metric's own name).
+PANELS: dict[str, tuple[str, str]] = {
+    "loss": ("total loss", "loss"),
+    "recon": ("reconstruction", "squared error, summed over pixels"),
+    "kl": ("KL(q(z|x) || N(0, I))", "nats per frame"),
+    "nll": ("next-z mixture NLL", "nats per latent dimension"),
+    "reward": ("reward head", "squared error"),
+    "done": ("done head", "weighted cross-entropy"),
+    "pred": ("next-embedding prediction", "squared error"),
+    "sigreg": ("SIGReg (isotropy of embeddings)", "test statistic"),
+    "fitness": ("population fitness", "mean return over rollouts"),
+    "es": ("CMA-ES step size", "sigma"),
+    "eval": ("ES mean, evaluated", "return (mean +- std)"),
+}
+
 
 class RunLogger:
     """Writes one component's metrics (``name`` = ``vae``, ``mdnrnn``, ...) into a run directory.
@@ -62,6 +77,7 @@ class RunLogger:
     def _plot(self, history: Sequence[dict[str, Any]]) -> None:
         # The object-oriented API: no pyplot, so a notebook's plotting backend is left alone.
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         keys = sorted({k for row in history for k in row if "/" in k})
         by_panel: dict[str, list[str]] = {}
@@ -69,7 +85,7 @@ class RunLogger:
             group, metric = key.split("/", 1)
             if metric != "std":
                 by_panel.setdefault(metric if self.panels == "metric" else group, []).append(key)
-        fig = Figure(figsize=(4 * len(by_panel), 3))
+        fig = Figure(figsize=(4.5 * len(by_panel), 3.2))
         axes = fig.subplots(1, len(by_panel), squeeze=False)
         for ax, (panel, panel_keys) in zip(axes[0], sorted(by_panel.items()), strict=True):
             for key in panel_keys:
@@ -86,8 +102,11 @@ class RunLogger:
                         [y + s for y, s in zip(ys, stds, strict=True)],
                         alpha=0.2,
                     )
-            ax.set_title(f"{self.name} {panel}")
+            title, ylabel = PANELS.get(panel, (panel, panel))
+            ax.set_title(f"{self.name}: {title}", fontsize=10)
             ax.set_xlabel(self.x_key)
+            ax.set_ylabel(ylabel)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.legend()
         fig.tight_layout()
         buffer = io.BytesIO()

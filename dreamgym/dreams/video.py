@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from dreamgym.common import validate
 from dreamgym.common.io import check_writable_dir
+from dreamgym.common.progress import progress as progress_bar
 from dreamgym.dreams.agent import DreamAgent, WorldModelPolicy, check_agent_fits
 from dreamgym.dreams.core import (
     DreamCore,
@@ -35,6 +36,9 @@ from dreamgym.worldmodels import WorldModel
 from dreamgym.worldmodels.bundle import resolve_world_model
 
 VIDEO_EXTENSIONS = (".mp4", ".gif")
+# GIFs store every frame whole: above this rate frames are dropped (the duration is kept), which
+# makes a default 300-step Doom render ~2.5x smaller.
+GIF_MAX_FPS = 15
 
 
 @dataclass
@@ -47,7 +51,8 @@ class Track:
 
 
 def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 30) -> Path:
-    """Write (H, W, 3) uint8 frames to ``path`` (.mp4 or .gif), atomically."""
+    """Write (H, W, 3) uint8 frames to ``path`` (.mp4 or .gif), atomically; a GIF keeps every
+    k-th frame at fps / k <= ``GIF_MAX_FPS``."""
     from moviepy import ImageSequenceClip
 
     path = Path(path)
@@ -55,6 +60,9 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 30) -
         raise DreamgymError(f"video path {str(path)!r} must end in one of {VIDEO_EXTENSIONS}")
     if not frames:
         raise DreamgymError("no frames to write")
+    if path.suffix.lower() == ".gif" and fps > GIF_MAX_FPS:
+        every = -(-fps // GIF_MAX_FPS)
+        frames, fps = list(frames)[::every], fps / every
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     clip = ImageSequenceClip([np.ascontiguousarray(f) for f in frames], fps=fps)
@@ -116,12 +124,14 @@ def action_source(model: WorldModel, agent: DreamAgent | None, policy: str,
 
 def dream_track(model: WorldModel, actions: ActionSource | Sequence[np.ndarray],
                 temperature: float, seed: int, steps: int, title: str = "dream",
-                start=None, stop_on_done: bool = True) -> Track:  # fmt: skip
+                start=None, stop_on_done: bool = True,
+                on_step: Callable[[], object] | None = None) -> Track:  # fmt: skip
     """Dream one episode of at most ``steps`` steps, stopping when the dream says done (unless
     ``stop_on_done`` is False).
 
     ``actions`` is a source (called with the state and step) or a fixed sequence; ``start``
-    overrides the initial state (e.g. an encoded real frame).
+    overrides the initial state (e.g. an encoded real frame); ``on_step`` is called after each
+    step (progress).
     """
     core = DreamCore(model, 1, check_temperature(temperature), max_episode_steps=steps)
     core.seed(np.random.default_rng(seed))
@@ -141,13 +151,16 @@ def dream_track(model: WorldModel, actions: ActionSource | Sequence[np.ndarray],
         track.captions.append(
             f"step {t + 1} r {reward.item():+.2f} done {core.done_prob.item():.2f}"
         )
+        if on_step is not None:
+            on_step()
         if stop_on_done and terminated.item():
             break
     return track
 
 
 def compare_tracks(model: WorldModel, agent: DreamAgent | None, policy: str,
-                   temperature: float, seed: int, steps: int) -> list[Track]:  # fmt: skip
+                   temperature: float, seed: int, steps: int,
+                   on_step: Callable[[], object] | None = None) -> list[Track]:  # fmt: skip
     """A real episode, V's reconstruction of each of its frames, and the dream's rollout of the
     same actions from the same first frame: where the dream drifts from reality."""
     env = make_env(model.env, max_episode_steps=steps, frame_skip=model.info.get("frame_skip", 1))
@@ -165,7 +178,8 @@ def compare_tracks(model: WorldModel, agent: DreamAgent | None, policy: str,
                   real.captions)  # fmt: skip
     start = model.encode(frames[:1])
     # The dream follows the whole real episode (its own done signal is shown, not obeyed).
-    dream = dream_track(model, actions, temperature, seed, len(actions), "dream", start, False)
+    dream = dream_track(model, actions, temperature, seed, len(actions), "dream", start, False,
+                        on_step)  # fmt: skip
     return [real, recon, dream]
 
 
@@ -176,11 +190,18 @@ def temperature_tracks(
     temperatures: Sequence[float],
     seed: int,
     steps: int,
+    on_step: Callable[[], object] | None = None,
 ) -> list[Track]:
     """The same start (same seed) dreamed at each temperature."""
     return [
         dream_track(
-            model, action_source(model, agent, policy, seed), tau, seed, steps, f"tau {tau:g}"
+            model,
+            action_source(model, agent, policy, seed),
+            tau,
+            seed,
+            steps,
+            f"tau {tau:g}",
+            on_step=on_step,
         )  # fmt: skip
         for tau in temperatures
     ]
@@ -200,6 +221,7 @@ def render_video(
     overlay: bool = True,
     policy: str = "brownian",
     device: str = "cpu",
+    progress: bool = False,
 ) -> Path:
     """Render a dream video to ``out`` (.mp4 or .gif); see the module docstring for the modes.
 
@@ -222,12 +244,16 @@ def render_video(
     model = resolve_world_model(world_model, None, device)
     check_decodes(model)
     tau = resolve_temperature(model.env, temperature)
+    # Dream steps at most (a compare video first plays its real episode).
+    bar = progress_bar(total=steps * len(temperatures or [tau]), desc="render", unit="step",
+                       disable=not progress)  # fmt: skip
     if compare:
-        tracks = compare_tracks(model, agent, policy, tau, seed, steps)
+        tracks = compare_tracks(model, agent, policy, tau, seed, steps, bar.update)
     elif temperatures:
-        tracks = temperature_tracks(model, agent, policy, temperatures, seed, steps)
+        tracks = temperature_tracks(model, agent, policy, temperatures, seed, steps, bar.update)
     else:
         tracks = [dream_track(model, action_source(model, agent, policy, seed), tau, seed,
-                              steps, f"dream tau {tau:g}")]  # fmt: skip
+                              steps, f"dream tau {tau:g}", on_step=bar.update)]  # fmt: skip
+    bar.close()
     frames = compose(tracks, size, overlay)
     return write_video(frames, out, fps or get_env_spec(model.env).render_fps)

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 import dreamgym
 from dreamgym.common import validate
 from dreamgym.common.io import (
@@ -25,6 +23,7 @@ from dreamgym.common.io import (
     check_writable_dir,
     remove_stale_temporaries,
 )
+from dreamgym.common.progress import progress as progress_bar
 from dreamgym.common.seeding import derive_seed
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
@@ -255,7 +254,7 @@ def _run(
         next_index += 1
         return next_index - 1
 
-    bar = tqdm(
+    bar = progress_bar(
         total=config.episodes,
         initial=result.episodes,
         unit="ep",

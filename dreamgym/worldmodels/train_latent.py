@@ -39,9 +39,9 @@ import torch
 from safetensors.torch import save
 from torch import nn
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from dreamgym.common.io import atomic_write_bytes
+from dreamgym.common.progress import progress as progress_bar
 from dreamgym.common.seeding import derive_seed
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import DatasetUnion
@@ -354,8 +354,8 @@ class LatentTrainer(EpochTrainer):
         # resumed run repeats an uninterrupted one and the caller's global state is untouched.
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(derive_seed(c.seed, 7, self.epoch))
-            for first in tqdm(batches, desc=f"latent epoch {self.epoch + 1}/{c.epochs}",
-                              disable=not progress, leave=False):  # fmt: skip
+            for first in progress_bar(batches, desc=f"latent epoch {self.epoch + 1}/{c.epochs}",
+                                      disable=not progress, leave=False):  # fmt: skip
                 size = min(c.batch_size, total - first)
                 terms = self.losses(self.windows(self.train_eps, size, self.rng), self.generator)
                 self.optimizer.zero_grad(set_to_none=True)

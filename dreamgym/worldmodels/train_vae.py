@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from tqdm import tqdm
+from PIL import Image, ImageDraw
 
 from dreamgym.common.io import atomic_write_bytes
+from dreamgym.common.progress import progress as progress_bar
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import RolloutDataset
 from dreamgym.worldmodels.checkpoint import (
@@ -139,7 +139,7 @@ class VAETrainer(EpochTrainer):
         self.model.train()
         rows = self.rng.permutation(self.train_rows)
         sums: dict[str, torch.Tensor | float] = {}
-        bar = tqdm(
+        bar = progress_bar(
             list(_batches(rows, self.config.batch_size)),
             desc=f"vae epoch {self.epoch + 1}/{self.config.epochs}",
             disable=not progress,
@@ -189,6 +189,15 @@ class VAETrainer(EpochTrainer):
         image = Image.fromarray(grid).resize(
             (grid.shape[1] * 2, grid.shape[0] * 2), Image.Resampling.NEAREST
         )
+        # Row labels in a margin on the left: which row is the data and which is V.
+        labelled = Image.new("RGB", (image.width + 96, image.height), "white")
+        labelled.paste(image, (96, 0))
+        draw = ImageDraw.Draw(labelled)
+        half = image.height // 2
+        for row, text in enumerate(("real frame", "V reconstruction")):
+            draw.text((6, row * half + half // 2 - 6), text, fill="black")
+        draw.text((6, image.height - 14), f"epoch {self.epoch}", fill="gray")
+        image = labelled
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return atomic_write_bytes(self.out / "vae-reconstructions.png", buffer.getvalue())

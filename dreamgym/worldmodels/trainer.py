@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dreamgym.common.device import resolve_device
 from dreamgym.common.io import DirectoryLock, atomic_write_json, check_writable_dir
+from dreamgym.common.progress import progress as progress_bar
 from dreamgym.common.runs import RunLogger
 from dreamgym.rollouts import RolloutDataset
 from dreamgym.worldmodels.checkpoint import (
@@ -118,8 +118,9 @@ class EpochTrainer(ABC):
             self._lock.release()
 
     def _fit(self, progress: bool) -> list[dict[str, Any]]:
-        bar = tqdm(range(self.epoch, self.config.epochs), initial=self.epoch,
-                   total=self.config.epochs, desc=self.name, disable=not progress)  # fmt: skip
+        bar = progress_bar(range(self.epoch, self.config.epochs), initial=self.epoch,
+                           total=self.config.epochs, desc=self.name, unit="epoch",
+                           disable=not progress)  # fmt: skip
         for _ in bar:
             start = time.perf_counter()
             row = self.train_epoch(progress)
