@@ -91,7 +91,8 @@ class DreamCore:
             ``done_calibration``: a logit offset that makes the expected number of episode ends
             along real episodes match the observed one). Default (None): see
             :func:`resolve_done_mode`.
-        max_episode_steps: truncation length; default the real env's (CarRacing 1,000, Doom 2,100).
+        max_episode_steps: truncation length; default the bundle's (the cap of the episodes it
+            was trained on), else the real env's (CarRacing 1,000, Doom 2,100).
         goal: a goal state (one, or N): the reward is then minus the model's goal cost, and an
             episode ends only by the done head (if the model has one) or the cap. ``"sample"``
             makes the dream goal-conditioned (models that :class:`SamplesGoals`): each episode
@@ -140,7 +141,8 @@ class DreamCore:
         if done_mode == "calibrated":
             self.done_offset = float(model.info["done_calibration"]["logit_offset"])
         if max_episode_steps is None:
-            max_episode_steps = get_env_spec(model.env).max_episode_steps
+            max_episode_steps = (model.info.get("max_episode_steps")
+                                 or get_env_spec(model.env).max_episode_steps)  # fmt: skip
         self.max_episode_steps = validate.integer("max_episode_steps", max_episode_steps)
         self.device = model.device
         self.action_space: gym.spaces.Box = model.action_space

@@ -42,7 +42,15 @@ def test_paper_defaults(car_bundle, doom_bundle):
     car = gym.make("Dream-CarRacing-v0", world_model=str(car_bundle)).unwrapped
     doom = gym.make("Dream-DoomTakeCover-v0", world_model=str(doom_bundle)).unwrapped
     assert (car.temperature, doom.temperature) == (1.0, 1.15)
-    assert (car.core.max_episode_steps, doom.core.max_episode_steps) == (1000, 2100)
+    # The cap is the bundle's: the episodes it was trained on (the test data: 40 and 60 steps);
+    # bundles trained on full episodes (the shipped ones) give the paper's 1,000 and 2,100.
+    assert (car.core.max_episode_steps, doom.core.max_episode_steps) == (40, 60)
+    shipped = [
+        gym.make(f"Dream-{name}-v0", world_model=f"pretrained:{bundle}").unwrapped
+        for name, bundle in [("CarRacing", "carracing"), ("DoomTakeCover", "doom-takecover")]
+    ]
+    assert [env.core.max_episode_steps for env in shipped] == [1000, 2100]
+    assert DreamEnv(car_bundle, max_episode_steps=500).core.max_episode_steps == 500
     assert car.observation_space.shape == (32 + 64,)  # [z, h]; debug M has 64 units
     assert car.action_space == dreamgym.make_env("carracing").action_space
     assert doom.action_space.shape == (1,)

@@ -1,5 +1,6 @@
 """Protocol v2 holds for a world model that is not V+M: a few lines of tensor code go through the
-dream env, the vector env, the evolution's dream backend, goal-driven dreams and the renderer."""
+dream env, the vector env, SB3, the evolution's dream backend, goal-driven dreams and the
+renderer."""
 
 from __future__ import annotations
 
@@ -139,3 +140,18 @@ def test_goal_dreams_and_missing_capabilities(point_bundle):
         DreamEnv(world_model=blind)
     states = rollout(blind, blind.initial_state(2), torch.ones(2, 3, 1))
     assert len(states) == 3 and (states[2].x > states[0].x).all()
+
+
+def test_sb3_trains_in_its_dream(point_bundle):
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    from dreamgym.dreams.sb3 import DreamSB3VecEnv
+
+    sb3_check_env(DreamEnv(point_bundle), warn=False)
+    venv = DreamSB3VecEnv(4, world_model=point_bundle)
+    model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=128)
+    assert model.num_timesteps == 128
+    actions, _ = model.predict(venv.reset(), deterministic=True)
+    assert actions.shape == (4, 1) and venv.action_space.contains(actions[0])
