@@ -101,7 +101,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
         overrides.update(encoder=args.encoder, dinov2_weights=args.dinov2_weights, vae=args.vae,
                          frameskip=args.frameskip, history=args.history,
-                         proprio=args.proprio)  # fmt: skip
+                         proprio=args.proprio, decoder=args.decoder,
+                         reward_head=args.reward_head)  # fmt: skip
         trainer = LatentTrainer(args.data, args.out, args.preset,
                                 {k: v for k, v in overrides.items() if v is not None},
                                 args.device, args.bf16, args.skip_corrupt)  # fmt: skip
@@ -165,6 +166,13 @@ def _add_train_parser(commands) -> None:
         help="embed and predict the agent's proprioception (needs data that records it); it "
         "then counts in the goal cost, as in DINO-WM (default: the preset's)",
     )
+    latent.add_argument("--decoder", action="store_true", default=None,
+                        help="also train a frame decoder (dreams then render)")  # fmt: skip
+    latent.add_argument(
+        "--reward-head", action="store_true", default=None,
+        help="also train reward and done heads from the data (dreams then need no goal, and "
+        "controllers can be evolved in them with --frameskip 1)",
+    )  # fmt: skip
     vae.add_argument("--data", required=True, help="rollout dataset directory")
     vae.add_argument(
         "--max-episodes", type=int, help="train on a seeded subset of this many episodes"

@@ -64,6 +64,13 @@ class ControllerSpec:
         """The controller shape that fits a loaded world model, reading its feature vector
         ``observation_mode`` (default: the model's default)."""
         space = model.action_space
+        real = len(model.info.get("action_low", space.low))
+        if space.shape[0] != real:
+            raise DreamgymError(
+                f"this world model steps on blocks of {space.shape[0] // real} real actions "
+                f"(frameskip), a controller acts on one real step; train the model with "
+                "--frameskip 1 to evolve controllers in it"
+            )
         observation_mode = check_feature_mode(model, observation_mode)
         return cls(model.env, model.feature_size(observation_mode),
                    tuple(float(x) for x in space.low), tuple(float(x) for x in space.high),

@@ -41,6 +41,12 @@ from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.checkpoint import load_model, read_checkpoint
 from dreamgym.worldmodels.predictor import Predictor, PredictorConfig
 from dreamgym.worldmodels.protocol import check_feature_mode
+from dreamgym.worldmodels.readouts import (
+    DecodesTokens,
+    FrameDecoder,
+    ReadsRewardDone,
+    RewardDoneHeads,
+)
 from dreamgym.worldmodels.vit import VisionTransformer, ViTConfig, images_to_input, load_dinov2
 
 BUNDLE_KIND = "latent"
@@ -72,6 +78,10 @@ class LatentConfig:
             ``cpu`` and ``debug`` say False, and as overrides of None are ignored, pass True).
         action_emb, proprio_emb: embedding widths (DINO-WM: 10 each).
         depth, heads, head_dim, mlp, dropout: the predictor (DINO-WM: 6, 16, 64, 2048, 0.1).
+        decoder: train a frame decoder on the (detached) embeddings, so dreams render.
+        reward_head: train reward and done heads on the (detached) embeddings, so the model can
+            be dreamed in without a goal (rewards and episode ends from the data).
+        done_pos_weight: the done head's weight on episode ends (M's: 10).
         sigreg_weight: weight of SIGReg on the jointly trained encoder's embeddings (LeWM: 0.09).
         sigreg_slices: SIGReg's random directions (LeWM: 1024).
         epochs: passes of ``windows_per_epoch`` training windows.
@@ -110,6 +120,9 @@ class LatentConfig:
     head_dim: int = 64
     mlp: int = 2048
     dropout: float = 0.0
+    decoder: bool = False
+    reward_head: bool = False
+    done_pos_weight: float = 10.0
     sigreg_weight: float = 0.09
     sigreg_slices: int = 1024
     epochs: int = 10
@@ -219,7 +232,8 @@ def frozen_encoder(config: LatentConfig, path: str | Path | None) -> FrozenEncod
 
 class LatentNet(nn.Module):
     """What is trained: the tiny ViT encoder (``vit-tiny`` only), the predictor with its action
-    and proprio embeddings, and the data's action and proprio statistics (buffers)."""
+    and proprio embeddings, the optional readouts (decoder, reward/done heads) and the data's
+    action and proprio statistics (buffers)."""
 
     def __init__(self, config: LatentConfig, frozen: FrozenEncoder | None = None) -> None:
         super().__init__()
@@ -236,6 +250,8 @@ class LatentNet(nn.Module):
             action_emb=c.action_emb, proprio_emb=c.proprio_emb, depth=c.depth, heads=c.heads,
             head_dim=c.head_dim, mlp=c.mlp, dropout=c.dropout,
         ))  # fmt: skip
+        self.decoder = FrameDecoder(tokens, dim) if c.decoder else None
+        self.heads = RewardDoneHeads(tokens, dim) if c.reward_head else None
         self.register_buffer("action_mean", torch.zeros(block))
         self.register_buffer("action_std", torch.ones(block))
         self.register_buffer("proprio_mean", torch.zeros(proprio))
@@ -282,8 +298,10 @@ class LatentWorldModel:
     """A latent world model loaded from a ``latent`` bundle (see the module docstring).
 
     Implements the protocol's core and :class:`~dreamgym.worldmodels.protocol.HasGoalCost`;
-    it has no reward or done head and no decoder, so dreams need a goal. Feature mode:
-    ``latent``, the current frame's tokens flattened (P * D). Deterministic: no step options.
+    a model trained with readouts is loaded as a subclass that also decodes frames and/or
+    predicts rewards and episode ends (:func:`latent_world_model`); without heads its dreams
+    need a goal. Feature mode: ``latent``, the current frame's tokens flattened (P * D).
+    Deterministic: no step options.
 
     Args:
         net: the trained network.
@@ -474,6 +492,30 @@ class LatentWorldModel:
         return cost
 
 
+class DecodingLatentWorldModel(DecodesTokens, LatentWorldModel):
+    """A latent world model with a frame decoder."""
+
+
+class LatentWorldModelWithHeads(ReadsRewardDone, LatentWorldModel):
+    """A latent world model with reward and done heads."""
+
+
+class DecodingLatentWorldModelWithHeads(DecodesTokens, ReadsRewardDone, LatentWorldModel):
+    """A latent world model with a frame decoder and reward and done heads."""
+
+
+def latent_world_model(net: LatentNet, *args: Any, **kwargs: Any) -> LatentWorldModel:
+    """The latent world model class offering exactly the readouts ``net`` has, built with
+    :class:`LatentWorldModel`'s arguments."""
+    classes = {
+        (False, False): LatentWorldModel,
+        (True, False): DecodingLatentWorldModel,
+        (False, True): LatentWorldModelWithHeads,
+        (True, True): DecodingLatentWorldModelWithHeads,
+    }
+    return classes[net.decoder is not None, net.heads is not None](net, *args, **kwargs)
+
+
 def _shifted(
     state: LatentState, tokens: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor
 ) -> LatentState:
@@ -523,5 +565,5 @@ def load_latent(root: Path, info: dict[str, Any], device: str | torch.device) ->
     proprio = bank["proprio"].float() if "proprio" in bank else None
     pairs = {k: bank[k] for k in PAIR_KEYS if k in bank}
     pairs = {k: v.float() if "proprio" in k else v for k, v in pairs.items()}
-    return LatentWorldModel(net, frozen, bank["frames"], proprio, info, device, pairs,
-                            info.get("goal_threshold"))  # fmt: skip
+    return latent_world_model(net, frozen, bank["frames"], proprio, info, device, pairs,
+                              info.get("goal_threshold"))  # fmt: skip

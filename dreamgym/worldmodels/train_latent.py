@@ -56,6 +56,7 @@ from dreamgym.worldmodels.latent import (
     LatentWorldModel,
     frozen_encoder,
 )
+from dreamgym.worldmodels.readouts import readout_losses
 from dreamgym.worldmodels.sigreg import sigreg
 from dreamgym.worldmodels.trainer import EpochTrainer
 
@@ -307,7 +308,18 @@ class LatentTrainer(EpochTrainer):
             "frames": self.frames(rows),
             "actions": torch.from_numpy(actions).to(self.device),
             "proprio": None,
+            "rewards": None,
+            "dones": None,
         }
+        if c.reward_head:  # per model step: the block's summed rewards, whether it ended
+            _, rewards, dones = self.dataset.step_arrays()
+            blocks = (n, c.history, c.frameskip)
+            batch["rewards"] = torch.from_numpy(
+                rewards[w.step_rows].reshape(blocks).sum(-1).astype(np.float32)
+            ).to(self.device)
+            batch["dones"] = torch.from_numpy(dones[w.step_rows].reshape(blocks).any(-1)).to(
+                self.device
+            )
         if c.uses_proprio:
             batch["proprio"] = torch.from_numpy(self.proprio[rows]).float().to(self.device)
         return batch
@@ -335,6 +347,11 @@ class LatentTrainer(EpochTrainer):
             # (B, H + 1, P, D) -> (H + 1, P, B, D): one SIGReg sample set per frame slot and token
             terms["sigreg"] = sigreg(emb.permute(1, 2, 0, 3), generator, c.sigreg_slices)
             loss = loss + c.sigreg_weight * terms["sigreg"]
+        readouts = readout_losses(net.decoder, net.heads, emb, frames, batch["rewards"],
+                                  batch["dones"], c.done_pos_weight)  # fmt: skip
+        for key, value in readouts.items():  # on detached embeddings: the core is unaffected
+            terms[key] = value
+            loss = loss + value
         terms["loss"] = loss
         return terms
 
@@ -360,8 +377,9 @@ class LatentTrainer(EpochTrainer):
                 terms = self.losses(self.windows(self.train_eps, size, self.rng), self.generator)
                 self.optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
-                if c.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+                if c.grad_clip:  # the readouts apart, so that they never rescale the core
+                    for group in self._clip_groups():
+                        torch.nn.utils.clip_grad_norm_(group, c.grad_clip)
                 self.optimizer.step()
                 # Summed on the device: reading a value every step would stall a GPU.
                 for key, value in terms.items():
@@ -370,6 +388,12 @@ class LatentTrainer(EpochTrainer):
         self._precise_batchnorm()
         row = {f"train/{k}": float(v) / total for k, v in sums.items()}
         return {**row, "windows_per_second": total / seconds}
+
+    def _clip_groups(self) -> list[list[nn.Parameter]]:
+        readouts = [m for m in (self.model.decoder, self.model.heads) if m is not None]
+        ids = {id(p) for m in readouts for p in m.parameters()}
+        core = [p for p in self.model.parameters() if id(p) not in ids]
+        return [core] + [list(m.parameters()) for m in readouts]
 
     @torch.no_grad()
     def _precise_batchnorm(self) -> None:

@@ -14,6 +14,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from dreamgym import worldmodels
+from dreamgym.agents import ControllerSpec, DreamBackend
 from dreamgym.dreams import DreamEnv, DreamVectorEnv
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import RolloutDataset, load_episode
@@ -254,3 +255,42 @@ def test_a_frozen_vae_encoder(car_data, tmp_path):
     frames = frames_of(car_data, [3])
     mu = model.frozen.model.encode(frames.permute(0, 3, 1, 2).float() / 255)[0]
     torch.testing.assert_close(model.encode(frames).tokens[:, -1, 0], mu)
+
+
+def test_readouts_decode_and_predict_rewards_without_touching_the_core(car_data, latent_run,
+                                                                       tmp_path):  # fmt: skip
+    """A decoder and reward/done heads, trained on detached embeddings: the encoder and the
+    predictor learn exactly what they learn without them, and the model now renders and can
+    be dreamed in (and evolved in) without a goal."""
+    run = train_latent(car_data, tmp_path, preset="debug", device="cpu", progress=False,
+                       decoder=True, reward_head=True)  # fmt: skip
+    with pytest.raises(DreamgymError, match="--frameskip 1"):  # debug: blocks of 2 actions
+        ControllerSpec.for_world_model(worldmodels.load(tmp_path))
+    core = {k: v for k, v in run.model.state_dict().items()
+            if not k.startswith(("decoder.", "heads."))}  # fmt: skip
+    plain = latent_run.model.state_dict()
+    assert core.keys() == plain.keys()
+    assert all(torch.equal(v, plain[k]) for k, v in core.items())
+    first, last = run.history[0], run.history[-1]
+    for key in ("val/decoder", "val/reward", "val/done"):
+        assert last[key] < first[key], key
+    model = worldmodels.load(tmp_path)
+    assert isinstance(model, Decodes) and isinstance(model, PredictsRewardDone)
+    assert not isinstance(worldmodels.load(latent_run.out), Decodes | PredictsRewardDone)
+    env = DreamEnv(tmp_path, render_mode="rgb_array")  # no goal: rewards from the head
+    check_env(env, skip_render_check=False)
+    env.reset(seed=0)
+    _, reward, *_ = env.step(env.action_space.sample())
+    assert np.isfinite(reward) and env.render().shape == (64, 64, 3)
+    frames = torch.from_numpy(RolloutDataset(car_data).episode(0).frames[:8])
+    decoded = model.decode(model.encode(frames)).float()
+    assert decoded.shape == (8, 64, 64, 3)
+    assert (decoded - frames.float()).abs().mean() < (frames.float() - 127.5).abs().mean()
+
+    one = train_latent(car_data, tmp_path / "one", preset="debug", device="cpu", progress=False,
+                       decoder=True, reward_head=True, frameskip=1, epochs=1)  # fmt: skip
+    model = worldmodels.load(one.out)
+    spec = ControllerSpec.for_world_model(model)  # a comparison with V+M: evolved in the dream
+    params = np.random.default_rng(0).normal(0, 0.1, (3, spec.num_params))
+    returns = DreamBackend(model, spec, max_episode_steps=20).returns(params, 2, seed=0)
+    assert returns.shape == (3, 2) and np.isfinite(returns).all()
