@@ -159,6 +159,9 @@ def test_env_names_in_any_case_or_as_gym_ids_and_a_version(tmp_path, capsys, car
     from dreamgym.envs.registry import canonical_env_name
 
     assert canonical_env_name("CarRacing") == canonical_env_name("Real-CarRacing-v0") == "carracing"
+    assert canonical_env_name("CarRacing-v3") == "carracing"  # Gymnasium's own id
+    assert canonical_env_name("VizdoomTakeCover-v0") == "doom-takecover"  # ViZDoom's
+    assert canonical_env_name("doom_takecover") == "doom-takecover"
     assert canonical_env_name("mario") == "mario"  # unknown: the registry names the choices
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,8 @@ class RealEnvSpec:
             ``None``: linearly onto the action space's bounds.
         pipeline_presets: per pipeline preset, the settings that differ from the generic preset
             (``dreamgym.pipeline.pipeline_preset``), e.g. ``{"small": {"max_steps": 300}}``.
+        aliases: other names users know it by (the upstream Gymnasium id), accepted wherever a
+            name is: ``"CarRacing-v3"`` for ``carracing``.
         goal_success: for goal-reaching envs, ``"module:function"`` of ``success(state,
             goal_state) -> bool array`` on the states that episodes record (``info["state"]``).
     """
@@ -82,6 +85,7 @@ class RealEnvSpec:
     controller_actions: ActionMap | None = None
     pipeline_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     goal_success: str | None = None
+    aliases: tuple[str, ...] = ()
 
 
 def carracing_actions(out: torch.Tensor) -> torch.Tensor:
@@ -139,6 +143,7 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
         },
         render_fps=50,
         controller_actions=carracing_actions,
+        aliases=("CarRacing-v3",),
         # Short tracks in the small presets: a full lap of a poor driver is 1,000 slow steps.
         pipeline_presets={
             "debug": {"max_steps": 100, "dream_steps": 100, "real_steps": 100},
@@ -162,6 +167,7 @@ for _name, (_scenario, _stem, _limit, _text) in _DOOM_SCENARIOS.items():
         paper=_DOOM_PAPER,
         collection_policy="repeat",
         pipeline_presets=_DOOM_PIPELINE,
+        aliases=(f"Vizdoom{_stem[4:]}-v0",),  # ViZDoom's own Gymnasium id
     )
 
 # Push-T is DINO-WM's benchmark, not the World Models paper's: ``paper`` keeps the generic
@@ -183,6 +189,7 @@ REAL_ENVS["pusht"] = RealEnvSpec(
     render_fps=10,
     collection_policy="weak-expert",
     goal_success="dreamgym.envs.pusht:success",
+    aliases=("gym_pusht/PushT-v0",),
 )
 
 
@@ -222,12 +229,19 @@ def list_envs() -> list[RealEnvSpec]:
     return [REAL_ENVS[name] for name in sorted(REAL_ENVS)]
 
 
+def _name_key(name: str) -> str:
+    """A name without case, version suffix and punctuation (``"CarRacing-v3"``: ``carracing``)."""
+    return re.sub(r"[^a-z0-9]", "", re.sub(r"-v\d+$", "", name.lower()))
+
+
 def canonical_env_name(name: str) -> str:
-    """The registered short name for ``name`` written in any case or as its Gymnasium id
-    (``"CarRacing"``, ``"Real-CarRacing-v0"`` -> ``"carracing"``); unknown names unchanged."""
-    wanted = name.lower()
+    """The registered short name for ``name`` written in any case, with or without punctuation
+    or a version, as its Gymnasium id or an alias (``"CarRacing"``, ``"Real-CarRacing-v0"``,
+    ``"CarRacing-v3"``, ``"VizdoomTakeCover-v0"``, ``"doom_takecover"``); unknown names
+    unchanged."""
+    wanted = _name_key(name)
     for spec in REAL_ENVS.values():
-        if wanted in (spec.name.lower(), spec.gym_id.lower()):
+        if wanted in {_name_key(n) for n in (spec.name, spec.gym_id, *spec.aliases)}:
             return spec.name
     return name
 
