@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import tempfile
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from dreamgym.errors import DreamgymError
 
 # Where dreamgym notes the local Ray instances it starts: one JSON file per driver process.
 SESSIONS_DIR = Path(tempfile.gettempdir()) / "dreamgym-ray-sessions"
+# Seconds an actor pool waits for all its actors to be placed before starting with those that are.
+PLACEMENT_GRACE_S = 10.0
 
 
 def _probe_address(address: str) -> None:
@@ -220,13 +223,30 @@ class ActorPool:
 
     def __init__(self, start_actor: Callable[[], Any], size: int, per_actor: int = 2) -> None:
         self.start_actor, self.per_actor = start_actor, per_actor
-        started = [start_actor() for _ in range(size)]
-        ray.get([actor.ready.remote() for actor in started])
-        self.actors: list[Any] = started
-        self.load = {id(actor): 0 for actor in started}
-        self.joining: dict[ray.ObjectRef, Any] = {}  # ready() ref -> replacement actor
+        self.actors: list[Any] = []
+        self.load: dict[int, int] = {}
+        self.joining: dict[ray.ObjectRef, Any] = {}  # ready() ref -> an actor not placed yet
         self.queue: deque[tuple[Callable[[Any], Any], Any]] = deque()
         self.in_flight: dict[ray.ObjectRef, tuple[Any, Callable[[Any], Any], Any]] = {}
+        for _ in range(size):
+            actor = start_actor()
+            self.joining[actor.ready.remote()] = actor
+        # Start with the actors Ray can place now (at least one: a cluster with no room at all
+        # waits); the others join when there is room, e.g. when an autoscaler adds nodes.
+        try:
+            ready, _ = ray.wait(list(self.joining), num_returns=1)
+            ready, _ = ray.wait(list(self.joining), num_returns=size, timeout=PLACEMENT_GRACE_S)
+            for ref in ready:
+                self._join(ref)
+        except BaseException:
+            self.close()
+            raise
+        if self.joining:
+            warnings.warn(
+                f"{len(self.actors)} of {size} Ray workers could be placed; the other "
+                f"{len(self.joining)} join when the cluster has room for them",
+                stacklevel=2,
+            )
 
     @property
     def pending(self) -> int:
@@ -251,6 +271,20 @@ class ActorPool:
             self.in_flight[call(actor)] = (actor, call, task)
             self.load[id(actor)] += 1
 
+    def _join(self, ref: ray.ObjectRef) -> None:
+        """An actor's ready() finished: it takes tasks; if it was lost before (its process or
+        node died), a replacement is started; if its constructor raised, so does this."""
+        actor = self.joining.pop(ref)
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayActorError as exc:
+            if exc.actor_init_failed:  # would fail again: a bug or a bad setting, not bad luck
+                raise
+            self._replace()
+            return
+        self.actors.append(actor)
+        self.load[id(actor)] = 0
+
     def _replace(self) -> None:
         actor = self.start_actor()
         self.joining[actor.ready.remote()] = actor
@@ -261,14 +295,7 @@ class ActorPool:
             self._deal()
             (ref,), _ = ray.wait([*self.in_flight, *self.joining], num_returns=1)
             if ref in self.joining:
-                actor = self.joining.pop(ref)
-                try:
-                    ray.get(ref)
-                except ray.exceptions.RayActorError:
-                    self._replace()
-                    continue
-                self.actors.append(actor)
-                self.load[id(actor)] = 0
+                self._join(ref)
                 continue
             actor, call, task = self.in_flight.pop(ref)
             try:

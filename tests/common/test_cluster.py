@@ -202,3 +202,43 @@ def test_a_killed_run_leaves_no_ray_processes_after_the_next_run(tmp_path):
     finally:
         stop(ours(temp))
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_pool_larger_than_the_cluster_starts_with_the_actors_that_fit(ray_local):
+    import ray
+
+    from dreamgym.common.cluster import ActorPool
+
+    class Echo:  # defined here, so that Ray sends the class itself to its workers
+        def ready(self) -> bool:
+            return True
+
+        def run(self, x: int) -> int:
+            return 2 * x
+
+    echo = ray.remote(num_cpus=1)(Echo)  # the local Ray of the tests has 2 CPUs
+    with pytest.warns(UserWarning, match="2 of 3 Ray workers could be placed"):
+        pool = ActorPool(echo.remote, 3)
+    try:
+        for x in range(10):
+            pool.submit(lambda actor, x=x: actor.run.remote(x), x)
+        results = dict(pool.next() for _ in range(10))
+        assert results == {x: 2 * x for x in range(10)} and len(pool.actors) == 2
+    finally:
+        pool.close()
+
+
+def test_an_actor_whose_constructor_raises_is_an_error_not_a_retry_loop(ray_local):
+    import ray
+
+    from dreamgym.common.cluster import ActorPool
+
+    class Broken:
+        def __init__(self) -> None:
+            raise ValueError("no env here")
+
+        def ready(self) -> bool:
+            return True
+
+    with pytest.raises(ray.exceptions.RayActorError, match="no env here"):
+        ActorPool(ray.remote(num_cpus=1)(Broken).remote, 2)
