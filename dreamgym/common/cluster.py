@@ -52,7 +52,7 @@ def _probe_address(address: str) -> None:
             "the head node's ~/.ray/auth_token to ~/.ray/auth_token here, or set "
             "$RAY_AUTH_TOKEN / $RAY_AUTH_TOKEN_PATH"
         ) from exc
-    except Exception:  # noqa: BLE001 - anything else: ray.init reports it in its own words
+    except Exception:  # anything else: ray.init reports it in its own words
         return
 
 
