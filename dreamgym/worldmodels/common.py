@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -70,3 +71,24 @@ def seeded_init(build: Callable[[], M], seed: int) -> M:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
+
+
+def reconstruction_grid(real: np.ndarray, decoded: np.ndarray, label: str, epoch: int) -> bytes:
+    """A PNG: real frames (top row) over their decoding (bottom row), each (n, 64, 64, 3) uint8,
+    doubled in size, with row labels and the epoch in a left margin."""
+    from PIL import Image, ImageDraw
+
+    grid = np.concatenate([np.concatenate(list(real), 1), np.concatenate(list(decoded), 1)], 0)
+    image = Image.fromarray(grid).resize(
+        (grid.shape[1] * 2, grid.shape[0] * 2), Image.Resampling.NEAREST
+    )
+    labelled = Image.new("RGB", (image.width + 96, image.height), "white")
+    labelled.paste(image, (96, 0))
+    draw = ImageDraw.Draw(labelled)
+    half = image.height // 2
+    for row, text in enumerate(("real frame", label)):
+        draw.text((6, row * half + half // 2 - 6), text, fill="black")
+    draw.text((6, image.height - 14), f"epoch {epoch}", fill="gray")
+    buffer = io.BytesIO()
+    labelled.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dreamgym.worldmodels.common import reconstruction_grid
 from dreamgym.worldmodels.vae import output_to_frames
 
 DECODED_SIZE = 64
@@ -86,6 +87,16 @@ def readout_losses(
             done_logit, dones.flatten().float(), pos_weight=weight
         )
     return terms
+
+
+@torch.no_grad()
+def decoded_grid(
+    encoder: nn.Module, decoder: FrameDecoder, frames: torch.Tensor, epoch: int
+) -> bytes:
+    """A PNG of uint8 ``frames`` (N, H, W, 3) over the decoder's images of their embeddings."""
+    decoded = output_to_frames(decoder(encoder(frames).float())).cpu().numpy()
+    real = output_to_frames(frames_target(frames)).cpu().numpy()
+    return reconstruction_grid(real, decoded, "decoded", epoch)
 
 
 class DecodesTokens:

@@ -56,7 +56,7 @@ from dreamgym.worldmodels.latent import (
     LatentWorldModel,
     frozen_encoder,
 )
-from dreamgym.worldmodels.readouts import readout_losses
+from dreamgym.worldmodels.readouts import decoded_grid, readout_losses
 from dreamgym.worldmodels.sigreg import sigreg
 from dreamgym.worldmodels.trainer import EpochTrainer
 
@@ -460,8 +460,21 @@ class LatentTrainer(EpochTrainer):
                       "validation": self._validation(), "latent_epochs": self.epoch},
         )  # fmt: skip
 
+    @torch.no_grad()
+    def save_reconstructions(self, n: int = 8) -> Path:
+        """A PNG grid: mid-episode frames of validation episodes over their decoding."""
+        self.model.eval()
+        pool = self.val_eps if len(self.val_eps) else self.train_eps
+        episodes = pool[np.linspace(0, len(pool) - 1, min(n, len(pool))).astype(int)]
+        rows = self.dataset.frame_offsets[episodes] + self.dataset.lengths[episodes] // 2
+        encoder = self.model.encoder if self.config.trains_encoder else self.frozen
+        png = decoded_grid(encoder, self.model.decoder, self.frames(rows), self.epoch)
+        return atomic_write_bytes(self.out / "latent-reconstructions.png", png)
+
     def after_epoch(self) -> None:
         self.write_bundle()
+        if self.model.decoder is not None:
+            self.save_reconstructions()
 
 
 def train_latent(

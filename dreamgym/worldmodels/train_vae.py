@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
 from dreamgym.common.io import atomic_write_bytes
 from dreamgym.common.progress import progress as progress_bar
@@ -18,10 +16,7 @@ from dreamgym.worldmodels.checkpoint import (
     load_model,
     read_checkpoint,
 )
-from dreamgym.worldmodels.common import (
-    autocast,
-    split_episodes,
-)
+from dreamgym.worldmodels.common import autocast, reconstruction_grid, split_episodes
 from dreamgym.worldmodels.trainer import EpochTrainer
 from dreamgym.worldmodels.vae import (
     ConvVAE,
@@ -185,22 +180,8 @@ class VAETrainer(EpochTrainer):
         x = self._input(rows)
         recon = output_to_frames(self.model.decode(self.model.encode(x)[0].float())).cpu().numpy()
         real = np.asarray(self.dataset.frames()[rows])
-        grid = np.concatenate([np.concatenate(list(real), 1), np.concatenate(list(recon), 1)], 0)
-        image = Image.fromarray(grid).resize(
-            (grid.shape[1] * 2, grid.shape[0] * 2), Image.Resampling.NEAREST
-        )
-        # Row labels in a margin on the left: which row is the data and which is V.
-        labelled = Image.new("RGB", (image.width + 96, image.height), "white")
-        labelled.paste(image, (96, 0))
-        draw = ImageDraw.Draw(labelled)
-        half = image.height // 2
-        for row, text in enumerate(("real frame", "V reconstruction")):
-            draw.text((6, row * half + half // 2 - 6), text, fill="black")
-        draw.text((6, image.height - 14), f"epoch {self.epoch}", fill="gray")
-        image = labelled
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        return atomic_write_bytes(self.out / "vae-reconstructions.png", buffer.getvalue())
+        png = reconstruction_grid(real, recon, "V reconstruction", self.epoch)
+        return atomic_write_bytes(self.out / "vae-reconstructions.png", png)
 
     def after_epoch(self) -> None:
         self.save_reconstructions()

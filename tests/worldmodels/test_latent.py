@@ -276,6 +276,7 @@ def test_readouts_decode_and_predict_rewards_without_touching_the_core(car_data,
         assert last[key] < first[key], key
     model = worldmodels.load(tmp_path)
     assert isinstance(model, Decodes) and isinstance(model, PredictsRewardDone)
+    assert (tmp_path / "latent-reconstructions.png").stat().st_size > 0
     assert not isinstance(worldmodels.load(latent_run.out), Decodes | PredictsRewardDone)
     env = DreamEnv(tmp_path, render_mode="rgb_array")  # no goal: rewards from the head
     check_env(env, skip_render_check=False)
