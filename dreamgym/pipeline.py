@@ -112,7 +112,7 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
         "debug": dict(
             episodes=12, max_steps=None, min_length=0, vae_overrides={"epochs": 3},
             mdnrnn_overrides={"epochs": 60}, generations=4, popsize=8, rollouts=2, eval_every=2,
-            eval_rollouts=8, evaluate_episodes=4, render_steps=60, model_preset="debug",
+            eval_rollouts=8, evaluate_episodes=4, render_steps=150, model_preset="debug",
             fidelity_episodes=32, fidelity_real_episodes=2,
         ),
         "small": dict(

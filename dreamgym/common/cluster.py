@@ -219,9 +219,12 @@ class ActorPool:
         start_actor: starts one actor with a ``ready()`` method (e.g. ``Remote.remote(*args)``).
         size: the number of actors.
         per_actor: tasks in flight per actor.
+        placement_grace: seconds to wait for every actor to be placed before starting with
+            those that are (the others join when there is room).
     """
 
-    def __init__(self, start_actor: Callable[[], Any], size: int, per_actor: int = 2) -> None:
+    def __init__(self, start_actor: Callable[[], Any], size: int, per_actor: int = 2,
+                 placement_grace: float = PLACEMENT_GRACE_S) -> None:  # fmt: skip
         self.start_actor, self.per_actor = start_actor, per_actor
         self.actors: list[Any] = []
         self.load: dict[int, int] = {}
@@ -235,7 +238,7 @@ class ActorPool:
         # waits); the others join when there is room, e.g. when an autoscaler adds nodes.
         try:
             ready, _ = ray.wait(list(self.joining), num_returns=1)
-            ready, _ = ray.wait(list(self.joining), num_returns=size, timeout=PLACEMENT_GRACE_S)
+            ready, _ = ray.wait(list(self.joining), num_returns=size, timeout=placement_grace)
             for ref in ready:
                 self._join(ref)
         except BaseException:

@@ -218,7 +218,7 @@ def test_a_pool_larger_than_the_cluster_starts_with_the_actors_that_fit(ray_loca
 
     echo = ray.remote(num_cpus=1)(Echo)  # the local Ray of the tests has 2 CPUs
     with pytest.warns(UserWarning, match="2 of 3 Ray workers could be placed"):
-        pool = ActorPool(echo.remote, 3)
+        pool = ActorPool(echo.remote, 3, placement_grace=1.0)
     try:
         for x in range(10):
             pool.submit(lambda actor, x=x: actor.run.remote(x), x)
