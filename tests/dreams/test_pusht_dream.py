@@ -1,5 +1,6 @@
 """The goal-conditioned Push-T dream from a latent world model trained on real Push-T episodes:
-training lowers the validation loss, and ``Dream-PushT-v0`` passes Gymnasium's and SB3's checks."""
+training lowers the validation loss, ``Dream-PushT-v0`` passes Gymnasium's and SB3's checks, and it
+renders with a decoder."""
 
 from __future__ import annotations
 
@@ -29,3 +30,15 @@ def test_the_push_t_dream_from_a_latent_model(pusht_data, tmp_path):
         assert reward <= 0
         steps += 1
     assert steps <= 10
+
+
+def test_the_push_t_dream_renders_with_a_decoder(pusht_data, tmp_path):
+    train_latent(pusht_data, tmp_path / "latent", preset="debug", device="cpu", progress=False,
+                 goal_offset=10, decoder=True, epochs=1)  # fmt: skip
+    env = gym.make("Dream-PushT-v0", world_model=str(tmp_path / "latent"),
+                   render_mode="rgb_array")  # fmt: skip
+    check_env(env.unwrapped, skip_render_check=False)
+    env.reset(seed=0)
+    env.step(np.zeros(env.action_space.shape, np.float32))
+    frame = env.render()
+    assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
