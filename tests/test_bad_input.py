@@ -117,6 +117,9 @@ CASES = [
     (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--max-steps", "-4"], "max_episode_steps must be an integer >= 1, got -4"),  # noqa: E501
     (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--popsize", "1"], "popsize (CMA-ES needs 2) must be an integer >= 2"),  # noqa: E501
     (["evolve", "--generations", "1", "--world-model", "DATA"], "is not a world-model bundle"),
+    (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--workers", "0"], "workers must be an integer >= 1, got 0"),  # noqa: E501
+    (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--address", "127.0.0.1:1"], "could not connect to the Ray cluster at '127.0.0.1:1'"),  # noqa: E501
+    (["collect", "--env", "carracing", "--episodes", "2", "--address", "127.0.0.1:1", "--out", "OUT/d"], "could not connect to the Ray cluster"),  # noqa: E501
     (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--done-mode", "calibrated"], "needs a bundle with a done calibration"),  # noqa: E501
     (["evaluate", "--controller", "CONTROLLER", "--backend", "dream", "--temperature", "0"], "temperature must be a finite number > 0"),  # noqa: E501
     (["evaluate", "--controller", "CONTROLLER", "--episodes", "0"], "episodes must be an integer >= 1, got 0"),  # noqa: E501
