@@ -194,7 +194,8 @@ def test_a_killed_run_leaves_no_ray_processes_after_the_next_run(tmp_path):
         run.send_signal(signal.SIGKILL)  # no chance to shut its Ray down
         run.wait()
         time.sleep(3)
-        assert ours(temp), "nothing was left to clean up: this test would not see a leak"
+        if not ours(temp):  # Ray 2.60 leaves its two agents running; a later Ray may not
+            pytest.skip("this Ray leaves no process behind a killed driver: nothing to reap")
         rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         left = [p for p in ours(temp) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
