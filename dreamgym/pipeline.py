@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from dreamgym.common import validate
 from dreamgym.common.io import (
     DirectoryLock,
     atomic_write_bytes,
@@ -171,10 +171,7 @@ class Pipeline:
                  progress: bool = True) -> None:  # fmt: skip
         self.config, self.out = config, Path(out)
         self.workers, self.address, self.device, self.progress = workers, address, device, progress
-        if address or os.environ.get("RAY_ADDRESS"):
-            from dreamgym.common.cluster import check_address
-
-            check_address(address)
+        validate.ray_address(address)
         check_writable_dir(self.out)
         self.state = self._read_state()
         saved = self.state.get("config")

@@ -12,6 +12,8 @@ actors it still has.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import ray
 import torch
@@ -52,7 +54,40 @@ class EpisodeActor:
         return np.asarray(returns)
 
 
-class RealBackend:
+class PooledBackend:
+    """Base of the backends whose episodes run on an :class:`ActorPool` they own, on a Ray they
+    joined or started (and shut down on :meth:`close`, or when building the pool fails)."""
+
+    pool: ActorPool
+    started_ray: bool
+
+    def _open(self, address: str | None, workers: int | None,
+              make_pool: Callable[[], ActorPool]) -> None:  # fmt: skip
+        self.started_ray = connect_ray(address, workers or 1)
+        try:
+            self.pool = make_pool()
+        except BaseException:
+            disconnect_ray(self.started_ray)
+            raise
+
+    def _gather(self, results: np.ndarray) -> np.ndarray:
+        """Every submitted task's result, written at the index it was submitted with."""
+        while self.pool.pending:
+            index, value = self.pool.next()
+            results[index] = value
+        return results
+
+    @property
+    def actors(self) -> list:
+        """The live actors (a lost one's replacement joins once Ray has placed it)."""
+        return self.pool.actors
+
+    def close(self) -> None:
+        self.pool.close()
+        disconnect_ray(self.started_ray)
+
+
+class RealBackend(PooledBackend):
     """Evaluates controllers in the real env on ``workers`` Ray actors.
 
     Args:
@@ -71,28 +106,18 @@ class RealBackend:
         address: str | None = None,
         max_episode_steps: int | None = None,
     ) -> None:
-        self.started_ray = connect_ray(address, workers)
-        actor_class = ray.remote(num_cpus=1)(EpisodeActor)
-        args = (Controller(spec), ray.put(model), max_episode_steps)
-        self.pool = ActorPool(lambda: actor_class.remote(*args), workers, IN_FLIGHT_PER_ACTOR)
+        def make_pool() -> ActorPool:
+            actor_class = ray.remote(num_cpus=1)(EpisodeActor)
+            args = (Controller(spec), ray.put(model), max_episode_steps)
+            return ActorPool(lambda: actor_class.remote(*args), workers, IN_FLIGHT_PER_ACTOR)
+
+        self._open(address, workers, make_pool)
 
     def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
         params = np.asarray(params, dtype=np.float32)
-        results = np.full((len(params), rollouts), np.nan)
         for p in range(len(params)):  # the pool deals the P x R episodes as actors free up
             for r in range(rollouts):
                 seeds = [rollout_seed(seed, p, r)]
-                self.pool.submit(lambda actor, x=params[p], s=seeds: actor.run.remote(s, x), (p, r))
-        while self.pool.pending:
-            (p, r), (ret,) = self.pool.next()
-            results[p, r] = ret
-        return results
-
-    @property
-    def actors(self) -> list:
-        """The live actors (a lost one's replacement joins once Ray has placed it)."""
-        return self.pool.actors
-
-    def close(self) -> None:
-        self.pool.close()
-        disconnect_ray(self.started_ray)
+                self.pool.submit(lambda actor, x=params[p], s=seeds: actor.run.remote(s, x),
+                                 (p, slice(r, r + 1)))  # fmt: skip
+        return self._gather(np.full((len(params), rollouts), np.nan))

@@ -21,7 +21,8 @@ import torch
 
 from dreamgym.agents.backends import DreamBackend
 from dreamgym.agents.controller import ControllerSpec
-from dreamgym.common.cluster import ActorPool, connect_ray, disconnect_ray
+from dreamgym.agents.ray_backend import PooledBackend
+from dreamgym.common.cluster import ActorPool
 from dreamgym.common.seeding import derive_seed
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import bundle
@@ -69,7 +70,7 @@ def actor_resources(workers: int) -> tuple[dict[str, float], int]:
     return {"num_cpus": threads}, threads
 
 
-class ShardedDreamBackend:
+class ShardedDreamBackend(PooledBackend):
     """Evaluates controllers in dreams on ``workers`` Ray actors (see the module docstring).
 
     Args:
@@ -91,20 +92,20 @@ class ShardedDreamBackend:
         address: str | None = None,
     ) -> None:
         files = bundle.pack(world_model)
-        self.started_ray = connect_ray(address, workers or 1)
-        try:
-            if workers is None:
-                workers = max(1, int(ray.cluster_resources().get("GPU", 0)))
-            if workers < 1:
-                raise DreamgymError(f"workers must be >= 1, got {workers}")
-            options, threads = actor_resources(workers)
+
+        def make_pool() -> ActorPool:
+            n = workers
+            if n is None:
+                n = max(1, int(ray.cluster_resources().get("GPU", 0)))
+            if n < 1:
+                raise DreamgymError(f"workers must be >= 1, got {n}")
+            options, threads = actor_resources(n)
             actor_class = ray.remote(**options)(DreamShardActor)
             args = (ray.put(files), spec, temperature, max_episode_steps, done_mode, threads)
-            self.workers = workers
-            self.pool = ActorPool(lambda: actor_class.remote(*args), workers, per_actor=1)
-        except BaseException:
-            disconnect_ray(self.started_ray)
-            raise
+            self.workers = n
+            return ActorPool(lambda: actor_class.remote(*args), n, per_actor=1)
+
+        self._open(address, workers, make_pool)
 
     def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
         params = np.asarray(params, dtype=np.float32)
@@ -114,16 +115,4 @@ class ShardedDreamBackend:
             x, shard_s = params[rows], shard_seed(seed, s, len(shards))
             self.pool.submit(lambda actor, x=x, q=shard_s: actor.returns.remote(x, rollouts, q),
                              rows)  # fmt: skip
-        while self.pool.pending:
-            rows, returns = self.pool.next()
-            results[rows] = returns
-        return results
-
-    @property
-    def actors(self) -> list:
-        """The live actors."""
-        return self.pool.actors
-
-    def close(self) -> None:
-        self.pool.close()
-        disconnect_ray(self.started_ray)
+        return self._gather(results)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,10 +175,7 @@ def evolve(
     if settings.init is not None:
         settings.init = str(resolve_path(settings.init, CONTROLLER_DIR).resolve())
         x0 = _initial_params(settings.init, spec)
-    if address or os.environ.get("RAY_ADDRESS"):
-        from dreamgym.common.cluster import check_address
-
-        check_address(address)
+    validate.ray_address(address)
     check_writable_dir(out)
     with DirectoryLock(out):
         return _evolve(settings, out, generations, model, spec, x0, workers, address, progress)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Collection
 from typing import Any
 
@@ -55,3 +56,13 @@ def choice(name: str, value: Any, allowed: Collection[str]) -> str:
     if value not in allowed:
         raise DreamgymError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
     return value
+
+
+def ray_address(address: str | None) -> None:
+    """Check the Ray cluster ``address`` (else ``$RAY_ADDRESS``) names, before anything is
+    written: nobody listening or a refused token is an error now. Ray is imported only when
+    there is an address."""
+    if address or os.environ.get("RAY_ADDRESS"):
+        from dreamgym.common.cluster import check_address
+
+        check_address(address)

@@ -8,7 +8,6 @@ command produces the same files, and a re-run skips the episodes already in the 
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -200,10 +199,7 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     _validate(config)  # before anything is written, even the lock
     out = Path(config.out)
     _check_output(out)
-    if config.address or os.environ.get("RAY_ADDRESS"):
-        from dreamgym.common.cluster import check_address
-
-        check_address(config.address)
+    validate.ray_address(config.address)
     check_writable_dir(out)
     with DirectoryLock(out):
         return _collect(config, progress)

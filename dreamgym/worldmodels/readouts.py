@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dreamgym.worldmodels.common import reconstruction_grid
-from dreamgym.worldmodels.vae import output_to_frames
+from dreamgym.worldmodels.vae import deconv_decoder, output_to_frames
 
 DECODED_SIZE = 64
 HEAD_HIDDEN = 256
@@ -29,12 +29,7 @@ class FrameDecoder(nn.Module):
     def __init__(self, tokens: int, dim: int) -> None:
         super().__init__()
         self.fc = nn.Linear(tokens * dim, 1024)
-        self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(1024, 128, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(128, 64, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 6, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(32, 3, 6, stride=2), nn.Sigmoid(),
-        )  # fmt: skip
+        self.deconv = deconv_decoder()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.deconv(self.fc(tokens.flatten(1)).view(-1, 1024, 1, 1))

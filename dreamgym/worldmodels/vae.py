@@ -71,6 +71,17 @@ def vae_preset(name: str, env: str) -> VAEConfig:
     return presets[name]
 
 
+def deconv_decoder() -> nn.Sequential:
+    """The World Models decoder's transposed convolutions: (B, 1024, 1, 1) -> (B, 3, 64, 64) in
+    [0, 1]. V decodes with it, and so does a latent model's optional decoder."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(1024, 128, 5, stride=2), nn.ReLU(),
+        nn.ConvTranspose2d(128, 64, 5, stride=2), nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 6, stride=2), nn.ReLU(),
+        nn.ConvTranspose2d(32, 3, 6, stride=2), nn.Sigmoid(),
+    )  # fmt: skip
+
+
 class ConvVAE(nn.Module):
     """The World Models VAE (see the module docstring for shapes)."""
 
@@ -87,12 +98,7 @@ class ConvVAE(nn.Module):
         self.fc_mu = nn.Linear(1024, z_size)
         self.fc_logvar = nn.Linear(1024, z_size)
         self.fc_decode = nn.Linear(z_size, 1024)
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(1024, 128, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(128, 64, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(64, 32, 6, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(32, 3, 6, stride=2), nn.Sigmoid(),
-        )  # fmt: skip
+        self.decoder = deconv_decoder()
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, 64, 64) in [0, 1] -> mu (B, z), logvar (B, z)."""
