@@ -74,8 +74,8 @@ class LatentConfig:
         frameskip: real steps per model step; their actions are concatenated (DINO-WM: 5).
         action_size: the real env's action size (set from the data).
         proprio_size: the episodes' proprioception size, 0 without (set from the data).
-        proprio: use proprioception; None: when the data has it (the ``paper`` preset;
-            ``cpu`` and ``debug`` say False, and as overrides of None are ignored, pass True).
+        proprio: use proprioception; None: when the data has it (the ``paper`` and ``cpu``
+            presets; ``debug`` says False, and as overrides of None are ignored, pass True).
         action_emb, proprio_emb: embedding widths (DINO-WM: 10 each).
         depth, heads, head_dim, mlp, dropout: the predictor (DINO-WM: 6, 16, 64, 2048, 0.1).
         decoder: train a frame decoder on the (detached) embeddings, so dreams render.

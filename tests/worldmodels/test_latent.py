@@ -165,12 +165,15 @@ def test_goal_conditioned_dreams_draw_recorded_starts_and_goals(latent_run):
 
 
 def test_presets_and_bad_settings(car_data, tmp_path):
-    cpu, paper = latent_preset("cpu", 2), latent_preset("paper", 2, 4)
-    cpu_shape = (cpu.encoder, cpu.vit_dim, cpu.history, cpu.frameskip, cpu.lr)
-    assert cpu_shape == ("vit-tiny", 192, 3, 5, 5e-5)
+    cpu, paper = latent_preset("cpu", 2, 4), latent_preset("paper", 2, 4)
+    cpu_shape = (cpu.encoder, cpu.patch_size, cpu.vit_dim, cpu.vit_depth, cpu.history,
+                 cpu.frameskip, cpu.lr, cpu.epochs)  # fmt: skip
+    assert cpu_shape == ("vit-tiny", 16, 128, 4, 3, 5, 3e-4, 40)
     paper_shape = (paper.encoder, paper.image_size, paper.depth, paper.heads, paper.mlp)
     assert paper_shape == ("dinov2", 196, 6, 16, 2048)
-    assert paper.uses_proprio and not cpu.uses_proprio
+    # Both read proprio when the data records it (DINO-WM), and train without it otherwise.
+    assert paper.uses_proprio and cpu.uses_proprio
+    assert not latent_preset("cpu", 2).uses_proprio
     with pytest.raises(DreamgymError, match="unknown latent preset"):
         latent_preset("huge", 2)
     with pytest.raises(DreamgymError, match="as long as one window"):
