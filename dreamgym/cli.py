@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dreamgym.common import validate
 from dreamgym.common.pretrained import output_beside
 from dreamgym.errors import DreamgymError
 
@@ -532,10 +533,16 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     from dreamgym.rollouts import RolloutDataset
     from dreamgym.worldmodels import load
 
+    if args.proprio_weight is not None:
+        validate.real("proprio weight", args.proprio_weight, 0.0)
     model = load(args.world_model, resolve_device(args.device))
     config = planner_preset(args.preset, samples=args.samples, iterations=args.iterations,
                             horizon=args.horizon, execute=args.execute)  # fmt: skip
     Planner(model, config)  # refuses a model without a goal cost before any work
+    if args.proprio_weight is not None:
+        if not hasattr(model, "proprio_weight"):
+            raise DreamgymError("--proprio-weight needs a latent world model trained with proprio")
+        model.proprio_weight = args.proprio_weight
     data = args.data or model.info.get("training", {}).get("data")
     if data is None:
         raise DreamgymError("the bundle names no training data: pass --data EPISODES")
@@ -566,7 +573,8 @@ def _cmd_plan(args: argparse.Namespace) -> None:
         print(f"{name}: {result['successes']}/{args.episodes} reached = {result['rate']:.2f} "
               f"(95% CI {low_ci:.2f}-{high_ci:.2f}), {result['seconds_per_step']:.2f} s per env "
               "step")  # fmt: skip
-    report["planner"] = dataclasses.asdict(config)
+    report["planner"] = {**dataclasses.asdict(config),
+                         "proprio_weight": getattr(model, "proprio_weight", None)}  # fmt: skip
     atomic_write_json(out / "plan.json", report)
     print(f"report in {out / 'plan.json'}")
 
@@ -590,6 +598,9 @@ def _add_plan_parser(commands) -> None:
     plan.add_argument("--iterations", type=int, help="override the preset's iterations")
     plan.add_argument("--horizon", type=int, help="override the preset's horizon")
     plan.add_argument("--execute", type=int, help="plan steps executed before replanning")
+    plan.add_argument("--proprio-weight", type=float,
+                      help="weight of the proprio term in a latent model's goal cost (default: 1, "
+                      "DINO-WM's objective; docs/planning.md measures others)")  # fmt: skip
     plan.add_argument("--budget", type=int, default=50, help="env steps per pair (default: 50)")
     plan.add_argument("--goal-offset", type=int, default=25, help="goal steps ahead (default: 25)")
     plan.add_argument("--pair-seed", type=int, default=99, help="seed of the pairs (default: 99)")

@@ -349,6 +349,7 @@ class LatentWorldModel:
         p = self.net.predictor.config
         self.tokens, self.token_dim, self.proprio_width = p.tokens, p.token_dim, p.proprio_width
         self.pairs = None if not pairs else {k: v.to(self.device) for k, v in pairs.items()}
+        self._proprio_weight = 1.0
         self.goal_threshold = (
             self._goal_threshold() if goal_threshold is None else float(goal_threshold)
         )
@@ -421,6 +422,21 @@ class LatentWorldModel:
         """Whether ``encode`` and ``advance`` need the agent's proprioception."""
         return self.proprio_width > 0
 
+    @property
+    def proprio_weight(self) -> float:
+        """The proprio term's weight in :meth:`cost` (DINO-WM's objective: 1; its alpha)."""
+        return self._proprio_weight
+
+    @proprio_weight.setter
+    def proprio_weight(self, weight: float) -> None:
+        weight = validate.real("proprio weight", weight, 0.0)
+        if weight != 1.0 and not self.proprio_width:
+            raise DreamgymError(
+                f"proprio weight {weight:g} needs a world model trained with proprioception; "
+                "this one has no proprio term in its goal cost"
+            )
+        self._proprio_weight = weight
+
     @torch.no_grad()
     def _goal_threshold(self) -> float:
         """A tenth of the median cost between (up to 256 of) the recorded starts and goals."""
@@ -482,13 +498,13 @@ class LatentWorldModel:
 
     def cost(self, state: LatentState, goal: LatentState) -> torch.Tensor:
         """(N,) mean squared distance between the current tokens and the goal's (one goal or N),
-        plus that of the proprio embeddings when the model has them (DINO-WM's objective with
-        weight 1)."""
+        plus :attr:`proprio_weight` times that of the proprio embeddings when the model has them
+        (DINO-WM's objective, whose weight is 1)."""
         diff = state.tokens[:, -1] - goal.tokens[:, -1].to(self.device)
         cost = diff.pow(2).flatten(1).mean(1)
         if self.proprio_width:
             proprio = state.proprio[:, -1] - goal.proprio[:, -1].to(self.device)
-            cost = cost + proprio.pow(2).mean(1)
+            cost = cost + self._proprio_weight * proprio.pow(2).mean(1)
         return cost
 
 

@@ -112,6 +112,8 @@ def test_states_follow_the_protocol(latent_run, car_data):
     assert torch.equal(seen.tokens[:, 1], model.encode(frames_of(car_data, [2, 3])).tokens[:, 1])
     assert torch.equal(model.cost(state, state), torch.zeros(2))
     assert (model.cost(stepped, state_index(state, slice(0, 1))) > 0).all()
+    with pytest.raises(DreamgymError, match="no proprio term in its goal cost"):
+        model.proprio_weight = 10.0
     mixed = state_where(torch.tensor([True, False]), state, stepped)
     assert torch.equal(mixed.tokens[0], state.tokens[0])
     assert torch.equal(mixed.tokens[1], stepped.tokens[1])
@@ -217,6 +219,11 @@ def test_proprio_is_embedded_predicted_and_part_of_the_cost(car_data, tmp_path):
     other = model.encode(frames, proprio + 1.0)
     assert torch.equal(model.cost(state, state), torch.zeros(2))
     assert (model.cost(other, state) > 0).all()  # same frames, other proprio
+    proprio_term = model.cost(other, state)
+    model.proprio_weight = 10.0  # DINO-WM's alpha; the token terms are equal here
+    assert torch.allclose(model.cost(other, state), 10 * proprio_term)
+    with pytest.raises(DreamgymError, match="proprio weight must be a finite number >= 0"):
+        model.proprio_weight = -1.0
     assert model.initial_state(3).proprio.shape == (3, 2, 3)
 
 
