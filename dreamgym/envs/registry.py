@@ -70,6 +70,8 @@ class RealEnvSpec:
             name is: ``"CarRacing-v3"`` for ``carracing``.
         goal_success: for goal-reaching envs, ``"module:function"`` of ``success(state,
             goal_state) -> bool array`` on the states that episodes record (``info["state"]``).
+        goal_proprio: the components of ``info["proprio"]`` that a goal fixes, which a latent
+            model's goal cost compares (Push-T: the agent's x, y, not its velocity); None: all.
     """
 
     name: str
@@ -85,6 +87,7 @@ class RealEnvSpec:
     controller_actions: ActionMap | None = None
     pipeline_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     goal_success: str | None = None
+    goal_proprio: tuple[int, ...] | None = None
     aliases: tuple[str, ...] = ()
 
 
@@ -189,6 +192,7 @@ REAL_ENVS["pusht"] = RealEnvSpec(
     render_fps=10,
     collection_policy="weak-expert",
     goal_success="dreamgym.envs.pusht:success",
+    goal_proprio=(0, 1),
     aliases=("gym_pusht/PushT-v0",),
 )
 

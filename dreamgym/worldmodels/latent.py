@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dreamgym.common import validate
+from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.checkpoint import load_model, read_checkpoint
 from dreamgym.worldmodels.predictor import Predictor, PredictorConfig
@@ -277,15 +278,15 @@ class LatentNet(nn.Module):
     def normalise_actions(self, blocks: torch.Tensor) -> torch.Tensor:
         return (blocks - self.action_mean) / self.action_std
 
-    def embed_proprio(self, proprio: torch.Tensor) -> torch.Tensor:
-        """Raw proprio (..., Pd) -> embeddings (..., Ep)."""
-        return self.predictor.embed_proprio((proprio - self.proprio_mean) / self.proprio_std)
+    def normalise_proprio(self, proprio: torch.Tensor) -> torch.Tensor:
+        """Raw proprio (..., Pd) -> z-scored (..., Pd), as the predictor reads and predicts it."""
+        return (proprio - self.proprio_mean) / self.proprio_std
 
 
 @dataclass
 class LatentState:
     """N states of a latent world model: the last H frames' tokens (N, H, P, D), oldest first;
-    their proprio embeddings (N, H, Ep) (Ep = 0 without proprio); and the normalised action
+    their z-scored proprioception (N, H, Pd) (Pd = 0 without proprio); and the normalised action
     block taken after each (N, H, A); the last one (after the current frame) is zero until a
     step fills it, as are those of the copies a start repeats (zero is the data's mean)."""
 
@@ -347,7 +348,10 @@ class LatentWorldModel:
             np.tile(np.asarray(info["action_high"], np.float32), fs),
         )
         p = self.net.predictor.config
-        self.tokens, self.token_dim, self.proprio_width = p.tokens, p.token_dim, p.proprio_width
+        self.tokens, self.token_dim, self.proprio_size = p.tokens, p.token_dim, p.proprio_dim
+        # The proprio components a goal fixes (Push-T: the agent's position), by the env's spec.
+        goal_proprio = get_env_spec(self.env).goal_proprio if self.proprio_size else None
+        self.goal_proprio = list(range(self.proprio_size) if goal_proprio is None else goal_proprio)
         self.pairs = None if not pairs else {k: v.to(self.device) for k, v in pairs.items()}
         self._proprio_weight = 1.0
         self.goal_threshold = (
@@ -370,15 +374,16 @@ class LatentWorldModel:
         return torch.cat([encoder(frames[i : i + ENCODE_CHUNK])
                           for i in range(0, len(frames), ENCODE_CHUNK)])  # fmt: skip
 
-    def _proprio_embedding(self, proprio: torch.Tensor | None, n: int) -> torch.Tensor:
-        if not self.proprio_width:
+    def _proprio(self, proprio: torch.Tensor | None, n: int) -> torch.Tensor:
+        """(N, Pd) raw proprio -> z-scored; (N, 0) for a model without proprio."""
+        if not self.proprio_size:
             return torch.zeros(n, 0, device=self.device)
         if proprio is None:
             raise DreamgymError(
                 "this world model was trained with proprioception: pass proprio=(N, "
                 f"{self.config.proprio_size}) with the frames"
             )
-        return self.net.embed_proprio(torch.as_tensor(proprio, device=self.device).float())
+        return self.net.normalise_proprio(torch.as_tensor(proprio, device=self.device).float())
 
     @torch.no_grad()
     def encode(self, frames: torch.Tensor, proprio: torch.Tensor | None = None) -> LatentState:
@@ -388,11 +393,11 @@ class LatentWorldModel:
         Where it differs from DINO-WM, which starts from H recorded frames: a protocol start
         has one frame, so the predictor's first steps see a standing-still history."""
         tokens = self.embed(frames)
-        proprio_emb = self._proprio_embedding(proprio, len(tokens))
+        proprio = self._proprio(proprio, len(tokens))
         h = self.config.history
         actions = torch.zeros(len(tokens), h, self.net.action_mean.numel(), device=self.device)
         return LatentState(
-            tokens[:, None].repeat(1, h, 1, 1), proprio_emb[:, None].repeat(1, h, 1), actions
+            tokens[:, None].repeat(1, h, 1, 1), proprio[:, None].repeat(1, h, 1), actions
         )
 
     @torch.no_grad()
@@ -420,7 +425,7 @@ class LatentWorldModel:
     @property
     def uses_proprio(self) -> bool:
         """Whether ``encode`` and ``advance`` need the agent's proprioception."""
-        return self.proprio_width > 0
+        return self.proprio_size > 0
 
     @property
     def proprio_weight(self) -> float:
@@ -430,7 +435,7 @@ class LatentWorldModel:
     @proprio_weight.setter
     def proprio_weight(self, weight: float) -> None:
         weight = validate.real("proprio weight", weight, 0.0)
-        if weight != 1.0 and not self.proprio_width:
+        if weight != 1.0 and not self.proprio_size:
             raise DreamgymError(
                 f"proprio weight {weight:g} needs a world model trained with proprioception; "
                 "this one has no proprio term in its goal cost"
@@ -473,9 +478,9 @@ class LatentWorldModel:
         """One model step (``frameskip`` real steps) for N states: the action block (N, A *
         frameskip) -> the predicted next state, the oldest frame dropped."""
         actions = self._actions_with(state, action)
-        proprio = state.proprio if self.proprio_width else None
+        proprio = state.proprio if self.proprio_size else None
         tokens, proprio_next = self.net.predictor(state.tokens, actions, proprio)
-        if self.proprio_width:
+        if self.proprio_size:
             proprio = torch.cat([state.proprio[:, 1:], proprio_next[:, -1:]], dim=1)
         else:
             proprio = state.proprio
@@ -498,12 +503,18 @@ class LatentWorldModel:
 
     def cost(self, state: LatentState, goal: LatentState) -> torch.Tensor:
         """(N,) mean squared distance between the current tokens and the goal's (one goal or N),
-        plus :attr:`proprio_weight` times that of the proprio embeddings when the model has them
-        (DINO-WM's objective, whose weight is 1)."""
+        plus, for a model with proprio, :attr:`proprio_weight` times that of the z-scored proprio
+        components the goal fixes (:attr:`goal_proprio`, from the env's spec).
+
+        DINO-WM's objective compares the whole proprio embedding with weight 1. Here the
+        comparison is on the proprioception itself, and for Push-T on the agent's position
+        only: the velocity the recorded agent happened to have at the goal is not part of
+        success, and in z-scored units 100 px/s of it weigh as much as 74 px of position."""
         diff = state.tokens[:, -1] - goal.tokens[:, -1].to(self.device)
         cost = diff.pow(2).flatten(1).mean(1)
-        if self.proprio_width:
-            proprio = state.proprio[:, -1] - goal.proprio[:, -1].to(self.device)
+        if self.proprio_size:
+            dims = self.goal_proprio
+            proprio = state.proprio[:, -1, dims] - goal.proprio[:, -1, dims].to(self.device)
             cost = cost + self._proprio_weight * proprio.pow(2).mean(1)
         return cost
 

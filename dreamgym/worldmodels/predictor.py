@@ -1,29 +1,33 @@
 """The DINO-WM predictor: a frame-causal transformer over a short history of latent frames.
 
 A frame is P tokens of width D (DINOv2 patches, or a tiny ViT's CLS token). The action block
-taken after each frame and (optionally) the proprioception seen with it are each embedded by a
-per-step linear map to a few dims and concatenated to every token of that frame; the H frames'
-tokens are one sequence of H * P tokens with a learned position embedding, and a frame-block
-causal mask lets a token of frame t attend to every token of frames 0..t only. The output at
-frame t is the prediction of frame t + 1, so one pass over a window of H frames trains H
-predictions at once (teacher forcing), and at imagination time the last frame's output is the
-next latent.
+taken after each frame and (optionally) the proprioception seen with it (z-scored) are each
+embedded by a per-step linear map to a few dims and concatenated to every token of that
+frame; the H frames' tokens are one sequence of H * P tokens with a learned position
+embedding, and a frame-block causal mask lets a token of frame t attend to every token of
+frames 0..t only. The output at frame t is the prediction of frame t + 1, so one pass over a
+window of H frames trains H predictions at once (teacher forcing), and at imagination time the
+last frame's output is the next latent.
 
 Shapes, with B batch, T <= H frames, P tokens per frame, D token width, A the action block
-size, Ea and Ep the action and proprio embedding widths, W = D + Ea + Ep:
+size, Pd the proprio size, Ea and Ep the action and proprio embedding widths, W = D + Ea + Ep:
 
     tokens (B, T, P, D), actions (B, T, A) -> Linear -> (B, T, Ea), tiled over P
-    proprio embeddings (B, T, Ep), tiled over P
+    proprio (B, T, Pd)                      -> Linear -> (B, T, Ep), tiled over P
     x = cat(...)                            (B, T, P, W) -> (B, T * P, W) + pos[:T * P]
     blocks (frame-causal mask)              (B, T * P, W)
-    head(norm(x))                           (B, T, P, D + Ep)
-      -> next tokens (B, T, P, D), next proprio embedding = mean over P (B, T, Ep)
+    head(norm(x))                           (B, T, P, D + Pd)
+      -> next tokens (B, T, P, D), next proprio = mean over P (B, T, Pd)
 
 Where it differs from DINO-WM (depth 6, 16 heads of 64, MLP 2048, dropout 0.1, 10-d embeddings,
 all configurable here): DINO-WM reads the prediction straight from the first D (and next Ep)
 channels of its residual stream and reads proprio from the first token; this one ends in a
-linear read-out to D + Ep and averages the proprio read-out over the frame's tokens. The
-attention projections have biases (DINO-WM's qkv has none).
+linear read-out to D + Pd and averages the proprio read-out over the frame's tokens. It
+predicts the next (z-scored) proprioception itself, where DINO-WM predicts its embedding: the
+embedding is learnt (and starts at weights of 0.02), so an embedding target can shrink towards
+zero and with it the proprio loss, which left a CPU-trained model's imagined agent 20 px off
+after one Push-T step (``docs/planning.md``); a z-scored target keeps its scale. The attention
+projections have biases (DINO-WM's qkv has none).
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ class Predictor(nn.Module):
             for _ in range(c.depth)
         )
         self.norm = nn.LayerNorm(c.width, eps=1e-6)
-        self.head = nn.Linear(c.width, c.token_dim + c.proprio_width)
+        self.head = nn.Linear(c.width, c.token_dim + c.proprio_dim)
         self.register_buffer("mask", frame_causal_mask(c.frames, c.tokens), persistent=False)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         for module in self.modules():
@@ -108,28 +112,22 @@ class Predictor(nn.Module):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
 
-    def embed_proprio(self, proprio: torch.Tensor) -> torch.Tensor:
-        """(..., proprio_dim) normalised proprioception -> (..., Ep) embeddings."""
-        if self.proprio_embed is None:
-            raise ValueError("this predictor was built without proprioception")
-        return self.proprio_embed(proprio)
-
     def forward(
         self,
         tokens: torch.Tensor,
         actions: torch.Tensor,
-        proprio_emb: torch.Tensor | None = None,
+        proprio: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Predict, for each of T frames, the next frame.
 
         Args:
             tokens: (B, T, P, D) latent frames, T <= H.
             actions: (B, T, A) the (normalised) action block taken after each frame.
-            proprio_emb: (B, T, Ep) proprio embeddings of the frames; needed iff the predictor
+            proprio: (B, T, Pd) the frames' z-scored proprioception; needed iff the predictor
                 has proprio.
 
         Returns:
-            The predicted next tokens (B, T, P, D) and proprio embeddings (B, T, Ep) (None
+            The predicted next tokens (B, T, P, D) and z-scored proprio (B, T, Pd) (None
             without proprio); those of frame t depend on frames, actions and proprio 0..t only.
         """
         c = self.config
@@ -141,9 +139,10 @@ class Predictor(nn.Module):
             )
         parts = [tokens, self.action_embed(actions)[:, :, None].expand(b, t, p, c.action_emb)]
         if self.proprio_embed is not None:
-            if proprio_emb is None:
-                raise ValueError("this predictor needs proprio embeddings")
-            parts.append(proprio_emb[:, :, None].expand(b, t, p, c.proprio_emb))
+            if proprio is None:
+                raise ValueError("this predictor needs proprio")
+            embedded = self.proprio_embed(proprio)[:, :, None]
+            parts.append(embedded.expand(b, t, p, c.proprio_emb))
         x = torch.cat(parts, dim=-1).reshape(b, t * p, c.width) + self.pos_embed[:, : t * p]
         x = nn.functional.dropout(x, c.dropout, self.training)
         mask = self.mask[: t * p, : t * p]

@@ -7,13 +7,14 @@ frame-causal predictor reads the first H with their action blocks and predicts f
 once (teacher forcing, DINO-WM and LeWM alike)::
 
     loss = MSE(predicted tokens, next frames' tokens)
-         + MSE(predicted proprio embedding, next proprio embedding)    when proprio is used
+         + MSE(predicted proprio, next proprio), both z-scored         when proprio is used
          + sigreg_weight * SIGReg(embeddings)                          when the encoder trains
 
 For a frozen encoder (DINOv2, V) the targets carry no gradient; for the jointly trained tiny ViT
 they do (LeWM), SIGReg being what stops the encoder from collapsing to a constant. SIGReg is
 computed per frame slot and token over the batch (LeWM: per time step), on fresh random
-directions every step. The proprio target embedding is detached (DINO-WM).
+directions every step. The proprio target is the z-scored proprioception itself, not its
+learnt embedding as in DINO-WM (see ``predictor.py`` for why).
 
 An epoch draws ``windows_per_epoch`` windows uniformly over every window start of the training
 episodes (by default as many as there are starts: DINO-WM's epoch; DINO-WM visits each once,
@@ -339,14 +340,14 @@ class LatentTrainer(EpochTrainer):
             emb = encoder(frames.flatten(0, 1))
             emb = emb.view(n, t1, *emb.shape[1:])  # (B, H + 1, P, D)
             actions = net.normalise_actions(batch["actions"])
-            proprio = net.embed_proprio(batch["proprio"]) if c.uses_proprio else None
+            proprio = net.normalise_proprio(batch["proprio"]) if c.uses_proprio else None
             pred, pred_proprio = net.predictor(
                 emb[:, :-1], actions, None if proprio is None else proprio[:, :-1]
             )
         terms = {"pred": F.mse_loss(pred.float(), emb[:, 1:].float())}
         loss = terms["pred"]
         if proprio is not None:
-            terms["proprio"] = F.mse_loss(pred_proprio.float(), proprio[:, 1:].detach().float())
+            terms["proprio"] = F.mse_loss(pred_proprio.float(), proprio[:, 1:].float())
             loss = loss + terms["proprio"]
         if c.trains_encoder and c.sigreg_weight:
             # (B, H + 1, P, D) -> (H + 1, P, B, D): one SIGReg sample set per frame slot and token

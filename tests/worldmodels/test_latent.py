@@ -212,9 +212,9 @@ def test_proprio_is_embedded_predicted_and_part_of_the_cost(car_data, tmp_path):
         model.encode(frames)
     proprio = torch.from_numpy(RolloutDataset(data).frame_info()["proprio"][[0, 5]])
     state = model.encode(frames, proprio)
-    assert state.proprio.shape == (2, 2, 3)
+    assert state.proprio.shape == (2, 2, 4)  # z-scored proprio
     stepped = model.step(state, torch.zeros(2, 6))
-    assert stepped.proprio.shape == (2, 2, 3)
+    assert stepped.proprio.shape == (2, 2, 4)
     assert not torch.equal(stepped.proprio[:, 1], state.proprio[:, 1])
     other = model.encode(frames, proprio + 1.0)
     assert torch.equal(model.cost(state, state), torch.zeros(2))
@@ -224,7 +224,7 @@ def test_proprio_is_embedded_predicted_and_part_of_the_cost(car_data, tmp_path):
     assert torch.allclose(model.cost(other, state), 10 * proprio_term)
     with pytest.raises(DreamgymError, match="proprio weight must be a finite number >= 0"):
         model.proprio_weight = -1.0
-    assert model.initial_state(3).proprio.shape == (3, 2, 3)
+    assert model.initial_state(3).proprio.shape == (3, 2, 4)
 
 
 def test_a_frozen_dinov2_encoder_from_a_file(car_data, tmp_path):
