@@ -1,14 +1,18 @@
 """The goal-conditioned Push-T dream from a latent world model trained on real Push-T episodes:
-training lowers the validation loss, ``Dream-PushT-v0`` passes Gymnasium's and SB3's checks, and it
-renders with a decoder."""
+training lowers the validation loss, ``Dream-PushT-v0`` passes Gymnasium's and SB3's checks, it
+renders with a decoder, and the goal cost compares what Push-T's success does."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+from dreamgym import worldmodels
+from dreamgym.rollouts import RolloutDataset
 from dreamgym.worldmodels.train_latent import train_latent
 
 
@@ -42,3 +46,20 @@ def test_the_push_t_dream_renders_with_a_decoder(pusht_data, tmp_path):
     env.step(np.zeros(env.action_space.shape, np.float32))
     frame = env.render()
     assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+
+
+def test_the_push_t_goal_cost_compares_the_agents_position_not_its_velocity(pusht_data, tmp_path):
+    train_latent(pusht_data, tmp_path / "latent", preset="debug", device="cpu", progress=False,
+                 goal_offset=10, proprio=True, epochs=1)  # fmt: skip
+    model = worldmodels.load(tmp_path / "latent")
+    assert model.goal_proprio == [0, 1]  # the env spec's: agent x, y of (x, y, vx, vy)
+    frames = torch.from_numpy(RolloutDataset(pusht_data).episode(0).frames[:1])
+    proprio = torch.tensor([[200.0, 300.0, 0.0, 0.0]])
+    goal = model.encode(frames, proprio)
+    moving = model.encode(frames, proprio + torch.tensor([0.0, 0.0, 150.0, -80.0]))
+    elsewhere = model.encode(frames, proprio + torch.tensor([30.0, 0.0, 0.0, 0.0]))
+    assert float(model.cost(moving, goal)) == 0.0
+    far = float(model.cost(elsewhere, goal))
+    assert far > 0.0
+    model.proprio_weight = 4.0
+    assert float(model.cost(elsewhere, goal)) == pytest.approx(4 * far)
