@@ -76,6 +76,18 @@ def resolve_done_mode(model: WorldModel, done_mode: str | None) -> str:
     return done_mode
 
 
+def end_probability(model: WorldModel, done_mode: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The per-step probability that a dream under ``done_mode`` ends, as a function of the done
+    head's probability: the head's own (``sample``), shifted by the bundle's calibrated logit
+    offset (``calibrated``), or 0 / 1 (``threshold``: p > 0.5)."""
+    if done_mode == "threshold":
+        return lambda p: (p > 0.5).to(p.dtype)
+    if done_mode == "calibrated":
+        offset = float(model.info["done_calibration"]["logit_offset"])
+        return lambda p: torch.sigmoid(torch.logit(p, eps=1e-7) + offset)
+    return lambda p: p
+
+
 class DreamCore:
     """N dreams of one world model.
 
@@ -137,9 +149,7 @@ class DreamCore:
             )
         self.goal = goal
         self.done_mode = done_mode
-        self.done_offset = 0.0
-        if done_mode == "calibrated":
-            self.done_offset = float(model.info["done_calibration"]["logit_offset"])
+        self.end_probability = end_probability(model, done_mode)
         if max_episode_steps is None:
             max_episode_steps = (model.info.get("max_episode_steps")
                                  or get_env_spec(model.env).max_episode_steps)  # fmt: skip
@@ -236,8 +246,7 @@ class DreamCore:
         if self.done_mode == "threshold":
             terminated = done_prob > 0.5
         else:
-            if self.done_offset:
-                done_prob = torch.sigmoid(torch.logit(done_prob, eps=1e-7) + self.done_offset)
+            done_prob = self.end_probability(done_prob)
             u = torch.rand(done_prob.shape, generator=self.step_generator, device=self.device)
             terminated = u < done_prob
         self.elapsed += 1

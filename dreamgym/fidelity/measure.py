@@ -90,7 +90,9 @@ class FollowResult:
     """M's heads along real episodes, and open-loop prediction errors.
 
     ``done_prob[i]`` and ``reward_pred[i]`` are (T_i,): the heads after the real action a_t,
-    with M having seen the real frames up to t (teacher forcing). The open-loop arrays are
+    with M having seen the real frames up to t (teacher forcing). ``ends_within[k][i]`` (T_i,)
+    is the dream's own probability, from step t, that the episode ends within k steps (see
+    :func:`follow_real_episodes`). The open-loop arrays are
     (H,) means over episodes at horizon 1..H (NaN where no episode reaches that horizon), for
     the dream and for the copy-the-start-frame baseline, plus ``frame_error_recon``, the
     error of V's own reconstruction of the real frame (a floor no dream can beat: the dream's
@@ -99,6 +101,7 @@ class FollowResult:
     """
 
     done_prob: list[np.ndarray]
+    ends_within: dict[int, list[np.ndarray]]
     reward_pred: list[np.ndarray]
     latent_error: np.ndarray
     latent_error_copy: np.ndarray
@@ -116,6 +119,9 @@ def follow_real_episodes(
     horizon: int = 100,
     seed: int = 0,
     openloop_temperature: float = 1e-3,
+    done_k: Sequence[int] = (),
+    end_probability: Callable[[torch.Tensor], torch.Tensor] = lambda p: p,
+    done_samples: int = 8,
 ) -> FollowResult:
     """Teacher-forced heads and open-loop prediction over real ``episodes``, batched.
 
@@ -128,6 +134,14 @@ def follow_real_episodes(
     step takes the most likely mixture component's mean), since a sample's error mostly
     measures the sampling noise. The heads read M's memory before any sampling, so
     ``temperature`` only sets the (unused) sampled latents of the teacher-forced pass.
+
+    For each k in ``done_k``, the chance that the episode ends within k steps of step t is the
+    dream's own: from M's memory at t, ``done_samples`` dreams at ``temperature`` go on alone
+    with the real actions (the last one repeated past the episode's end) and end at each step
+    with ``end_probability`` of the done head's probability (the dream's done rule); the score
+    is 1 minus their mean survival over the k steps. The one-step probability alone is the
+    wrong score for k > 1: a head that times deaths exactly gives 0 two steps before one.
+    Skipped when no episode ends by termination (there is nothing to discriminate).
     """
     n = len(episodes)
     lengths = np.array([e.length for e in episodes])
@@ -159,10 +173,21 @@ def follow_real_episodes(
     t0_t = torch.as_tensor(t0, device=device)
     done_prob = np.zeros((n, frames.shape[1] - 1), np.float32)
     reward_pred = np.zeros_like(done_prob)
+    done_k = sorted(done_k) if any(e.terminated for e in episodes) else []
+    ends = {k: np.zeros_like(done_prob) for k in done_k}
+    imagined_actions = _repeat_last_action(actions, lengths, max(done_k, default=0))
+    imagination = torch.Generator(model.device).manual_seed(seed + 1)
     sums = {k: np.zeros(horizon)
             for k in ("latent", "latent_copy", "frame", "frame_copy", "frame_recon")}  # fmt: skip
     count = np.zeros(horizon)
     for t in range(frames.shape[1] - 1):
+        if done_k:
+            alive = np.flatnonzero(lengths > t)
+            survival = _imagined_survival(model, state_index(forced, _rows(alive, device)),
+                                          imagined_actions[alive, t:], done_k, done_samples,
+                                          temperature, end_probability, imagination)  # fmt: skip
+            for k in done_k:
+                ends[k][alive, t] = 1.0 - survival[k]
         a = torch.from_numpy(actions[:, t]).to(device)
         reward, done = model.reward_done(model.step(forced, a, generator, temperature=temperature))
         done_prob[:, t], reward_pred[:, t] = done.cpu().numpy(), reward.cpu().numpy()
@@ -195,8 +220,46 @@ def follow_real_episodes(
         means = {k: np.where(count > 0, v / np.maximum(count, 1), np.nan) for k, v in sums.items()}
     return FollowResult(
         done_prob=[done_prob[i, : lengths[i]] for i in range(n)],
+        ends_within={k: [p[i, : lengths[i]] for i in range(n)] for k, p in ends.items()},
         reward_pred=[reward_pred[i, : lengths[i]] for i in range(n)],
         latent_error=means["latent"], latent_error_copy=means["latent_copy"],
         frame_error=means["frame"], frame_error_copy=means["frame_copy"],
         frame_error_recon=means["frame_recon"], openloop_count=count,
     )  # fmt: skip
+
+
+def _rows(rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(rows, dtype=torch.long, device=device)
+
+
+def _repeat_last_action(actions: np.ndarray, lengths: np.ndarray, extra: int) -> np.ndarray:
+    """(N, T + extra, A): each episode's actions, its last one repeated past its end."""
+    out = np.concatenate([actions, np.repeat(actions[:, -1:], extra, 1)], 1)
+    for i, length in enumerate(lengths):
+        out[i, length:] = actions[i, length - 1]
+    return out
+
+
+def _imagined_survival(
+    model: WorldModel,
+    start,
+    actions: np.ndarray,
+    ks: Sequence[int],
+    samples: int,
+    temperature: float,
+    end_probability: Callable[[torch.Tensor], torch.Tensor],
+    generator: torch.Generator,
+) -> dict[int, np.ndarray]:
+    """For M states ``start`` and their next actions (M, >= max(ks), A): the mean over
+    ``samples`` dreams of the chance to survive k steps, per k, (M,) each."""
+    m = len(actions)
+    state = state_index(start, _rows(np.repeat(np.arange(m), samples), model.device))
+    alive = torch.ones(m * samples, device=model.device)
+    out = {}
+    for j in range(max(ks)):
+        a = torch.from_numpy(np.repeat(actions[:, j], samples, 0)).to(model.device)
+        state = model.step(state, a, generator, temperature=temperature)
+        alive = alive * (1.0 - end_probability(model.reward_done(state)[1].float()))
+        if j + 1 in ks:
+            out[j + 1] = alive.view(m, samples).mean(1).cpu().numpy()
+    return out

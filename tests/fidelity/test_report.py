@@ -4,7 +4,7 @@ goes through the CLI with probes and a controller, in the dream and in the real 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -15,7 +15,8 @@ import torch
 from dreamgym import worldmodels
 from dreamgym.agents import Controller, ControllerSpec
 from dreamgym.cli import main
-from dreamgym.fidelity import FidelityConfig, FidelityReport
+from dreamgym.fidelity import FidelityConfig, FidelityReport, metrics
+from dreamgym.fidelity.measure import follow_real_episodes
 from dreamgym.rollouts import RolloutDataset
 
 
@@ -101,6 +102,10 @@ def test_a_replaying_dream_is_faithful(doom_data, tmp_path):
     assert report["reward"]["episode_mae"] == pytest.approx(0.0, abs=1e-4)
     if report["done"]["deaths"]:
         assert report["done"]["auroc_k1"] == 1.0
+        # The replay foresees every death: its 10-step chance is 1 exactly within 10 steps of
+        # one. The next-step probability alone misses the 9 steps before each death.
+        assert report["done"]["auroc_k10"] == 1.0
+        assert report["done"]["auroc_k10_next_step_score"] < 1.0
         assert report["done"]["fires_at_death"] == 1.0
     assert report["done"]["false_alarms"] == 0.0
     assert any("reward head" in v and v.endswith("OK") for v in report["verdicts"])
@@ -160,3 +165,24 @@ def test_fidelity_bad_input(doom_bundle, doom_data, tmp_path, capsys, extra, mes
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_the_chance_of_ending_within_k_steps_is_the_dreams_own(doom_data):
+    """A dream that foresees every death (the replay, each episode ending in one) scores each
+    step by whether a death lies within 10 steps: AUROC 1. The next-step probability alone
+    ranks only the last step of each episode above the rest."""
+    class Following(ReplayWorldModel):  # follows the real episode by count, not by its frames
+        def advance(self, state, action, frames):  # (a frame can repeat within an episode)
+            return self.step(state, action)
+
+    model = Following(doom_data, {"env": "doom-takecover", "data": str(doom_data)})
+    model.terminated[:] = True
+    dataset = RolloutDataset(doom_data)
+    episodes = [replace(dataset.episode(i), terminated=True) for i in range(len(dataset))]
+    follow = follow_real_episodes(model, episodes, 1.0, horizon=5, done_k=[10])
+    lengths, terminated = np.array([e.length for e in episodes]), np.ones(len(episodes), bool)
+    labels = np.concatenate(metrics.ends_within(lengths, terminated, 10))
+    within = np.concatenate(follow.ends_within[10])
+    np.testing.assert_array_equal(within, labels.astype(np.float32))
+    assert metrics.auroc(within, labels) == 1.0
+    assert metrics.auroc(np.concatenate(follow.done_prob), labels) < 0.6
