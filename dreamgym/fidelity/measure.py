@@ -92,9 +92,9 @@ class FollowResult:
     ``done_prob[i]`` and ``reward_pred[i]`` are (T_i,): the heads after the real action a_t,
     with M having seen the real frames up to t (teacher forcing). ``ends_within[k][i]`` (T_i,)
     is the dream's own probability, from step t, that the episode ends within k steps (see
-    :func:`follow_real_episodes`). The open-loop arrays are
-    (H,) means over episodes at horizon 1..H (NaN where no episode reaches that horizon), for
-    the dream and for the copy-the-start-frame baseline, plus ``frame_error_recon``, the
+    :func:`follow_real_episodes`). The open-loop arrays are (H,) means over episodes at
+    horizon 1..H (NaN where no episode reaches that horizon), for the dream and for the
+    copy-the-start-frame baseline, plus ``frame_error_recon``, the
     error of V's own reconstruction of the real frame (a floor no dream can beat: the dream's
     frames are decoded, the copy baseline's are real pixels); ``openloop_count`` says how many
     episodes each horizon averages.
