@@ -80,7 +80,7 @@ def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentC
       the learning rate higher (3e-4, against 5e-5). At LeWM's size and rate the 2 cores
       managed 800 optimizer steps in 52 minutes, and the predictor learnt the identity: its
       error was 0.97x that of copying the current frame. At this size they manage 3,200 steps
-      in 19 minutes, and the error is 0.45x with proprio, 0.63x without (``docs/planning.md``);
+      in 19 minutes, and the error is 0.41x with proprio, 0.63x without (``docs/planning.md``);
     - ``paper``: DINO-WM: frozen DINOv2 ViT-S/14 patch tokens at 196 px (14 x 14 x 384),
       history 3, frameskip 5, 10-d action and proprio embeddings, predictor depth 6, 16 heads
       of 64, MLP 2048, dropout 0.1, 100 epochs of batch 32, AdamW 5e-4; a GPU job.
