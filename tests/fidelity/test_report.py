@@ -171,6 +171,7 @@ def test_the_chance_of_ending_within_k_steps_is_the_dreams_own(doom_data):
     """A dream that foresees every death (the replay, each episode ending in one) scores each
     step by whether a death lies within 10 steps: AUROC 1. The next-step probability alone
     ranks only the last step of each episode above the rest."""
+
     class Following(ReplayWorldModel):  # follows the real episode by count, not by its frames
         def advance(self, state, action, frames):  # (a frame can repeat within an episode)
             return self.step(state, action)
