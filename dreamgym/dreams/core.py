@@ -243,12 +243,12 @@ class DreamCore:
             if self.sample_goals:
                 done_prob = torch.maximum(done_prob, (cost < self.model.goal_threshold).float())
         self.done_prob = done_prob
-        if self.done_mode == "threshold":
-            terminated = done_prob > 0.5
+        ends = self.end_probability(done_prob)
+        if self.done_mode == "threshold":  # 0 or 1: nothing to draw
+            terminated = ends.bool()
         else:
-            done_prob = self.end_probability(done_prob)
-            u = torch.rand(done_prob.shape, generator=self.step_generator, device=self.device)
-            terminated = u < done_prob
+            u = torch.rand(ends.shape, generator=self.step_generator, device=self.device)
+            terminated = u < ends
         self.elapsed += 1
         truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
         return self.observe(), reward.float(), terminated, truncated
