@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import ray
+from ray_options import start_local_ray
 
 from dreamgym.rollouts import CollectConfig, collect
 
@@ -16,7 +17,7 @@ os.environ.setdefault("RAY_ACCEPT_CLUSTER_AUTO_SHUTDOWN", "1")
 @pytest.fixture(scope="session")
 def ray_local():
     """A local Ray instance with 2 CPUs, shared by every in-process test that needs Ray."""
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    start_local_ray()
     yield
     ray.shutdown()
 

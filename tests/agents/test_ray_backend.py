@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import ray
 from ray.cluster_utils import Cluster
+from ray_options import QUIET, start_local_ray
 
 from dreamgym import worldmodels
 from dreamgym.agents import Controller, ControllerPolicy, ControllerSpec
@@ -47,7 +48,7 @@ def test_unreachable_cluster_is_a_clear_error(car_bundle):
             RealBackend(model, ControllerSpec.for_world_model(model), address="127.0.0.1:1")
     finally:
         if was_running:
-            ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+            start_local_ray()
 
 
 @pytest.fixture
@@ -57,12 +58,12 @@ def two_node_cluster():
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
-    ray.init(address=cluster.address, logging_level="ERROR")
+    ray.init(address=cluster.address, **QUIET)
     yield cluster, nodes
     ray.shutdown()
     cluster.shutdown()
     if was_running:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+        start_local_ray()
 
 
 def test_losing_a_node_mid_generation_loses_no_candidate(two_node_cluster, car_bundle):
