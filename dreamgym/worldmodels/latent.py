@@ -52,6 +52,7 @@ from dreamgym.worldmodels.vit import VisionTransformer, ViTConfig, images_to_inp
 
 BUNDLE_KIND = "latent"
 ENCODERS = ("vit-tiny", "dinov2", "vae")
+LR_SCHEDULES = ("constant", "cosine")
 ENCODE_CHUNK = 256
 PAIR_KEYS = ("start_frames", "goal_frames", "start_proprio", "goal_proprio")
 
@@ -79,6 +80,8 @@ class LatentConfig:
             presets; ``debug`` says False, and as overrides of None are ignored, pass True).
         action_emb, proprio_emb: embedding widths (DINO-WM: 10 each).
         depth, heads, head_dim, mlp, dropout: the predictor (DINO-WM: 6, 16, 64, 2048, 0.1).
+        residual: the predictor reads out changes from the current frame, with a linear path
+            from proprio and actions to the next proprio (not in the papers; ``predictor.py``).
         decoder: train a frame decoder on the (detached) embeddings, so dreams render.
         reward_head: train reward and done heads on the (detached) embeddings, so the model can
             be dreamed in without a goal (rewards and episode ends from the data).
@@ -88,6 +91,10 @@ class LatentConfig:
         epochs: passes of ``windows_per_epoch`` training windows.
         batch_size: windows per step.
         lr, weight_decay: AdamW's (LeWM: 5e-5, 1e-3; DINO-WM: 5e-4, torch's default 1e-2).
+        lr_schedule: ``constant`` (DINO-WM), or ``cosine``: a linear warm-up over the first
+            ``warmup`` of the optimizer steps, then a cosine decay to 0 at the last epoch's end
+            (LeWM warms up and anneals).
+        warmup: the warm-up's fraction of all steps, for ``cosine``.
         grad_clip: gradient norm clip (0: none).
         windows_per_epoch: windows drawn per epoch; None: one per window start in the training
             episodes (DINO-WM's epoch).
@@ -121,6 +128,7 @@ class LatentConfig:
     head_dim: int = 64
     mlp: int = 2048
     dropout: float = 0.0
+    residual: bool = False
     decoder: bool = False
     reward_head: bool = False
     done_pos_weight: float = 10.0
@@ -130,6 +138,8 @@ class LatentConfig:
     batch_size: int = 32
     lr: float = 5e-5
     weight_decay: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup: float = 0.05
     grad_clip: float = 1.0
     windows_per_epoch: int | None = None
     val_fraction: float = 0.05
@@ -161,6 +171,11 @@ class LatentConfig:
                 f"vit_tokens must be 1 (CLS) or k*k with k dividing the {grid}x{grid} patch "
                 f"grid, got {self.vit_tokens}"
             )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise DreamgymError(
+                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
+            )
+        validate.real("warmup", self.warmup, 0.0, 1.0)
         if self.encoder == "vae" and not self.vae:
             raise DreamgymError("encoder='vae' needs vae=PATH (a trained V's run directory)")
 
@@ -249,7 +264,7 @@ class LatentNet(nn.Module):
         self.predictor = Predictor(PredictorConfig(
             frames=c.history, tokens=tokens, token_dim=dim, action_dim=block, proprio_dim=proprio,
             action_emb=c.action_emb, proprio_emb=c.proprio_emb, depth=c.depth, heads=c.heads,
-            head_dim=c.head_dim, mlp=c.mlp, dropout=c.dropout,
+            head_dim=c.head_dim, mlp=c.mlp, dropout=c.dropout, residual=c.residual,
         ))  # fmt: skip
         self.decoder = FrameDecoder(tokens, dim) if c.decoder else None
         self.heads = RewardDoneHeads(tokens, dim) if c.reward_head else None

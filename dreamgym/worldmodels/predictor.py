@@ -28,6 +28,13 @@ embedding is learnt (and starts at weights of 0.02), so an embedding target can 
 zero and with it the proprio loss, which left a CPU-trained model's imagined agent 20 px off
 after one Push-T step (``docs/planning.md``); a z-scored target keeps its scale. The attention
 projections have biases (DINO-WM's qkv has none).
+
+With ``residual`` (the ``cpu`` preset; not in DINO-WM or LeWM) the read-out is a change: the
+next tokens are the current ones plus the read-out, and the next proprio is the current one
+plus the read-out plus a linear map of the current proprio and action block. Copying is then
+the untrained predictor's answer and the agent's own (nearly linear) dynamics have a direct
+path: on Push-T a linear map of (proprio, action block) alone puts the agent 5 px from where it
+lands after a model step, where the CPU-trained absolute read-out was 16 px off.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ class PredictorConfig:
         head_dim: width per head (DINO-WM: 64).
         mlp: MLP hidden width (DINO-WM: 2048).
         dropout: on the embeddings, attention and MLP outputs (DINO-WM: 0.1).
+        residual: read out the change from the current frame (see the module docstring).
     """
 
     frames: int = 3
@@ -71,6 +79,7 @@ class PredictorConfig:
     head_dim: int = 64
     mlp: int = 2048
     dropout: float = 0.0
+    residual: bool = False
 
     @property
     def proprio_width(self) -> int:
@@ -105,6 +114,10 @@ class Predictor(nn.Module):
         )
         self.norm = nn.LayerNorm(c.width, eps=1e-6)
         self.head = nn.Linear(c.width, c.token_dim + c.proprio_dim)
+        self.proprio_skip = (
+            nn.Linear(c.proprio_dim + c.action_dim, c.proprio_dim)
+            if c.residual and c.proprio_dim else None
+        )  # fmt: skip
         self.register_buffer("mask", frame_causal_mask(c.frames, c.tokens), persistent=False)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         for module in self.modules():
@@ -149,5 +162,11 @@ class Predictor(nn.Module):
         for block in self.blocks:
             x = block(x, mask)
         out = self.head(self.norm(x)).view(b, t, p, -1)
-        proprio = out[..., d:].mean(dim=2) if self.proprio_embed is not None else None
-        return out[..., :d], proprio
+        nxt = out[..., :d]
+        nxt_proprio = out[..., d:].mean(dim=2) if self.proprio_embed is not None else None
+        if c.residual:
+            nxt = tokens + nxt
+            if nxt_proprio is not None:
+                skip = self.proprio_skip(torch.cat([proprio, actions], dim=-1))
+                nxt_proprio = proprio + skip + nxt_proprio
+        return nxt, nxt_proprio

@@ -20,7 +20,8 @@ An epoch draws ``windows_per_epoch`` windows uniformly over every window start o
 episodes (by default as many as there are starts: DINO-WM's epoch; DINO-WM visits each once,
 this draws with replacement); episodes shorter than one window are left out. Validation uses
 the same fixed windows of the held-out episodes every epoch. Differences from the references,
-on purpose: no learning-rate schedule (LeWM warms up and anneals), no decoder.
+on purpose: no decoder; the learning rate is constant (DINO-WM) unless ``lr_schedule`` is
+``cosine`` (a warm-up, then a cosine decay: LeWM warms up and anneals).
 
 Outputs in ``out``: the bundle (``bundle.json``, complete after every epoch), the checkpoint
 ``latent.safetensors``, ``latent-metrics.csv``, TensorBoard logs and ``latent-curves.png``.
@@ -28,6 +29,7 @@ Outputs in ``out``: the bundle (``bundle.json``, complete after every epoch), th
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -106,6 +108,17 @@ def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentC
     if name not in presets:
         raise DreamgymError(f"unknown latent preset {name!r}; known: {', '.join(presets)}")
     return presets[name]
+
+
+def learning_rate(config: LatentConfig, step: int, steps: int) -> float:
+    """The learning rate at optimizer step ``step`` of ``steps`` (a function of the step alone,
+    so a resumed run follows the schedule an uninterrupted one does)."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    warmup = int(config.warmup * steps)
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    return 0.5 * config.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
 
 class _FrameRows:
@@ -381,6 +394,9 @@ class LatentTrainer(EpochTrainer):
                                       disable=not progress, leave=False):  # fmt: skip
                 size = min(c.batch_size, total - first)
                 terms = self.losses(self.windows(self.train_eps, size, self.rng), self.generator)
+                step = self.epoch * len(batches) + first // c.batch_size
+                for group in self.optimizer.param_groups:
+                    group["lr"] = learning_rate(c, step, c.epochs * len(batches))
                 self.optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 if c.grad_clip:  # the readouts apart, so that they never rescale the core
