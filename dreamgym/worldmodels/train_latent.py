@@ -76,13 +76,16 @@ def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentC
     - ``cpu``: LeWM's recipe at a size 2 CPU cores can train: a tiny ViT trained jointly with
       SIGReg, its CLS token the latent, history 3, frameskip 5, DINO-WM's predictor shape
       (dropout 0.1) on one token per frame, proprio when the data has it (DINO-WM); AdamW,
-      weight decay 1e-3 (LeWM); 40 epochs of 5,120 windows of batch 64, 19 minutes on Push-T
-      at the 200 windows/s measured on the 2 cores. Where it differs from LeWM, on purpose: the
-      ViT is smaller (patch 16, 128-d, depth 4, 4 heads, against patch 8, 192-d, depth 6) and
-      the learning rate higher (3e-4, against 5e-5). At LeWM's size and rate the 2 cores
-      managed 800 optimizer steps in 52 minutes, and the predictor learnt the identity: its
-      error was 0.97x that of copying the current frame. At this size they manage 3,200 steps
-      in 19 minutes, and the error is 0.41x with proprio, 0.63x without (``docs/planning.md``);
+      weight decay 1e-3 (LeWM), a 5% warm-up then a cosine decay (LeWM warms up and anneals);
+      40 epochs of 5,120 windows of batch 64, 19 minutes on Push-T at the 200 windows/s
+      measured on the 2 cores. Where it differs from LeWM, on purpose: the ViT is smaller
+      (patch 16, 128-d, depth 4, 4 heads, against patch 8, 192-d, depth 6), the peak learning
+      rate higher (5e-4, DINO-WM's, against 5e-5), and the predictor reads out changes
+      (``residual``). At LeWM's size and rate the 2 cores managed 800 optimizer steps in 52
+      minutes, and the predictor learnt the identity; at this size they manage 3,200 steps in
+      19 minutes. With the residual read-out and the schedule, the imagined Push-T agent lands
+      6 px from its real position after one model step (16 px without), and planning reaches
+      14 of the 50 goals instead of 7 (``docs/planning.md``);
     - ``paper``: DINO-WM: frozen DINOv2 ViT-S/14 patch tokens at 196 px (14 x 14 x 384),
       history 3, frameskip 5, 10-d action and proprio embeddings, predictor depth 6, 16 heads
       of 64, MLP 2048, dropout 0.1, 100 epochs of batch 32, AdamW 5e-4; a GPU job.
@@ -97,8 +100,9 @@ def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentC
             **data,
         ),
         "cpu": LatentConfig(
-            patch_size=16, vit_dim=128, vit_depth=4, vit_heads=4, dropout=0.1, epochs=40,
-            batch_size=64, lr=3e-4, weight_decay=1e-3, windows_per_epoch=5120, **data,
+            patch_size=16, vit_dim=128, vit_depth=4, vit_heads=4, dropout=0.1, residual=True,
+            epochs=40, batch_size=64, lr=5e-4, lr_schedule="cosine", weight_decay=1e-3,
+            windows_per_epoch=5120, **data,
         ),
         "paper": LatentConfig(
             encoder="dinov2", image_size=196, dropout=0.1, epochs=100, batch_size=32, lr=5e-4,

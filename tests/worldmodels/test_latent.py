@@ -4,6 +4,7 @@ goes through the protocol's goal dreams; frozen DINOv2 and V encoders and propri
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -30,7 +31,12 @@ from dreamgym.worldmodels.protocol import (
     state_index,
     state_where,
 )
-from dreamgym.worldmodels.train_latent import INITIAL_FILE, latent_preset, train_latent
+from dreamgym.worldmodels.train_latent import (
+    INITIAL_FILE,
+    latent_preset,
+    learning_rate,
+    train_latent,
+)
 from dreamgym.worldmodels.vit import VisionTransformer, dinov2_vits14, images_to_input
 
 NOISY = ("seconds", "windows_per_second")
@@ -169,10 +175,11 @@ def test_goal_conditioned_dreams_draw_recorded_starts_and_goals(latent_run):
 def test_presets_and_bad_settings(car_data, tmp_path):
     cpu, paper = latent_preset("cpu", 2, 4), latent_preset("paper", 2, 4)
     cpu_shape = (cpu.encoder, cpu.patch_size, cpu.vit_dim, cpu.vit_depth, cpu.history,
-                 cpu.frameskip, cpu.lr, cpu.epochs)  # fmt: skip
-    assert cpu_shape == ("vit-tiny", 16, 128, 4, 3, 5, 3e-4, 40)
-    paper_shape = (paper.encoder, paper.image_size, paper.depth, paper.heads, paper.mlp)
-    assert paper_shape == ("dinov2", 196, 6, 16, 2048)
+                 cpu.frameskip, cpu.lr, cpu.lr_schedule, cpu.residual, cpu.epochs)  # fmt: skip
+    assert cpu_shape == ("vit-tiny", 16, 128, 4, 3, 5, 5e-4, "cosine", True, 40)
+    paper_shape = (paper.encoder, paper.image_size, paper.depth, paper.heads, paper.mlp,
+                   paper.lr_schedule, paper.residual)  # fmt: skip
+    assert paper_shape == ("dinov2", 196, 6, 16, 2048, "constant", False)
     # Both read proprio when the data records it (DINO-WM), and train without it otherwise.
     assert paper.uses_proprio and cpu.uses_proprio
     assert not latent_preset("cpu", 2).uses_proprio
@@ -184,6 +191,22 @@ def test_presets_and_bad_settings(car_data, tmp_path):
         train_latent(car_data, tmp_path / "p", preset="debug", device="cpu", proprio=True)
     with pytest.raises(DreamgymError, match="vit_tokens"):
         train_latent(car_data, tmp_path / "t", preset="debug", device="cpu", vit_tokens=3)
+
+
+def test_the_cosine_schedule_warms_up_and_anneals(latent_run, car_data, tmp_path):
+    config = dataclasses.replace(latent_preset("debug", 3), lr=1e-3, lr_schedule="cosine",
+                                 warmup=0.1)  # fmt: skip
+    rates = [learning_rate(config, step, 100) for step in range(100)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert rates[10] == rates[9]  # the decay starts at the peak
+    assert all(a > b for a, b in zip(rates[10:], rates[11:], strict=False))
+    assert rates[-1] < 1e-6 and rates[55] == pytest.approx(5e-4)
+    assert learning_rate(latent_preset("debug", 3), 77, 100) == latent_preset("debug", 3).lr
+    kw = {"preset": "debug", "device": "cpu", "progress": False, "lr_schedule": "cosine"}
+    cosine = train_latent(car_data, tmp_path / "cosine", **kw)
+    assert cosine.history[-1]["val/loss"] != latent_run.history[-1]["val/loss"]
+    with pytest.raises(DreamgymError, match="lr_schedule must be one of"):
+        train_latent(car_data, tmp_path / "bad", **{**kw, "lr_schedule": "linear"})
 
 
 def proprio_copy(data, out):

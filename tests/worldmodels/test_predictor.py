@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -69,6 +71,29 @@ def test_without_proprio_and_bad_shapes():
     with_proprio = Predictor(SMALL)
     with pytest.raises(ValueError, match="needs proprio"):
         with_proprio(*inputs()[:2])
+
+
+def test_residual_predictor_copies_until_trained_and_stays_causal():
+    torch.manual_seed(0)
+    model = Predictor(dataclasses.replace(SMALL, residual=True)).eval()
+    tokens, actions, proprio = inputs()
+    with torch.no_grad():
+        for layer in (model.head, model.proprio_skip):
+            layer.weight.zero_()
+            layer.bias.zero_()
+    pred, pred_proprio = model(tokens, actions, proprio)
+    torch.testing.assert_close(pred, tokens, rtol=0, atol=0)
+    torch.testing.assert_close(pred_proprio, proprio, rtol=0, atol=0)
+    # The linear path: next proprio = proprio + W [proprio, actions] + b, read per frame.
+    with torch.no_grad():
+        model.proprio_skip.weight[0, 4] = 2.0  # the first proprio dim gains 2 x action 0
+    _, moved = model(tokens, actions, proprio)
+    torch.testing.assert_close(moved[..., 0], proprio[..., 0] + 2 * actions[..., 0])
+    later = [x.clone() for x in (tokens, actions, proprio)]
+    for x in later:
+        x[:, 2:] += 5.0
+    torch.testing.assert_close(model(*later)[1][:, :2], moved[:, :2], rtol=0, atol=1e-6)
+    assert Predictor(dataclasses.replace(SMALL, proprio_dim=0, residual=True)).proprio_skip is None
 
 
 def test_dino_wm_shape():
