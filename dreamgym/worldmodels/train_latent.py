@@ -115,8 +115,9 @@ def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentC
 
 
 def learning_rate(config: LatentConfig, step: int, steps: int) -> float:
-    """The learning rate at optimizer step ``step`` of ``steps`` (a function of the step alone,
-    so a resumed run follows the schedule an uninterrupted one does)."""
+    """The learning rate at optimizer step ``step`` of ``steps`` (a function of the step and the
+    configured epochs alone, so an interrupted run that resumes follows the schedule an
+    uninterrupted one does; raising ``epochs`` on resume stretches the decay from there on)."""
     if config.lr_schedule == "constant":
         return config.lr
     warmup = int(config.warmup * steps)
