@@ -536,8 +536,9 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     if args.proprio_weight is not None:
         validate.real("proprio weight", args.proprio_weight, 0.0)
     model = load(args.world_model, resolve_device(args.device))
-    config = planner_preset(args.preset, samples=args.samples, iterations=args.iterations,
-                            horizon=args.horizon, execute=args.execute)  # fmt: skip
+    config = planner_preset(args.preset, method=args.planner, samples=args.samples,
+                            iterations=args.iterations, horizon=args.horizon,
+                            execute=args.execute, temperature=args.temperature)  # fmt: skip
     Planner(model, config)  # refuses a model without a goal cost before any work
     if args.proprio_weight is not None:
         if not hasattr(model, "proprio_weight"):
@@ -591,13 +592,17 @@ def _add_plan_parser(commands) -> None:
     plan.add_argument("--world-model", required=True, help="a bundle with a goal cost")
     plan.add_argument("--data", help="episodes with states (default: the bundle's training data)")
     plan.add_argument("--episodes", type=int, default=50, help="start/goal pairs (default: 50)")
-    plan.add_argument("--planner", choices=["cem"], default="cem", help="the planner")
+    plan.add_argument("--planner", choices=["cem", "mppi"],
+                      help="cem or mppi (default: the preset's, cem)")  # fmt: skip
     plan.add_argument("--preset", default="cpu", choices=["cpu", "dino-wm", "vjepa2-ac", "debug"],
                       help="planner preset (default: cpu)")  # fmt: skip
     plan.add_argument("--samples", type=int, help="override the preset's samples")
     plan.add_argument("--iterations", type=int, help="override the preset's iterations")
     plan.add_argument("--horizon", type=int, help="override the preset's horizon")
     plan.add_argument("--execute", type=int, help="plan steps executed before replanning")
+    plan.add_argument("--temperature", type=float,
+                      help="MPPI's lambda, in standard deviations of the costs (default: "
+                      "0.1)")  # fmt: skip
     plan.add_argument("--proprio-weight", type=float,
                       help="weight of the proprio term in a latent model's goal cost (default: 1, "
                       "DINO-WM's objective; docs/planning.md measures others)")  # fmt: skip

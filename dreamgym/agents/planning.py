@@ -1,11 +1,17 @@
-"""Planning in a world model: the cross-entropy method (CEM) and model-predictive control (MPC).
+"""Planning in a world model: the cross-entropy method (CEM), MPPI, and model-predictive
+control (MPC).
 
-CEM (DINO-WM's planner) searches action sequences of ``horizon`` model steps: sample ``samples``
-sequences from a Gaussian, imagine them all in **one batched rollout** from the current state,
-score each by the world model's goal cost at the last imagined state, refit the Gaussian to the
-``elites`` best, repeat ``iterations`` times; the mean is the plan. :class:`PlannerPolicy` is MPC:
-it executes the first ``execute`` steps of the plan in the real env, sees the new frame, and
-replans from there, warm-starting from the rest of the previous plan.
+Both searches (:func:`search`) optimise action sequences of ``horizon`` model steps: sample
+``samples`` sequences from a Gaussian, imagine them all in **one batched rollout** from the
+current state, score each by the world model's goal cost at the last imagined state, refit the
+Gaussian, repeat ``iterations`` times; the mean is the plan. They differ only in the refit:
+
+- CEM (DINO-WM's planner) refits to the ``elites`` best, weighted equally;
+- MPPI (Williams et al.) weighs every sample by ``exp(-(cost - min cost) / lambda)``, with the
+  mean and the standard deviation as weighted moments (TD-MPC's covariance-adapting form).
+
+:class:`PlannerPolicy` is MPC: it executes the first ``execute`` steps of the plan in the real
+env, sees the new frame, and replans from there, warm-starting from the rest of the previous plan.
 
 Differences from the papers, on purpose:
 
@@ -14,7 +20,9 @@ Differences from the papers, on purpose:
 - DINO-WM's CEM looks at the real simulator after each iteration and stops early on success; a
   planner that never sees the simulator is the honest protocol (and the only one here);
 - V-JEPA 2-AC's planner is available as ``momentum`` on the mean and std updates; its L1 energy
-  is not (the cost is the model's own, MSE for the latent models).
+  is not (the cost is the model's own, MSE for the latent models);
+- MPPI's lambda is ``temperature`` times the standard deviation of the iteration's costs, so one
+  setting suits every model's cost scale (Williams et al. fix lambda in the cost's units).
 """
 
 from __future__ import annotations
@@ -31,22 +39,28 @@ from dreamgym.common import validate
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels.protocol import HasGoalCost, WorldModel, rollout, state_index
 
+PLANNERS = ("cem", "mppi")
+
 
 @dataclass(frozen=True)
-class CEMConfig:
-    """The cross-entropy method's settings (presets: :data:`PLANNER_PRESETS`).
+class PlannerConfig:
+    """A planner's settings (presets: :data:`PLANNER_PRESETS`).
 
     Attributes:
+        method: ``cem`` or ``mppi`` (the refit; see the module docstring).
         horizon: model steps per plan (DINO-WM: 5).
         samples: candidate sequences per iteration (DINO-WM: 300).
-        elites: the best candidates the Gaussian is refitted to (DINO-WM: 30).
+        elites: the best candidates CEM refits the Gaussian to (DINO-WM: 30).
         iterations: refits per plan (DINO-WM: 30; 10 for simpler envs).
         init_std: the Gaussian's first standard deviation, in action units (DINO-WM: 1).
         min_std: a floor on the standard deviation, so the search never freezes.
         momentum: weight of the previous mean/std in each update (V-JEPA 2-AC; 0: none).
         execute: plan steps executed before replanning (MPC; DINO-WM executes the whole plan
             open loop: ``execute = horizon``).
+        temperature: MPPI's lambda, in standard deviations of an iteration's costs.
     """
+
+    method: str = "cem"
 
     horizon: int = 5
     samples: int = 300
@@ -56,8 +70,11 @@ class CEMConfig:
     min_std: float = 0.05
     momentum: float = 0.0
     execute: int = 5
+    temperature: float = 0.1
 
     def check(self) -> None:
+        if self.method not in PLANNERS:
+            raise DreamgymError(f"planner must be one of {PLANNERS}, got {self.method!r}")
         for name in ("horizon", "samples", "elites", "iterations", "execute"):
             validate.integer(f"planner {name}", getattr(self, name))
         if self.elites > self.samples:
@@ -71,24 +88,25 @@ class CEMConfig:
         validate.real("planner momentum", self.momentum, 0.0, 0.99)
         validate.positive("planner init_std", self.init_std)
         validate.real("planner min_std", self.min_std, 0.0)
+        validate.positive("planner temperature", self.temperature)
 
 
-PLANNER_PRESETS: dict[str, CEMConfig] = {
+PLANNER_PRESETS: dict[str, PlannerConfig] = {
     # DINO-WM's CEM (horizon 5, 300 samples, top 30, 30 iterations), MPC executing the plan.
-    "dino-wm": CEMConfig(),
+    "dino-wm": PlannerConfig(),
     # A tenth of the imagination, for 2 CPU cores: 100 samples, 10 iterations, replanning
     # after every step (DINO-WM reports 100 x 10 as its cheaper setting).
-    "cpu": CEMConfig(samples=100, elites=10, iterations=10, execute=1),
+    "cpu": PlannerConfig(samples=100, elites=10, iterations=10, execute=1),
     # V-JEPA 2-AC-like: one step ahead, many samples, momentum on the updates.
-    "vjepa2-ac": CEMConfig(
+    "vjepa2-ac": PlannerConfig(
         horizon=1, samples=800, elites=80, iterations=10, momentum=0.9, execute=1
     ),  # fmt: skip
     # For tests: seconds.
-    "debug": CEMConfig(horizon=3, samples=64, elites=8, iterations=4, execute=1),
+    "debug": PlannerConfig(horizon=3, samples=64, elites=8, iterations=4, execute=1),
 }
 
 
-def planner_preset(name: str, **overrides: Any) -> CEMConfig:
+def planner_preset(name: str, **overrides: Any) -> PlannerConfig:
     """A named preset of :data:`PLANNER_PRESETS` with ``overrides`` applied (None ignored)."""
     if name not in PLANNER_PRESETS:
         raise DreamgymError(f"unknown planner preset {name!r}; known: {', '.join(PLANNER_PRESETS)}")
@@ -99,16 +117,30 @@ def planner_preset(name: str, **overrides: Any) -> CEMConfig:
     return config
 
 
-def cem(
+def refit(
+    candidates: torch.Tensor, costs: torch.Tensor, config: PlannerConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The next Gaussian's mean and standard deviation (H, A) from candidates (N, H, A) and
+    their costs (N,): CEM's elites or MPPI's weighted moments (see the module docstring)."""
+    if config.method == "cem":
+        elites = candidates[torch.argsort(costs)[: config.elites]]
+        return elites.mean(0), elites.std(0, unbiased=False)
+    lam = config.temperature * costs.std().clamp_min(1e-12)
+    weights = torch.softmax(-(costs - costs.min()) / lam, 0)[:, None, None]
+    mean = (weights * candidates).sum(0)
+    return mean, (weights * (candidates - mean).pow(2)).sum(0).sqrt()
+
+
+def search(
     objective,
     mean: torch.Tensor,
     low: torch.Tensor,
     high: torch.Tensor,
-    config: CEMConfig,
+    config: PlannerConfig,
     generator: torch.Generator,
     std: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Minimise ``objective`` over action sequences with the cross-entropy method.
+    """Minimise ``objective`` over action sequences with CEM or MPPI (``config.method``).
 
     Args:
         objective: (N, H, A) candidate sequences -> (N,) costs, for all N at once.
@@ -130,25 +162,24 @@ def cem(
         candidates = torch.clamp(mean + std * noise, low, high)  # (N, H, A)
         candidates[0] = torch.clamp(mean, low, high)  # the current mean competes too
         costs = objective(candidates)
-        order = torch.argsort(costs)[: config.elites]
-        elites = candidates[order]
+        new_mean, new_std = refit(candidates, costs, config)
         m = config.momentum
-        mean = m * mean + (1 - m) * elites.mean(0)
-        std = (m * std + (1 - m) * elites.std(0, unbiased=False)).clamp_min(config.min_std)
-        best.append(costs[order[0]])
+        mean = m * mean + (1 - m) * new_mean
+        std = (m * std + (1 - m) * new_std).clamp_min(config.min_std)
+        best.append(costs.min())
     return torch.clamp(mean, low, high), torch.stack(best)
 
 
 class Planner:
-    """CEM over a world model with a goal cost: plans from a state towards a goal state.
+    """CEM or MPPI over a world model with a goal cost: plans from a state towards a goal state.
 
     Args:
         model: a protocol model implementing :class:`HasGoalCost`.
-        config: the CEM settings.
+        config: the planner's settings.
         seed: seeds the planner's generator (the same seed gives the same plans).
     """
 
-    def __init__(self, model: WorldModel, config: CEMConfig, seed: int = 0) -> None:
+    def __init__(self, model: WorldModel, config: PlannerConfig, seed: int = 0) -> None:
         if not isinstance(model, HasGoalCost):
             raise DreamgymError("planning needs a world model with a goal cost")
         config.check()
@@ -184,8 +215,8 @@ class Planner:
         if warm_start is not None:
             k = min(len(warm_start), h)
             mean[:k] = warm_start[:k]
-        return cem(lambda c: self.costs(state, goal, c), mean, self.low, self.high, self.config,
-                   self.generator)  # fmt: skip
+        return search(lambda c: self.costs(state, goal, c), mean, self.low, self.high,
+                      self.config, self.generator)  # fmt: skip
 
 
 class PlannerPolicy:
@@ -210,8 +241,8 @@ class PlannerPolicy:
         goal_proprio: the goal's proprioception, for models that read it.
     """
 
-    def __init__(self, model: WorldModel, config: CEMConfig, goal_frame: np.ndarray | None = None,
-                 seed: int = 0, budget: int | None = None,
+    def __init__(self, model: WorldModel, config: PlannerConfig,
+                 goal_frame: np.ndarray | None = None, seed: int = 0, budget: int | None = None,
                  goal_proprio: np.ndarray | None = None) -> None:  # fmt: skip
         self.planner = Planner(model, config, seed)
         self.model, self.config = model, config
@@ -227,7 +258,8 @@ class PlannerPolicy:
         self.budget = None if budget is None else int(budget) // self.block  # model steps
         self.proprio = None
         self.goal = None if goal_frame is None else self._encode(goal_frame, goal_proprio)
-        self.label = f"cem planner ({config.samples} x {config.iterations}, h={config.horizon})"
+        self.label = (f"{config.method} planner ({config.samples} x {config.iterations}, "
+                      f"h={config.horizon})")  # fmt: skip
         self.reset(seed)
 
     def _proprio_kwargs(self, proprio: np.ndarray | None) -> dict[str, Any]:

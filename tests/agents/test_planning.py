@@ -1,5 +1,5 @@
-"""CEM and MPC: the search finds known optima; planning with a perfect model reaches goals, and
-with a tiny trained model it beats random."""
+"""CEM, MPPI and MPC: the searches find known optima; planning with a perfect model reaches
+goals, and with a tiny trained model it beats random."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamgym.agents.planning import Planner, PlannerPolicy, cem, planner_preset
+from dreamgym.agents.planning import PLANNERS, Planner, PlannerPolicy, planner_preset, search
 from dreamgym.errors import DreamgymError
 
 SIZE = 32
@@ -125,12 +125,13 @@ def reach(model, goals: np.ndarray, config, rng: np.random.Generator) -> dict[st
     return reached
 
 
-def test_cem_finds_the_minimum_of_a_quadratic():
+@pytest.mark.parametrize("method", PLANNERS)
+def test_the_search_finds_the_minimum_of_a_quadratic(method):
     target = torch.tensor([[0.3, -0.7], [0.9, 0.1], [-0.2, 0.4]])
     objective = lambda c: (c - target).pow(2).sum((1, 2))  # noqa: E731
-    config = planner_preset("dino-wm", horizon=3, iterations=20, execute=1)
-    plan, best = cem(objective, torch.zeros(3, 2), -torch.ones(2), torch.ones(2), config,
-                     torch.Generator().manual_seed(0))  # fmt: skip
+    config = planner_preset("dino-wm", method=method, horizon=3, iterations=20, execute=1)
+    plan, best = search(objective, torch.zeros(3, 2), -torch.ones(2), torch.ones(2), config,
+                        torch.Generator().manual_seed(0))  # fmt: skip
     assert torch.allclose(plan, target, atol=0.02)
     assert best[-1] < 1e-3 and best[-1] <= best[0]
 
@@ -142,9 +143,10 @@ def test_the_same_seed_gives_the_same_plan():
     assert torch.equal(plans[0], plans[1])
 
 
-def test_mpc_with_a_perfect_model_reaches_its_goals_and_random_does_not():
+@pytest.mark.parametrize("method", PLANNERS)
+def test_mpc_with_a_perfect_model_reaches_its_goals_and_random_does_not(method):
     rng = np.random.default_rng(0)
-    config = planner_preset("cpu", horizon=8, samples=64, elites=8, iterations=6)
+    config = planner_preset("cpu", method=method, horizon=8, samples=64, elites=8, iterations=6)
     reached = reach(PointMass(), rng.uniform(0.15, 0.85, (6, 2)), config, rng)
     assert reached["planner"] == 6 and reached["random"] <= 1
 
@@ -163,6 +165,10 @@ def test_planner_settings_are_checked():
         planner_preset("debug", elites=1000)
     with pytest.raises(DreamgymError, match="unknown planner preset 'fast'"):
         planner_preset("fast")
+    with pytest.raises(DreamgymError, match="planner must be one of"):
+        planner_preset("debug", method="mpc")
+    with pytest.raises(DreamgymError, match="planner temperature must be"):
+        planner_preset("debug", method="mppi", temperature=0.0)
     with pytest.raises(DreamgymError, match="goal cost"):
         Planner(type("NoCost", (), {})(), planner_preset("debug"))
 
@@ -178,9 +184,10 @@ def test_plan_command_on_push_t_scores_planner_random_and_oracle(pusht_data, tmp
     assert main(["plan", "--world-model", str(model), "--data", str(pusht_data), "--episodes",
                  "3", "--preset", "debug", "--goal-offset", "10", "--budget", "10",
                  "--proprio-weight", "5", "--videos", "1", "--out", str(out),
-                 "--quiet"]) == 0  # fmt: skip
+                 "--planner", "mppi", "--temperature", "0.2", "--quiet"]) == 0  # fmt: skip
     report = json.loads((out / "plan.json").read_text())
     assert report["planner"]["proprio_weight"] == 5.0 and report["pairs"] == 3
+    assert (report["planner"]["method"], report["planner"]["temperature"]) == ("mppi", 0.2)
     assert set(report["policies"]) == {"planner", "random", "oracle"}
     assert all(len(p["results"]) == 3 for p in report["policies"].values())
     # Replaying the recorded actions reaches the recorded goal: the protocol is sound.
