@@ -583,11 +583,12 @@ def _cmd_plan(args: argparse.Namespace) -> None:
 def _add_plan_parser(commands) -> None:
     plan = commands.add_parser(
         "plan",
-        help="reach goals by planning in a world model (CEM + MPC), measured the DINO-WM way",
+        help="reach goals by planning in a world model (CEM or MPPI + MPC), measured the "
+        "DINO-WM way",
         description="Draws start/goal pairs from recorded episodes (the goal: the state "
-        "GOAL_OFFSET recorded steps later), plans with CEM in the world model, acts in the real "
-        "env for BUDGET steps, and reports the success rate beside the random policy and a "
-        "replay oracle on the same pairs. Writes plan.json and videos (agent | goal).",
+        "GOAL_OFFSET recorded steps later), plans with CEM or MPPI in the world model, acts in "
+        "the real env for BUDGET steps, and reports the success rate beside the random policy "
+        "and a replay oracle on the same pairs. Writes plan.json and videos (agent | goal).",
     )
     plan.add_argument("--world-model", required=True, help="a bundle with a goal cost")
     plan.add_argument("--data", help="episodes with states (default: the bundle's training data)")

@@ -61,7 +61,6 @@ class PlannerConfig:
     """
 
     method: str = "cem"
-
     horizon: int = 5
     samples: int = 300
     elites: int = 30
