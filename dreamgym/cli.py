@@ -153,7 +153,7 @@ def _add_train_parser(commands) -> None:
         "patches, DINO-WM, for a GPU; debug = seconds). Re-running resumes.",
     )
     latent.add_argument("--data", required=True, action="append", help="rollout dataset(s)")
-    latent.add_argument("--encoder", choices=["vit-tiny", "dinov2", "vae"],
+    latent.add_argument("--encoder", choices=["vit-tiny", "pixels", "dinov2", "vae"],
                         help="override the preset's encoder")  # fmt: skip
     latent.add_argument(
         "--dinov2-weights", help="DINOv2 ViT-S/14 checkpoint (.pth or .safetensors)"

@@ -52,11 +52,13 @@ from dreamgym.worldmodels.bundle import write_info
 from dreamgym.worldmodels.common import autocast, split_episodes
 from dreamgym.worldmodels.latent import (
     BUNDLE_KIND,
+    FILE_ENCODERS,
     PAIR_KEYS,
     FrozenEncoder,
     LatentConfig,
     LatentNet,
     LatentWorldModel,
+    PixelEncoder,
     frozen_encoder,
 )
 from dreamgym.worldmodels.readouts import decoded_grid, readout_losses
@@ -66,6 +68,7 @@ from dreamgym.worldmodels.trainer import EpochTrainer
 LATENT_FILE = "latent.safetensors"
 INITIAL_FILE = "initial_frames.safetensors"
 PRECISE_BN_FRAMES = 2048
+PIXEL_FIT_FRAMES = 4096
 ENCODER_FILES = {"dinov2": "dinov2.safetensors", "vae": "vae.safetensors"}
 
 
@@ -218,6 +221,7 @@ class LatentTrainer(EpochTrainer):
     def _prepare(self, fresh: bool, frames_on_device: bool | None) -> None:
         if fresh:
             self.model.set_statistics(self.dataset.step_arrays()[0], self.proprio)
+
         c = self.config
         self.span = c.history * c.frameskip
         self.train_eps, self.val_eps = self._split()
@@ -232,11 +236,13 @@ class LatentTrainer(EpochTrainer):
                 self.device.type == "cuda" and nbytes < 0.5 * torch.cuda.mem_get_info()[0]
             )
         self.frames = _FrameRows(self.dataset, self.device, frames_on_device)
+        if fresh and isinstance(self.model.encoder, PixelEncoder):
+            self.model.encoder.fit(self.frames(self._random_frames(PIXEL_FIT_FRAMES, 9)))
         self._save_initial_frames()
 
     def _build(self, config: LatentConfig) -> LatentNet:
         config.check()
-        if not config.trains_encoder:
+        if config.encoder in FILE_ENCODERS:
             self.frozen = frozen_encoder(config, self._frozen_source(config)).to(self.device)
             copy = self.out / ENCODER_FILES[config.encoder]
             if config.encoder == "dinov2" and not copy.exists():
@@ -354,7 +360,7 @@ class LatentTrainer(EpochTrainer):
         frames = batch["frames"]
         n, t1 = frames.shape[:2]
         with autocast(self.device, self.bf16):
-            encoder = net.encoder if c.trains_encoder else self.frozen
+            encoder = net.encoder if self.frozen is None else self.frozen
             emb = encoder(frames.flatten(0, 1))
             emb = emb.view(n, t1, *emb.shape[1:])  # (B, H + 1, P, D)
             actions = net.normalise_actions(batch["actions"])
@@ -422,6 +428,14 @@ class LatentTrainer(EpochTrainer):
         core = [p for p in self.model.parameters() if id(p) not in ids]
         return [core] + [list(m.parameters()) for m in readouts]
 
+    def _random_frames(self, n: int, *key: int) -> np.ndarray:
+        """Rows of ``n`` frames drawn uniformly from the training episodes, seeded by ``key``."""
+        rng = np.random.default_rng([self.config.seed, *key])
+        episodes = rng.choice(self.train_eps, n)
+        return self.dataset.frame_offsets[episodes] + rng.integers(
+            0, self.dataset.lengths[episodes] + 1
+        )
+
     @torch.no_grad()
     def _precise_batchnorm(self) -> None:
         """Re-estimate the encoder's BatchNorm statistics as exact averages over
@@ -436,11 +450,7 @@ class LatentTrainer(EpochTrainer):
         norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not norms:
             return
-        rng = np.random.default_rng([self.config.seed, 8, self.epoch])
-        episodes = rng.choice(self.train_eps, PRECISE_BN_FRAMES)
-        rows = self.dataset.frame_offsets[episodes] + rng.integers(
-            0, self.dataset.lengths[episodes] + 1
-        )
+        rows = self._random_frames(PRECISE_BN_FRAMES, 8, self.epoch)
         momenta = [m.momentum for m in norms]
         for m in norms:
             m.reset_running_stats()
@@ -476,7 +486,7 @@ class LatentTrainer(EpochTrainer):
     def write_bundle(self) -> None:
         c = self.config
         files = {"latent": LATENT_FILE, "initial_frames": INITIAL_FILE}
-        if not c.trains_encoder:
+        if c.encoder in FILE_ENCODERS:
             files["encoder"] = ENCODER_FILES[c.encoder]
         datasets = [str(d.root.resolve()) for d in self.dataset.datasets]
         write_info(
@@ -494,7 +504,7 @@ class LatentTrainer(EpochTrainer):
         pool = self.val_eps if len(self.val_eps) else self.train_eps
         episodes = pool[np.linspace(0, len(pool) - 1, min(n, len(pool))).astype(int)]
         rows = self.dataset.frame_offsets[episodes] + self.dataset.lengths[episodes] // 2
-        encoder = self.model.encoder if self.config.trains_encoder else self.frozen
+        encoder = self.model.encoder if self.frozen is None else self.frozen
         png = decoded_grid(encoder, self.model.decoder, self.frames(rows), self.epoch)
         return atomic_write_bytes(self.out / "latent-reconstructions.png", png)
 

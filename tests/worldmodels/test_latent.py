@@ -1,6 +1,6 @@
 """The latent world model (DINO-WM, LeWM) on real CarRacing episodes: training lowers the
 validation loss, runs are deterministic and resume exactly, bundles round-trip, and the model
-goes through the protocol's goal dreams; frozen DINOv2 and V encoders and proprioception."""
+goes through the protocol's goal dreams; the fixed pixel encoder, frozen DINOv2 and V encoders and proprioception."""
 
 from __future__ import annotations
 
@@ -288,6 +288,27 @@ def test_a_frozen_vae_encoder(car_data, tmp_path):
     frames = frames_of(car_data, [3])
     mu = model.frozen.model.encode(frames.permute(0, 3, 1, 2).float() / 255)[0]
     torch.testing.assert_close(model.encode(frames).tokens[:, -1, 0], mu)
+
+
+def test_the_pixel_encoder_pools_centres_and_scales_frames(car_data, tmp_path):
+    out = tmp_path / "out"
+    run = train_latent(car_data, out, preset="debug", device="cpu", progress=False,
+                       encoder="pixels", pixel_grid=4, epochs=2)  # fmt: skip
+    assert run.history[-1]["val/pred"] < run.history[0]["val/pred"]
+    assert "train/sigreg" not in run.history[-1] and run.frozen is None
+    assert not list(run.model.encoder.parameters())  # nothing of it is trained
+    assert "encoder" not in read_info(out)["files"]  # its mean and scale are in the model file
+    model = worldmodels.load(out)
+    assert model.feature_size() == 3 * 4 * 4
+    frames = RolloutDataset(car_data).frames()
+    tokens = model.encode(torch.from_numpy(np.array(frames))).tokens[:, -1, 0].double()
+    # fitted on the frames: about centred, a dimension's variance 1 on average
+    assert tokens.mean(0).abs().max() < 0.5 and 0.7 < tokens.var(0).mean() < 1.3
+    # each token is the frame's mean colour over a 16 x 16 cell (64 px frames), centred, scaled
+    cell = frames[5, :16, 16:32].reshape(-1, 3).astype(np.float64).mean(0) / 255
+    enc = model.net.encoder
+    expected = (cell - enc.mean.view(3, 4, 4)[:, 0, 1].double().numpy()) * float(enc.scale)
+    np.testing.assert_allclose(tokens[5].view(3, 4, 4)[:, 0, 1].numpy(), expected, rtol=1e-4)
 
 
 def test_readouts_decode_and_predict_rewards_without_touching_the_core(car_data, latent_run,
