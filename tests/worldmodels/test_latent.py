@@ -1,6 +1,7 @@
 """The latent world model (DINO-WM, LeWM) on real CarRacing episodes: training lowers the
 validation loss, runs are deterministic and resume exactly, bundles round-trip, and the model
-goes through the protocol's goal dreams; the fixed pixel encoder, frozen DINOv2 and V encoders and proprioception."""
+goes through the protocol's goal dreams; the fixed pixel encoder, frozen DINOv2 and V encoders
+and proprioception."""
 
 from __future__ import annotations
 
