@@ -54,7 +54,8 @@ from dreamgym.worldmodels.vit import VisionTransformer, ViTConfig, images_to_inp
 
 BUNDLE_KIND = "latent"
 ENCODERS = ("vit-tiny", "pixels", "dinov2", "vae")
-FILE_ENCODERS = ("dinov2", "vae")  # frozen networks read from a file
+# Frozen networks read from a file, and the name of the bundle's copy of it.
+ENCODER_FILES = {"dinov2": "dinov2.safetensors", "vae": "vae.safetensors"}
 LR_SCHEDULES = ("constant", "cosine")
 ENCODE_CHUNK = 256
 PAIR_KEYS = ("start_frames", "goal_frames", "start_proprio", "goal_proprio")
@@ -167,14 +168,8 @@ class LatentConfig:
         """DreamgymError naming the first setting that cannot work."""
         if self.encoder not in ENCODERS:
             raise DreamgymError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        for key in (
-            "history",
-            "frameskip",
-            "action_size",
-            "vit_tokens",
-            "pixel_grid",
-            "val_windows",
-        ):
+        integers = ("history", "frameskip", "action_size", "vit_tokens", "pixel_grid")
+        for key in (*integers, "val_windows"):
             validate.integer(key, getattr(self, key))
         if self.proprio and not self.proprio_size:
             raise DreamgymError("proprio=True, but the episodes hold no proprio arrays")
@@ -241,8 +236,8 @@ class PixelEncoder(nn.Module):
 
     def __init__(self, grid: int) -> None:
         super().__init__()
-        self.grid = grid
-        self.register_buffer("mean", torch.zeros(3 * grid * grid))
+        self.grid, self.tokens, self.dim = grid, 1, 3 * grid * grid
+        self.register_buffer("mean", torch.zeros(self.dim))
         self.register_buffer("scale", torch.ones(()))
 
     def _pooled(self, frames: torch.Tensor) -> torch.Tensor:
@@ -306,7 +301,7 @@ class LatentNet(nn.Module):
         super().__init__()
         config.check()
         self.config = c = config
-        if c.encoder in FILE_ENCODERS and frozen is None:
+        if c.encoder in ENCODER_FILES and frozen is None:
             raise ValueError(f"a {c.encoder} latent model needs its frozen encoder")
         self.encoder: nn.Module | None = None
         if c.trains_encoder:
@@ -314,7 +309,7 @@ class LatentNet(nn.Module):
             tokens, dim = c.vit_tokens, c.vit_dim
         elif c.encoder == "pixels":
             self.encoder = PixelEncoder(c.pixel_grid)
-            tokens, dim = 1, 3 * c.pixel_grid**2
+            tokens, dim = self.encoder.tokens, self.encoder.dim
         else:
             tokens, dim = frozen.tokens, frozen.dim
         block = c.action_size * c.frameskip
@@ -651,7 +646,7 @@ def load_latent(root: Path, info: dict[str, Any], device: str | torch.device) ->
             f"{info['env']!r} with {len(info['action_low'])}"
         )
     frozen = None
-    if config.encoder in FILE_ENCODERS:
+    if config.encoder in ENCODER_FILES:
         frozen = frozen_encoder(config, _required(root / files["encoder"]))
     net = LatentNet(config, frozen)
     load_model(net, tensors, path)

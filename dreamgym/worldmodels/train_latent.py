@@ -52,7 +52,7 @@ from dreamgym.worldmodels.bundle import write_info
 from dreamgym.worldmodels.common import autocast, split_episodes
 from dreamgym.worldmodels.latent import (
     BUNDLE_KIND,
-    FILE_ENCODERS,
+    ENCODER_FILES,
     PAIR_KEYS,
     FrozenEncoder,
     LatentConfig,
@@ -69,7 +69,6 @@ LATENT_FILE = "latent.safetensors"
 INITIAL_FILE = "initial_frames.safetensors"
 PRECISE_BN_FRAMES = 2048
 PIXEL_FIT_FRAMES = 4096
-ENCODER_FILES = {"dinov2": "dinov2.safetensors", "vae": "vae.safetensors"}
 
 
 def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentConfig:
@@ -221,7 +220,6 @@ class LatentTrainer(EpochTrainer):
     def _prepare(self, fresh: bool, frames_on_device: bool | None) -> None:
         if fresh:
             self.model.set_statistics(self.dataset.step_arrays()[0], self.proprio)
-
         c = self.config
         self.span = c.history * c.frameskip
         self.train_eps, self.val_eps = self._split()
@@ -242,7 +240,7 @@ class LatentTrainer(EpochTrainer):
 
     def _build(self, config: LatentConfig) -> LatentNet:
         config.check()
-        if config.encoder in FILE_ENCODERS:
+        if config.encoder in ENCODER_FILES:
             self.frozen = frozen_encoder(config, self._frozen_source(config)).to(self.device)
             copy = self.out / ENCODER_FILES[config.encoder]
             if config.encoder == "dinov2" and not copy.exists():
@@ -486,7 +484,7 @@ class LatentTrainer(EpochTrainer):
     def write_bundle(self) -> None:
         c = self.config
         files = {"latent": LATENT_FILE, "initial_frames": INITIAL_FILE}
-        if c.encoder in FILE_ENCODERS:
+        if c.encoder in ENCODER_FILES:
             files["encoder"] = ENCODER_FILES[c.encoder]
         datasets = [str(d.root.resolve()) for d in self.dataset.datasets]
         write_info(
