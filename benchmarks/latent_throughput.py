@@ -1,6 +1,6 @@
 """Latent world models: training windows/s, latent-dream steps/s beside the MDN-RNN dream, and
-the time of one CEM plan, for the ``cpu`` preset (with its tiny ViT, and with the fixed
-``pixels`` encoder) and the ``paper`` preset.
+the time of one CEM plan, for the ``cpu`` preset (with its tiny ViT, with the fixed ``pixels``
+encoder, and with the rollout loss over 5 imagined steps) and the ``paper`` preset.
 
 Training runs the real trainer for one short epoch on a few Push-T episodes collected here
 (windows/s as the trainer reports it). The dream step is the latent model's ``step`` on N states
@@ -95,7 +95,11 @@ def main() -> None:
         root = Path(tmp)
         data = Path(args.data) if args.data else push_t_data(root)
         # (label, preset, overrides)
-        rows = [("cpu", "cpu", {}), ("cpu/pixels", "cpu", {"encoder": "pixels"})]
+        rows = [
+            ("cpu", "cpu", {}),
+            ("cpu/pixels", "cpu", {"encoder": "pixels"}),
+            ("cpu/roll5", "cpu", {"rollout": 5}),
+        ]
         if paper:
             rows.append(("paper", "paper", {"dinov2_weights": str(random_dinov2(root))}))
         # N = a CEM iteration's candidates (DINO-WM: 300), the batch a planner imagines.

@@ -103,7 +103,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         overrides.update(encoder=args.encoder, dinov2_weights=args.dinov2_weights, vae=args.vae,
                          frameskip=args.frameskip, history=args.history,
                          proprio=args.proprio, decoder=args.decoder,
-                         reward_head=args.reward_head)  # fmt: skip
+                         reward_head=args.reward_head, rollout=args.rollout,
+                         rollout_from=args.rollout_from)  # fmt: skip
         trainer = LatentTrainer(args.data, args.out, args.preset,
                                 {k: v for k, v in overrides.items() if v is not None},
                                 args.device, args.bf16, args.skip_corrupt)  # fmt: skip
@@ -174,6 +175,11 @@ def _add_train_parser(commands) -> None:
         help="also train reward and done heads from the data (dreams then need no goal, and "
         "controllers can be evolved in them with --frameskip 1)",
     )  # fmt: skip
+    latent.add_argument("--rollout", type=int, metavar="K",
+                        help="also train on K model steps imagined from real histories, the "
+                        "history sliding as in planning (default: the preset's)")  # fmt: skip
+    latent.add_argument("--rollout-from", type=int, metavar="EPOCH",
+                        help="the first epoch (from 0) with the rollout loss")  # fmt: skip
     vae.add_argument("--data", required=True, help="rollout dataset directory")
     vae.add_argument(
         "--max-episodes", type=int, help="train on a seeded subset of this many episodes"

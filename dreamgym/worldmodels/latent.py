@@ -92,6 +92,12 @@ class LatentConfig:
         decoder: train a frame decoder on the (detached) embeddings, so dreams render.
         reward_head: train reward and done heads on the (detached) embeddings, so the model can
             be dreamed in without a goal (rewards and episode ends from the data).
+        rollout: also train on the predictor's own imagination (not in the papers, which train
+            one step with teacher forcing): from H real frames, imagine this many model steps
+            with the recorded action blocks, sliding the history as planning does, and add the
+            MSE of the imagined tokens (and proprio) against the real ones; 0: none.
+        rollout_from: the first epoch (counted from 0) with the rollout loss; the teacher-forced
+            epochs before it cost a third as much.
         done_pos_weight: the done head's weight on episode ends (M's: 10).
         sigreg_weight: weight of SIGReg on the jointly trained encoder's embeddings (LeWM: 0.09).
         sigreg_slices: SIGReg's random directions (LeWM: 1024).
@@ -139,6 +145,8 @@ class LatentConfig:
     residual: bool = False
     decoder: bool = False
     reward_head: bool = False
+    rollout: int = 0
+    rollout_from: int = 0
     done_pos_weight: float = 10.0
     sigreg_weight: float = 0.09
     sigreg_slices: int = 1024
@@ -171,6 +179,8 @@ class LatentConfig:
         integers = ("history", "frameskip", "action_size", "vit_tokens", "pixel_grid")
         for key in (*integers, "val_windows"):
             validate.integer(key, getattr(self, key))
+        for key in ("rollout", "rollout_from"):
+            validate.integer(key, getattr(self, key), minimum=0)
         if self.proprio and not self.proprio_size:
             raise DreamgymError("proprio=True, but the episodes hold no proprio arrays")
         grid = self.image_size // self.patch_size

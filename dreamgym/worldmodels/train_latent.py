@@ -9,6 +9,12 @@ once (teacher forcing, DINO-WM and LeWM alike)::
     loss = MSE(predicted tokens, next frames' tokens)
          + MSE(predicted proprio, next proprio), both z-scored         when proprio is used
          + sigreg_weight * SIGReg(embeddings)                          when the encoder trains
+         + MSE(imagined tokens, real tokens) (+ the same for proprio)  from epoch rollout_from
+
+The last term (``rollout`` K, not in DINO-WM or LeWM) trains on the predictor's own imagination:
+from the first H real frames of a window of H + K, it imagines K model steps with the recorded
+action blocks, sliding the history as planning does, so the frames that planning's last
+steps read (imagined ones only, from the (H + 1)-th step on) are seen in training too.
 
 For a frozen encoder (DINOv2, V) the targets carry no gradient; for the jointly trained tiny ViT
 they do (LeWM), SIGReg being what stops the encoder from collapsing to a constant. SIGReg is
@@ -322,16 +328,31 @@ class LatentTrainer(EpochTrainer):
             )
         return pairs
 
-    def windows(self, episodes: np.ndarray, n: int, rng: np.random.Generator) -> dict:
-        """n windows drawn uniformly over the window starts of ``episodes``, as device
-        tensors: frames (n, H + 1, h, w, 3) uint8, actions (n, H, A * frameskip), proprio
-        (n, H + 1, Pd) or None."""
+    def _window_frames(self) -> int:
+        """Frames per window in the current epoch: H + 1, or H + rollout once the rollout loss
+        is on."""
         c = self.config
-        starts = self.dataset.lengths[episodes] - self.span + 1
+        rolls = c.rollout > 0 and self.epoch >= c.rollout_from
+        return c.history + (max(1, c.rollout) if rolls else 1)
+
+    def windows(self, episodes: np.ndarray, n: int, rng: np.random.Generator) -> dict:
+        """n windows of F frames (:meth:`_window_frames`) drawn uniformly over the window
+        starts of the ``episodes`` long enough, as device tensors: frames (n, F, h, w, 3) uint8,
+        actions (n, F - 1, A * frameskip), proprio (n, F, Pd) or None."""
+        c = self.config
+        frames = self._window_frames()
+        span = (frames - 1) * c.frameskip
+        episodes = episodes[self.dataset.lengths[episodes] >= span]
+        if len(episodes) == 0:
+            raise DreamgymError(
+                f"no episode of {str(self.dataset.root)!r} is as long as a rollout window "
+                f"({frames - 1} model steps of {c.frameskip} = {span} steps)"
+            )
+        starts = self.dataset.lengths[episodes] - span + 1
         pick = rng.choice(len(episodes), size=n, p=starts / starts.sum())
-        w = self.dataset.windows(episodes[pick], self.span, rng)
-        rows = w.frame_rows[:, :: c.frameskip]  # (n, H + 1)
-        actions = self.dataset.step_arrays()[0][w.step_rows].reshape(n, c.history, -1)
+        w = self.dataset.windows(episodes[pick], span, rng)
+        rows = w.frame_rows[:, :: c.frameskip]  # (n, F)
+        actions = self.dataset.step_arrays()[0][w.step_rows].reshape(n, frames - 1, -1)
         batch = {
             "frames": self.frames(rows),
             "actions": torch.from_numpy(actions).to(self.device),
@@ -341,7 +362,7 @@ class LatentTrainer(EpochTrainer):
         }
         if c.reward_head:  # per model step: the block's summed rewards, whether it ended
             _, rewards, dones = self.dataset.step_arrays()
-            blocks = (n, c.history, c.frameskip)
+            blocks = (n, frames - 1, c.frameskip)
             batch["rewards"] = torch.from_numpy(
                 rewards[w.step_rows].reshape(blocks).sum(-1).astype(np.float32)
             ).to(self.device)
@@ -354,23 +375,28 @@ class LatentTrainer(EpochTrainer):
 
     def losses(self, batch: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """The loss terms of a batch of windows (see the module docstring)."""
-        c, net = self.config, self.model
+        c, net, h = self.config, self.model, self.config.history
         frames = batch["frames"]
         n, t1 = frames.shape[:2]
         with autocast(self.device, self.bf16):
             encoder = net.encoder if self.frozen is None else self.frozen
             emb = encoder(frames.flatten(0, 1))
-            emb = emb.view(n, t1, *emb.shape[1:])  # (B, H + 1, P, D)
-            actions = net.normalise_actions(batch["actions"])
+            emb = emb.view(n, t1, *emb.shape[1:])  # (B, F, P, D), F = H + 1 or H + rollout
+            actions = net.normalise_actions(batch["actions"])  # (B, F - 1, A)
             proprio = net.normalise_proprio(batch["proprio"]) if c.uses_proprio else None
             pred, pred_proprio = net.predictor(
-                emb[:, :-1], actions, None if proprio is None else proprio[:, :-1]
+                emb[:, :h], actions[:, :h], None if proprio is None else proprio[:, :h]
             )
-        terms = {"pred": F.mse_loss(pred.float(), emb[:, 1:].float())}
+        terms = {"pred": F.mse_loss(pred.float(), emb[:, 1 : h + 1].float())}
         loss = terms["pred"]
         if proprio is not None:
-            terms["proprio"] = F.mse_loss(pred_proprio.float(), proprio[:, 1:].float())
+            terms["proprio"] = F.mse_loss(pred_proprio.float(), proprio[:, 1 : h + 1].float())
             loss = loss + terms["proprio"]
+        if t1 > h + 1:
+            rollout = self._rollout_losses(emb, actions, proprio, pred, pred_proprio)
+            for key, value in rollout.items():
+                terms[key] = value
+                loss = loss + value
         if c.trains_encoder and c.sigreg_weight:
             # (B, H + 1, P, D) -> (H + 1, P, B, D): one SIGReg sample set per frame slot and token
             terms["sigreg"] = sigreg(emb.permute(1, 2, 0, 3), generator, c.sigreg_slices)
@@ -381,6 +407,39 @@ class LatentTrainer(EpochTrainer):
             terms[key] = value
             loss = loss + value
         terms["loss"] = loss
+        return terms
+
+    def _rollout_losses(
+        self,
+        emb: torch.Tensor,
+        actions: torch.Tensor,
+        proprio: torch.Tensor | None,
+        pred: torch.Tensor,
+        pred_proprio: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """MSE of frames H..F-1 imagined from the first H real ones, one model step at a time
+        with the recorded action blocks, the history sliding as in planning (``step``). The
+        first imagined frame is the teacher-forced pass's last prediction (``pred[:, -1]``)."""
+        h, net = self.config.history, self.model
+        imagined = [pred[:, -1]]
+        tokens = torch.cat([emb[:, 1:h], pred[:, -1:]], dim=1)
+        hist = None
+        if proprio is not None:
+            imagined_proprio = [pred_proprio[:, -1]]
+            hist = torch.cat([proprio[:, 1:h], pred_proprio[:, -1:]], dim=1)
+        with autocast(self.device, self.bf16):
+            for k in range(1, emb.shape[1] - h):
+                nxt, nxt_proprio = net.predictor(tokens, actions[:, k : k + h], hist)
+                imagined.append(nxt[:, -1])
+                tokens = torch.cat([tokens[:, 1:], nxt[:, -1:]], dim=1)
+                if hist is not None:
+                    imagined_proprio.append(nxt_proprio[:, -1])
+                    hist = torch.cat([hist[:, 1:], nxt_proprio[:, -1:]], dim=1)
+        terms = {"rollout": F.mse_loss(torch.stack(imagined, 1).float(), emb[:, h:].float())}
+        if proprio is not None:
+            terms["rollout_proprio"] = F.mse_loss(
+                torch.stack(imagined_proprio, 1).float(), proprio[:, h:].float()
+            )
         return terms
 
     def train_epoch(self, progress: bool) -> dict[str, float]:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from torch.nn import functional as F
 
 from dreamgym import worldmodels
 from dreamgym.agents import ControllerSpec, DreamBackend
@@ -208,6 +209,38 @@ def test_the_cosine_schedule_warms_up_and_anneals(latent_run, car_data, tmp_path
     assert cosine.history[-1]["val/loss"] != latent_run.history[-1]["val/loss"]
     with pytest.raises(DreamgymError, match="lr_schedule must be one of"):
         train_latent(car_data, tmp_path / "bad", **{**kw, "lr_schedule": "linear"})
+
+
+def test_the_rollout_loss_imagines_as_planning_does(latent_run, car_data, tmp_path):
+    run = train_latent(car_data, tmp_path, preset="debug", device="cpu", progress=False,
+                       rollout=3, rollout_from=1)  # fmt: skip
+    history = run.history
+
+    def strip(row):
+        return {k: v for k, v in row.items() if k not in NOISY}
+
+    # Off before rollout_from (the same first epoch as without it), then on.
+    assert strip(history[0]) == strip(latent_run.history[0])
+    assert all("train/rollout" in row and "val/rollout" in row for row in history[1:])
+    assert history[-1]["val/rollout"] > 0
+    # The loss is the error of the protocol's own imagination: encode the first frame, follow
+    # the second, then roll the recorded action blocks out (the history H = 2 slides).
+    run.model.eval()
+    batch = run.windows(run.val_eps, 4, np.random.default_rng(0))
+    assert batch["frames"].shape[1] == 2 + 3 and batch["actions"].shape[1] == 4
+    with torch.no_grad():
+        terms = run.losses(batch, torch.Generator().manual_seed(0))
+    model = worldmodels.load(run.out)
+    frames, actions = batch["frames"], batch["actions"]
+    state = model.advance(model.encode(frames[:, 0]), actions[:, 0], frames[:, 1])
+    imagined = torch.stack([s.tokens[:, -1] for s in rollout(model, state, actions[:, 1:])], 1)
+    target = model.embed(frames[:, 2:].flatten(0, 1)).view_as(imagined)
+    assert terms["rollout"].item() == pytest.approx(F.mse_loss(imagined, target).item(), rel=1e-5)
+    with pytest.raises(DreamgymError, match="rollout must be an integer >= 0"):
+        train_latent(car_data, tmp_path / "bad", preset="debug", device="cpu", rollout=-1)
+    with pytest.raises(DreamgymError, match="as long as a rollout window"):
+        train_latent(car_data, tmp_path / "long", preset="debug", device="cpu", progress=False,
+                     rollout=30)  # fmt: skip
 
 
 def proprio_copy(data, out):
