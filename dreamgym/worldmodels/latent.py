@@ -95,9 +95,10 @@ class LatentConfig:
         rollout: also train on the predictor's own imagination (not in the papers, which train
             one step with teacher forcing): from H real frames, imagine this many model steps
             with the recorded action blocks, sliding the history as planning does, and add the
-            MSE of the imagined tokens (and proprio) against the real ones; 0: none.
-        rollout_from: the first epoch (counted from 0) with the rollout loss; the teacher-forced
-            epochs before it cost a third as much.
+            MSE of the imagined tokens (and proprio) against the real ones; 0 (or 1, whose one
+            step is teacher forcing's): none.
+        rollout_from: the first epoch (counted from 0) with the rollout loss; with rollout 5 the
+            teacher-forced epochs before it cost about a third as much (``docs/planning.md``).
         done_pos_weight: the done head's weight on episode ends (M's: 10).
         sigreg_weight: weight of SIGReg on the jointly trained encoder's embeddings (LeWM: 0.09).
         sigreg_slices: SIGReg's random directions (LeWM: 1024).
