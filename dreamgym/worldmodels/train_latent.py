@@ -333,7 +333,7 @@ class LatentTrainer(EpochTrainer):
         is on."""
         c = self.config
         rolls = c.rollout > 0 and self.epoch >= c.rollout_from
-        return c.history + (max(1, c.rollout) if rolls else 1)
+        return c.history + (c.rollout if rolls else 1)
 
     def windows(self, episodes: np.ndarray, n: int, rng: np.random.Generator) -> dict:
         """n windows of F frames (:meth:`_window_frames`) drawn uniformly over the window
