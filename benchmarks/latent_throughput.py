@@ -1,6 +1,7 @@
 """Latent world models: training windows/s, latent-dream steps/s beside the MDN-RNN dream, and
-the time of one CEM plan, for the ``cpu`` preset (with its tiny ViT, with the fixed ``pixels``
-encoder, and with the rollout loss over 5 imagined steps) and the ``paper`` preset.
+the time of one CEM plan, for the ``cpu`` preset (pooled pixels, the convolutional predictor),
+the ``cpu-vit`` preset (with its tiny ViT, with the fixed ``pixels`` encoder, and with the
+rollout loss over 5 imagined steps) and the ``paper`` preset.
 
 Training runs the real trainer for one short epoch on a few Push-T episodes collected here
 (windows/s as the trainer reports it). The dream step is the latent model's ``step`` on N states
@@ -97,8 +98,9 @@ def main() -> None:
         # (label, preset, overrides)
         rows = [
             ("cpu", "cpu", {}),
-            ("cpu/pixels", "cpu", {"encoder": "pixels"}),
-            ("cpu/roll5", "cpu", {"rollout": 5}),
+            ("cpu-vit", "cpu-vit", {}),
+            ("cpu-vit/pixels", "cpu-vit", {"encoder": "pixels"}),
+            ("cpu-vit/roll5", "cpu-vit", {"rollout": 5}),
         ]
         if paper:
             rows.append(("paper", "paper", {"dinov2_weights": str(random_dinov2(root))}))
@@ -106,17 +108,17 @@ def main() -> None:
         n = 300
         base = vm_rate(device, n, sync)
         print(f"device {device}; V+M dream (paper-size CarRacing M), N={n}: {base:,.0f} steps/s")
-        print(f"{'preset':10} {'train windows/s':>16} {'dream steps/s':>14} {'vs V+M':>7} "
+        print(f"{'preset':15} {'train windows/s':>16} {'dream steps/s':>14} {'vs V+M':>7} "
               f"{'plan (s)':>9} {'planner':>8}")  # fmt: skip
         for label, preset, extra in rows:
-            windows = 256 if device != "cpu" else (64 if preset == "cpu" else 8)
+            windows = 256 if device != "cpu" else (8 if preset == "paper" else 64)
             out = root / label.replace("/", "-")
             train = train_rate(data, out, preset, device, windows, **extra)
             model = load(out, device)
             dream = dream_rate(model, n, sync)
             planner = "dino-wm" if preset == "paper" or device != "cpu" else "cpu"
             plan = plan_seconds(model, planner, sync)
-            print(f"{label:10} {train:16,.1f} {dream:14,.0f} {dream / base:7.2f} {plan:9.2f} "
+            print(f"{label:15} {train:16,.1f} {dream:14,.0f} {dream / base:7.2f} {plan:9.2f} "
                   f"{planner:>8}")  # fmt: skip
 
 

@@ -104,7 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
                          frameskip=args.frameskip, history=args.history,
                          proprio=args.proprio, decoder=args.decoder,
                          reward_head=args.reward_head, rollout=args.rollout,
-                         rollout_from=args.rollout_from)  # fmt: skip
+                         rollout_from=args.rollout_from, predictor=args.predictor,
+                         pixel_grid=args.pixel_grid)  # fmt: skip
         trainer = LatentTrainer(args.data, args.out, args.preset,
                                 {k: v for k, v in overrides.items() if v is not None},
                                 args.device, args.bf16, args.skip_corrupt)  # fmt: skip
@@ -149,9 +150,10 @@ def _add_train_parser(commands) -> None:
     latent = parts.add_parser(
         "latent",
         help="train a latent world model (DINO-WM / LeWM); writes a world-model bundle",
-        description="Train an encoder and a frame-causal transformer predictor on a dataset "
-        "(presets: cpu = a tiny ViT trained with SIGReg, LeWM-style; paper = frozen DINOv2 "
-        "patches, DINO-WM, for a GPU; debug = seconds). Re-running resumes.",
+        description="Train an encoder and a predictor on a dataset (presets: cpu = pooled "
+        "pixels and a convolutional predictor, what 2 CPU cores plan Push-T with; cpu-vit = a "
+        "tiny ViT trained with SIGReg, LeWM-style; paper = frozen DINOv2 patches, DINO-WM, for "
+        "a GPU; debug = seconds). Re-running resumes.",
     )
     latent.add_argument("--data", required=True, action="append", help="rollout dataset(s)")
     latent.add_argument("--encoder", choices=["vit-tiny", "pixels", "dinov2", "vae"],
@@ -160,6 +162,13 @@ def _add_train_parser(commands) -> None:
         "--dinov2-weights", help="DINOv2 ViT-S/14 checkpoint (.pth or .safetensors)"
     )
     latent.add_argument("--vae", help="with --encoder vae: a trained V's run directory")
+    latent.add_argument(
+        "--pixel-grid", type=int, metavar="G",
+        help="with --encoder pixels: frames are pooled to G x G colour pixels",
+    )  # fmt: skip
+    latent.add_argument("--predictor", choices=["transformer", "conv"],
+                        help="override the preset's predictor: DINO-WM's transformer, or a "
+                        "convolutional one over pooled pixels (--encoder pixels)")  # fmt: skip
     latent.add_argument("--frameskip", type=int, help="real steps per model step (DINO-WM: 5)")
     latent.add_argument("--history", type=int, help="frames the predictor sees (DINO-WM: 3)")
     latent.add_argument(
@@ -197,7 +206,11 @@ def _add_train_parser(commands) -> None:
         parser.add_argument(
             "--preset",
             default="cpu" if parser is latent else "paper",
-            choices=["paper", "cpu", "debug"] if parser is latent else ["paper", "small", "debug"],
+            choices=(
+                ["paper", "cpu", "cpu-vit", "debug"]
+                if parser is latent
+                else ["paper", "small", "debug"]
+            ),
             help="settings preset (default: %(default)s; debug trains in seconds)",
         )
         parser.add_argument("--epochs", type=int, help="override the preset's epochs")

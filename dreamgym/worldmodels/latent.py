@@ -12,6 +12,10 @@ Four encoders, chosen by :attr:`LatentConfig.encoder`:
 - ``dinov2``: frozen DINOv2 ViT-S/14 patch tokens from a user-provided checkpoint (DINO-WM);
 - ``vae``: the mean of a trained dreamgym ConvVAE (V), frozen: one token per frame.
 
+Two predictors, chosen by :attr:`LatentConfig.predictor`: DINO-WM's frame-causal transformer
+(``predictor.py``), or, over the ``pixels`` encoder's pooled frames, a convolutional one
+(``conv_predictor.py``; not in the papers).
+
 A model step spans ``frameskip`` real steps and takes their actions concatenated (an action
 block, DINO-WM's frameskip), so :attr:`LatentWorldModel.action_space` is the real action box
 tiled ``frameskip`` times and ``advance`` expects the frame seen after the whole block.
@@ -42,6 +46,7 @@ from dreamgym.common import validate
 from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.checkpoint import load_model, read_checkpoint
+from dreamgym.worldmodels.conv_predictor import ConvPredictor, ConvPredictorConfig
 from dreamgym.worldmodels.predictor import Predictor, PredictorConfig
 from dreamgym.worldmodels.protocol import check_feature_mode
 from dreamgym.worldmodels.readouts import (
@@ -54,6 +59,7 @@ from dreamgym.worldmodels.vit import VisionTransformer, ViTConfig, images_to_inp
 
 BUNDLE_KIND = "latent"
 ENCODERS = ("vit-tiny", "pixels", "dinov2", "vae")
+PREDICTORS = ("transformer", "conv")
 # Frozen networks read from a file, and the name of the bundle's copy of it.
 ENCODER_FILES = {"dinov2": "dinov2.safetensors", "vae": "vae.safetensors"}
 LR_SCHEDULES = ("constant", "cosine")
@@ -85,10 +91,14 @@ class LatentConfig:
         proprio_size: the episodes' proprioception size, 0 without (set from the data).
         proprio: use proprioception; None: when the data has it (the ``paper`` and ``cpu``
             presets; ``debug`` says False, and as overrides of None are ignored, pass True).
-        action_emb, proprio_emb: embedding widths (DINO-WM: 10 each).
-        depth, heads, head_dim, mlp, dropout: the predictor (DINO-WM: 6, 16, 64, 2048, 0.1).
-        residual: the predictor reads out changes from the current frame, with a linear path
-            from proprio and actions to the next proprio (not in the papers; ``predictor.py``).
+        predictor: ``transformer`` (DINO-WM's), or ``conv``: a convolutional predictor over
+            the ``pixels`` encoder's pooled frames (not in the papers; ``conv_predictor.py``).
+        action_emb, proprio_emb: the transformer's embedding widths (DINO-WM: 10 each).
+        depth, heads, head_dim, mlp, dropout: the transformer (DINO-WM: 6, 16, 64, 2048, 0.1).
+        residual: the transformer reads out changes from the current frame, with a linear path
+            from proprio and actions to the next proprio (not in the papers; ``predictor.py``);
+            the conv predictor always does.
+        conv_channels: the conv predictor's channels at the full grid.
         decoder: train a frame decoder on the (detached) embeddings, so dreams render.
         reward_head: train reward and done heads on the (detached) embeddings, so the model can
             be dreamed in without a goal (rewards and episode ends from the data).
@@ -136,6 +146,7 @@ class LatentConfig:
     action_size: int = 0
     proprio_size: int = 0
     proprio: bool | None = None
+    predictor: str = "transformer"
     action_emb: int = 10
     proprio_emb: int = 10
     depth: int = 6
@@ -144,6 +155,7 @@ class LatentConfig:
     mlp: int = 2048
     dropout: float = 0.0
     residual: bool = False
+    conv_channels: int = 32
     decoder: bool = False
     reward_head: bool = False
     rollout: int = 0
@@ -177,11 +189,26 @@ class LatentConfig:
         """DreamgymError naming the first setting that cannot work."""
         if self.encoder not in ENCODERS:
             raise DreamgymError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        integers = ("history", "frameskip", "action_size", "vit_tokens", "pixel_grid")
+        integers = (
+            "history",
+            "frameskip",
+            "action_size",
+            "vit_tokens",
+            "pixel_grid",
+            "conv_channels",
+        )
         for key in (*integers, "val_windows"):
             validate.integer(key, getattr(self, key))
         for key in ("rollout", "rollout_from"):
             validate.integer(key, getattr(self, key), minimum=0)
+        if self.predictor not in PREDICTORS:
+            raise DreamgymError(f"predictor must be one of {PREDICTORS}, got {self.predictor!r}")
+        if self.predictor == "conv" and (self.encoder != "pixels" or self.pixel_grid % 2):
+            raise DreamgymError(
+                "predictor='conv' reads pooled frames: it needs encoder='pixels' with an even "
+                f"pixel_grid, got encoder={self.encoder!r}, pixel_grid={self.pixel_grid} (other "
+                "encoders: predictor='transformer')"
+            )
         if self.proprio and not self.proprio_size:
             raise DreamgymError("proprio=True, but the episodes hold no proprio arrays")
         grid = self.image_size // self.patch_size
@@ -325,11 +352,18 @@ class LatentNet(nn.Module):
             tokens, dim = frozen.tokens, frozen.dim
         block = c.action_size * c.frameskip
         proprio = c.proprio_size if c.uses_proprio else 0
-        self.predictor = Predictor(PredictorConfig(
-            frames=c.history, tokens=tokens, token_dim=dim, action_dim=block, proprio_dim=proprio,
-            action_emb=c.action_emb, proprio_emb=c.proprio_emb, depth=c.depth, heads=c.heads,
-            head_dim=c.head_dim, mlp=c.mlp, dropout=c.dropout, residual=c.residual,
-        ))  # fmt: skip
+        if c.predictor == "conv":
+            self.predictor: Predictor | ConvPredictor = ConvPredictor(ConvPredictorConfig(
+                frames=c.history, grid=c.pixel_grid, channels=c.conv_channels, action_dim=block,
+                proprio_dim=proprio,
+            ))  # fmt: skip
+        else:
+            self.predictor = Predictor(PredictorConfig(
+                frames=c.history, tokens=tokens, token_dim=dim, action_dim=block,
+                proprio_dim=proprio, action_emb=c.action_emb, proprio_emb=c.proprio_emb,
+                depth=c.depth, heads=c.heads, head_dim=c.head_dim, mlp=c.mlp,
+                dropout=c.dropout, residual=c.residual,
+            ))  # fmt: skip
         self.decoder = FrameDecoder(tokens, dim) if c.decoder else None
         self.heads = RewardDoneHeads(tokens, dim) if c.reward_head else None
         self.register_buffer("action_mean", torch.zeros(block))
@@ -558,7 +592,7 @@ class LatentWorldModel:
         frameskip) -> the predicted next state, the oldest frame dropped."""
         actions = self._actions_with(state, action)
         proprio = state.proprio if self.proprio_size else None
-        tokens, proprio_next = self.net.predictor(state.tokens, actions, proprio)
+        tokens, proprio_next = self.net.predictor(state.tokens, actions, proprio, last=True)
         if self.proprio_size:
             proprio = torch.cat([state.proprio[:, 1:], proprio_next[:, -1:]], dim=1)
         else:

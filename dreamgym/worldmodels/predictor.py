@@ -130,17 +130,19 @@ class Predictor(nn.Module):
         tokens: torch.Tensor,
         actions: torch.Tensor,
         proprio: torch.Tensor | None = None,
+        last: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Predict, for each of T frames, the next frame.
+        """Predict, for each of T frames (or the last one only), the next frame.
 
         Args:
             tokens: (B, T, P, D) latent frames, T <= H.
             actions: (B, T, A) the (normalised) action block taken after each frame.
             proprio: (B, T, Pd) the frames' z-scored proprioception; needed iff the predictor
                 has proprio.
+            last: read out the last frame's prediction only (T' = 1 instead of T).
 
         Returns:
-            The predicted next tokens (B, T, P, D) and z-scored proprio (B, T, Pd) (None
+            The predicted next tokens (B, T', P, D) and z-scored proprio (B, T', Pd) (None
             without proprio); those of frame t depend on frames, actions and proprio 0..t only.
         """
         c = self.config
@@ -161,7 +163,10 @@ class Predictor(nn.Module):
         mask = self.mask[: t * p, : t * p]
         for block in self.blocks:
             x = block(x, mask)
-        out = self.head(self.norm(x)).view(b, t, p, -1)
+        if last:
+            x, tokens, actions = x[:, -p:], tokens[:, -1:], actions[:, -1:]
+            proprio = proprio[:, -1:] if proprio is not None else None
+        out = self.head(self.norm(x)).view(b, tokens.shape[1], p, -1)
         nxt = out[..., :d]
         nxt_proprio = out[..., d:].mean(dim=2) if self.proprio_embed is not None else None
         if c.residual:

@@ -81,19 +81,27 @@ def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentC
     """Named presets (``action_size`` and ``proprio_size`` come from the data):
 
     - ``debug``: a very small ViT and predictor, seconds on a CPU (the tests);
-    - ``cpu``: LeWM's recipe at a size 2 CPU cores can train: a tiny ViT trained jointly with
-      SIGReg, its CLS token the latent, history 3, frameskip 5, DINO-WM's predictor shape
-      (dropout 0.1) on one token per frame, proprio when the data has it (DINO-WM); AdamW,
-      weight decay 1e-3 (LeWM), a 5% warm-up then a cosine decay (LeWM warms up and anneals);
-      40 epochs of 5,120 windows of batch 64, 19 minutes on Push-T at the 200 windows/s
-      measured on the 2 cores. Where it differs from LeWM, on purpose: the ViT is smaller
-      (patch 16, 128-d, depth 4, 4 heads, against patch 8, 192-d, depth 6), the peak learning
-      rate higher (5e-4, DINO-WM's, against 5e-5), and the predictor reads out changes
-      (``residual``). At LeWM's size and rate the 2 cores managed 800 optimizer steps in 52
-      minutes, and the predictor learnt the identity; at this size they manage 3,200 steps in
-      19 minutes. With the residual read-out and the schedule, the imagined Push-T agent lands
-      6 px from its real position after one model step (16 px without), and planning reaches
-      14 of the 50 goals instead of 7 (``docs/planning.md``);
+    - ``cpu``: what 2 CPU cores train in about half an hour and plan with: the fixed
+      ``pixels`` encoder at 16 x 16 x 3 and the convolutional predictor
+      (``conv_predictor.py``, 32 channels), history 3, frameskip 5, proprio when the data has
+      it, and the rollout loss over 3 model steps from the first epoch; AdamW 1e-3, weight
+      decay 1e-3, a 5% warm-up then a cosine decay; 40 epochs of 5,120 windows of batch 64.
+      Not DINO-WM's or LeWM's recipe: a transformer over one latent token per frame, trained on
+      2 cores, imagined hardly any of what a push does to the frame, and planning reached at
+      most 14 of the 50 Push-T goals with it (``cpu-vit``); pooled pixels cannot drift to suit
+      the predictor, and the convolution learns contact once for every place in the frame
+      (``docs/planning.md``);
+    - ``cpu-vit``: LeWM's recipe at a size 2 CPU cores can train (the ``cpu`` preset until
+      2026-11-27): a tiny ViT trained jointly with SIGReg, its CLS token the latent, history 3,
+      frameskip 5, DINO-WM's predictor shape (dropout 0.1) on one token per frame, proprio when
+      the data has it (DINO-WM); AdamW, weight decay 1e-3 (LeWM), a 5% warm-up then a cosine
+      decay (LeWM warms up and anneals); 40 epochs of 5,120 windows of batch 64, 19 minutes on
+      Push-T at the 200 windows/s measured on the 2 cores. Where it differs from LeWM, on
+      purpose: the ViT is smaller (patch 16, 128-d, depth 4, 4 heads, against patch 8, 192-d,
+      depth 6), the peak learning rate higher (5e-4, DINO-WM's, against 5e-5), and the
+      predictor reads out changes (``residual``). At LeWM's size and rate the 2 cores managed
+      800 optimizer steps in 52 minutes, and the predictor learnt the identity; at this size
+      they manage 3,200 steps in 19 minutes;
     - ``paper``: DINO-WM: frozen DINOv2 ViT-S/14 patch tokens at 196 px (14 x 14 x 384),
       history 3, frameskip 5, 10-d action and proprio embeddings, predictor depth 6, 16 heads
       of 64, MLP 2048, dropout 0.1, 100 epochs of batch 32, AdamW 5e-4; a GPU job.
@@ -108,6 +116,11 @@ def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentC
             **data,
         ),
         "cpu": LatentConfig(
+            encoder="pixels", pixel_grid=16, predictor="conv", conv_channels=32, rollout=3,
+            epochs=40, batch_size=64, lr=1e-3, lr_schedule="cosine", weight_decay=1e-3,
+            windows_per_epoch=5120, **data,
+        ),
+        "cpu-vit": LatentConfig(
             patch_size=16, vit_dim=128, vit_depth=4, vit_heads=4, dropout=0.1, residual=True,
             epochs=40, batch_size=64, lr=5e-4, lr_schedule="cosine", weight_decay=1e-3,
             windows_per_epoch=5120, **data,
@@ -169,7 +182,7 @@ class LatentTrainer(EpochTrainer):
         data: a rollout dataset directory, or several of one env and action space.
         out: the bundle directory (created if needed); re-creating the trainer on it resumes
             from the last finished epoch (a larger ``epochs`` trains further).
-        preset: ``debug``, ``cpu`` or ``paper`` (see :func:`latent_preset`).
+        preset: ``debug``, ``cpu``, ``cpu-vit`` or ``paper`` (see :func:`latent_preset`).
         overrides: config fields to change from the preset, e.g. ``{"frameskip": 1}``.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``.
         bf16: bf16 autocast for the forward pass (losses in fp32).
@@ -429,7 +442,7 @@ class LatentTrainer(EpochTrainer):
             hist = torch.cat([proprio[:, 1:h], pred_proprio[:, -1:]], dim=1)
         with autocast(self.device, self.bf16):
             for k in range(1, emb.shape[1] - h):
-                nxt, nxt_proprio = net.predictor(tokens, actions[:, k : k + h], hist)
+                nxt, nxt_proprio = net.predictor(tokens, actions[:, k : k + h], hist, last=True)
                 imagined.append(nxt[:, -1])
                 tokens = torch.cat([tokens[:, 1:], nxt[:, -1:]], dim=1)
                 if hist is not None:

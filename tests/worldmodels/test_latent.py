@@ -175,15 +175,21 @@ def test_goal_conditioned_dreams_draw_recorded_starts_and_goals(latent_run):
 
 
 def test_presets_and_bad_settings(car_data, tmp_path):
-    cpu, paper = latent_preset("cpu", 2, 4), latent_preset("paper", 2, 4)
-    cpu_shape = (cpu.encoder, cpu.patch_size, cpu.vit_dim, cpu.vit_depth, cpu.history,
-                 cpu.frameskip, cpu.lr, cpu.lr_schedule, cpu.residual, cpu.epochs)  # fmt: skip
-    assert cpu_shape == ("vit-tiny", 16, 128, 4, 3, 5, 5e-4, "cosine", True, 40)
+    cpu, vit = latent_preset("cpu", 2, 4), latent_preset("cpu-vit", 2, 4)
+    paper = latent_preset("paper", 2, 4)
+    cpu_shape = (cpu.encoder, cpu.pixel_grid, cpu.predictor, cpu.conv_channels, cpu.history,
+                 cpu.frameskip, cpu.rollout, cpu.rollout_from, cpu.lr, cpu.lr_schedule,
+                 cpu.epochs)  # fmt: skip
+    assert cpu_shape == ("pixels", 16, "conv", 32, 3, 5, 3, 0, 1e-3, "cosine", 40)
+    vit_shape = (vit.encoder, vit.patch_size, vit.vit_dim, vit.vit_depth, vit.history,
+                 vit.frameskip, vit.lr, vit.lr_schedule, vit.residual, vit.predictor,
+                 vit.epochs)  # fmt: skip
+    assert vit_shape == ("vit-tiny", 16, 128, 4, 3, 5, 5e-4, "cosine", True, "transformer", 40)
     paper_shape = (paper.encoder, paper.image_size, paper.depth, paper.heads, paper.mlp,
                    paper.lr_schedule, paper.residual)  # fmt: skip
     assert paper_shape == ("dinov2", 196, 6, 16, 2048, "constant", False)
     # Both read proprio when the data records it (DINO-WM), and train without it otherwise.
-    assert paper.uses_proprio and cpu.uses_proprio
+    assert paper.uses_proprio and cpu.uses_proprio and vit.uses_proprio
     assert not latent_preset("cpu", 2).uses_proprio
     with pytest.raises(DreamgymError, match="unknown latent preset"):
         latent_preset("huge", 2)

@@ -50,6 +50,12 @@ def test_predictions_for_a_frame_ignore_later_frames():
     changed = tokens.clone()
     changed[:, 0] += 5.0
     assert (model(changed, actions, proprio)[0][:, 2] - pred[:, 2]).abs().max() > 1e-5
+    for residual in (False, True):  # last=True reads out the last frame's prediction only
+        model = Predictor(dataclasses.replace(SMALL, residual=residual)).eval()
+        pred, pred_proprio = model(tokens, actions, proprio)
+        last, last_proprio = model(tokens, actions, proprio, last=True)
+        torch.testing.assert_close(last, pred[:, -1:], rtol=0, atol=1e-6)
+        torch.testing.assert_close(last_proprio, pred_proprio[:, -1:], rtol=0, atol=1e-6)
 
 
 def test_a_shorter_history_gives_the_same_first_predictions():
