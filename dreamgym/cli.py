@@ -557,7 +557,8 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     model = load(args.world_model, resolve_device(args.device))
     config = planner_preset(args.preset, method=args.planner, samples=args.samples,
                             iterations=args.iterations, horizon=args.horizon,
-                            execute=args.execute, temperature=args.temperature)  # fmt: skip
+                            execute=args.execute, temperature=args.temperature,
+                            energy=args.energy)  # fmt: skip
     Planner(model, config)  # refuses a model without a goal cost before any work
     if args.proprio_weight is not None:
         if not hasattr(model, "proprio_weight"):
@@ -623,6 +624,9 @@ def _add_plan_parser(commands) -> None:
     plan.add_argument("--temperature", type=float,
                       help="MPPI's lambda, in standard deviations of the costs (default: "
                       "0.1)")  # fmt: skip
+    plan.add_argument("--energy", choices=["mse", "l1"],
+                      help="the goal cost's distance: mse (DINO-WM) or l1 (V-JEPA 2-AC; the "
+                      "vjepa2-ac preset's) (default: the preset's, else the model's)")  # fmt: skip
     plan.add_argument("--proprio-weight", type=float,
                       help="weight of the proprio term in a latent model's goal cost (default: 1, "
                       "DINO-WM's objective; docs/planning.md measures others)")  # fmt: skip

@@ -19,8 +19,9 @@ Differences from the papers, on purpose:
   the latent model z-scores them itself; sigma0 is in those units;
 - DINO-WM's CEM looks at the real simulator after each iteration and stops early on success; a
   planner that never sees the simulator is the honest protocol (and the only one here);
-- V-JEPA 2-AC's planner is available as ``momentum`` on the mean and std updates; its L1 energy
-  is not (the cost is the model's own, MSE for the latent models);
+- V-JEPA 2-AC's planner is ``momentum`` on the mean and std updates and ``energy="l1"``: the
+  goal cost as the mean absolute distance of the representations, for models that offer it
+  (``energies``: the latent models do; by default their cost is DINO-WM's MSE);
 - MPPI's lambda is ``temperature`` times the standard deviation of the iteration's costs, so one
   setting suits every model's cost scale (Williams et al. fix lambda in the cost's units).
 """
@@ -40,6 +41,7 @@ from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels.protocol import HasGoalCost, WorldModel, rollout, state_index
 
 PLANNERS = ("cem", "mppi")
+ENERGIES = ("mse", "l1")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class PlannerConfig:
         execute: plan steps executed before replanning (MPC; DINO-WM executes the whole plan
             open loop: ``execute = horizon``).
         temperature: MPPI's lambda, in standard deviations of an iteration's costs.
+        energy: the goal cost's distance, for a model that offers several (its ``energies``):
+            ``mse`` (DINO-WM) or ``l1`` (V-JEPA 2-AC); None: the model's default.
     """
 
     method: str = "cem"
@@ -70,6 +74,7 @@ class PlannerConfig:
     momentum: float = 0.0
     execute: int = 5
     temperature: float = 0.1
+    energy: str | None = None
 
     def check(self) -> None:
         if self.method not in PLANNERS:
@@ -88,6 +93,8 @@ class PlannerConfig:
         validate.positive("planner init_std", self.init_std)
         validate.real("planner min_std", self.min_std, 0.0)
         validate.positive("planner temperature", self.temperature)
+        if self.energy is not None and self.energy not in ENERGIES:
+            raise DreamgymError(f"planner energy must be one of {ENERGIES}, got {self.energy!r}")
 
 
 PLANNER_PRESETS: dict[str, PlannerConfig] = {
@@ -98,7 +105,7 @@ PLANNER_PRESETS: dict[str, PlannerConfig] = {
     "cpu": PlannerConfig(samples=100, elites=10, iterations=10, execute=1),
     # V-JEPA 2-AC-like: one step ahead, many samples, momentum on the updates.
     "vjepa2-ac": PlannerConfig(
-        horizon=1, samples=800, elites=80, iterations=10, momentum=0.9, execute=1
+        horizon=1, samples=800, elites=80, iterations=10, momentum=0.9, execute=1, energy="l1"
     ),  # fmt: skip
     # For tests: seconds.
     "debug": PlannerConfig(horizon=3, samples=64, elites=8, iterations=4, execute=1),
@@ -182,6 +189,12 @@ class Planner:
         if not isinstance(model, HasGoalCost):
             raise DreamgymError("planning needs a world model with a goal cost")
         config.check()
+        offered = getattr(model, "energies", ())
+        if config.energy is not None and config.energy not in offered:
+            raise DreamgymError(
+                f"planner energy {config.energy!r} needs a world model whose goal cost offers it; "
+                f"this one offers {', '.join(offered) or 'only its own'}"
+            )
         self.model, self.config = model, config
         self.low = torch.as_tensor(model.action_space.low, device=model.device)
         self.high = torch.as_tensor(model.action_space.high, device=model.device)
@@ -198,7 +211,9 @@ class Planner:
         n = candidates.shape[0]
         start = state_index(state, torch.zeros(n, dtype=torch.long, device=self.model.device))
         last = rollout(self.model, start, candidates, self.generator)[-1]
-        return self.model.cost(last, goal)
+        if self.config.energy is None:
+            return self.model.cost(last, goal)
+        return self.model.cost(last, goal, energy=self.config.energy)
 
     def plan(
         self,

@@ -189,14 +189,8 @@ class LatentConfig:
         """DreamgymError naming the first setting that cannot work."""
         if self.encoder not in ENCODERS:
             raise DreamgymError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        integers = (
-            "history",
-            "frameskip",
-            "action_size",
-            "vit_tokens",
-            "pixel_grid",
-            "conv_channels",
-        )
+        integers = ("history", "frameskip", "action_size", "vit_tokens", "pixel_grid",
+                    "conv_channels")  # fmt: skip
         for key in (*integers, "val_windows"):
             validate.integer(key, getattr(self, key))
         for key in ("rollout", "rollout_from"):
@@ -270,6 +264,8 @@ class PixelEncoder(nn.Module):
     (64 px of Push-T at grid 8) and ranks the block's distance between two frames of an episode
     better than the trained CLS token (Spearman 0.93 against 0.90, ``docs/planning.md``). The
     mean and scale are fitted once on training frames (:meth:`fit`) and saved with the model.
+    The ``cpu`` preset reads it at grid 16 with the convolutional predictor, which sees the
+    token as the pooled image it is.
     """
 
     def __init__(self, grid: int) -> None:
@@ -433,6 +429,7 @@ class LatentWorldModel:
 
     feature_modes = ("latent",)
     step_options = ()
+    energies = ("mse", "l1")  # the goal cost's distances (a planner's ``energy``)
 
     def __init__(
         self,
@@ -614,21 +611,25 @@ class LatentWorldModel:
         proprio_hist = torch.cat([state.proprio[:, 1:], seen.proprio[:, -1:]], dim=1)
         return _shifted(state, seen.tokens[:, -1], proprio_hist, actions)
 
-    def cost(self, state: LatentState, goal: LatentState) -> torch.Tensor:
+    def cost(self, state: LatentState, goal: LatentState, energy: str = "mse") -> torch.Tensor:
         """(N,) mean squared distance between the current tokens and the goal's (one goal or N),
         plus, for a model with proprio, :attr:`proprio_weight` times that of the z-scored proprio
-        components the goal fixes (:attr:`goal_proprio`, from the env's spec).
+        components the goal fixes (:attr:`goal_proprio`, from the env's spec). With
+        ``energy="l1"`` both distances are mean absolute ones (V-JEPA 2-AC's energy).
 
         DINO-WM's objective compares the whole proprio embedding with weight 1. Here the
         comparison is on the proprioception itself, and for Push-T on the agent's position
         only: the velocity the recorded agent happened to have at the goal is not part of
         success, and in z-scored units 100 px/s of it weigh as much as 74 px of position."""
+        if energy not in self.energies:
+            raise DreamgymError(f"energy must be one of {self.energies}, got {energy!r}")
+        distance = torch.abs if energy == "l1" else torch.square
         diff = state.tokens[:, -1] - goal.tokens[:, -1].to(self.device)
-        cost = diff.pow(2).flatten(1).mean(1)
+        cost = distance(diff).flatten(1).mean(1)
         if self.proprio_size:
             dims = self.goal_proprio
             proprio = state.proprio[:, -1, dims] - goal.proprio[:, -1, dims].to(self.device)
-            cost = cost + self._proprio_weight * proprio.pow(2).mean(1)
+            cost = cost + self._proprio_weight * distance(proprio).mean(1)
         return cost
 
 

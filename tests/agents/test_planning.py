@@ -171,6 +171,11 @@ def test_planner_settings_are_checked():
         planner_preset("debug", method="mppi", temperature=0.0)
     with pytest.raises(DreamgymError, match="goal cost"):
         Planner(type("NoCost", (), {})(), planner_preset("debug"))
+    with pytest.raises(DreamgymError, match="planner energy must be one of"):
+        planner_preset("debug", energy="l2")
+    assert planner_preset("vjepa2-ac").energy == "l1"
+    with pytest.raises(DreamgymError, match="energy 'l1' needs a world model"):
+        Planner(PointMass(), planner_preset("vjepa2-ac"))
 
 
 def test_plan_command_on_push_t_scores_planner_random_and_oracle(pusht_data, tmp_path, capsys):
@@ -184,10 +189,12 @@ def test_plan_command_on_push_t_scores_planner_random_and_oracle(pusht_data, tmp
     assert main(["plan", "--world-model", str(model), "--data", str(pusht_data), "--episodes",
                  "3", "--preset", "debug", "--goal-offset", "10", "--budget", "10",
                  "--proprio-weight", "5", "--videos", "1", "--out", str(out),
-                 "--planner", "mppi", "--temperature", "0.2", "--quiet"]) == 0  # fmt: skip
+                 "--planner", "mppi", "--temperature", "0.2", "--energy", "l1",
+                 "--quiet"]) == 0  # fmt: skip
     report = json.loads((out / "plan.json").read_text())
     assert report["planner"]["proprio_weight"] == 5.0 and report["pairs"] == 3
-    assert (report["planner"]["method"], report["planner"]["temperature"]) == ("mppi", 0.2)
+    assert (report["planner"]["method"], report["planner"]["temperature"],
+            report["planner"]["energy"]) == ("mppi", 0.2, "l1")  # fmt: skip
     assert set(report["policies"]) == {"planner", "random", "oracle"}
     assert all(len(p["results"]) == 3 for p in report["policies"].values())
     # Replaying the recorded actions reaches the recorded goal: the protocol is sound.

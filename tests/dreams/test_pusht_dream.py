@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from dreamgym import worldmodels
+from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import RolloutDataset
 from dreamgym.worldmodels.train_latent import train_latent
 
@@ -63,3 +64,11 @@ def test_the_push_t_goal_cost_compares_the_agents_position_not_its_velocity(push
     assert far > 0.0
     model.proprio_weight = 4.0
     assert float(model.cost(elsewhere, goal)) == pytest.approx(4 * far)
+    # V-JEPA 2-AC's energy: mean absolute distances, tokens and the goal's proprio components.
+    other = model.encode(torch.from_numpy(RolloutDataset(pusht_data).episode(1).frames[:1]),
+                         proprio + torch.tensor([30.0, -10.0, 5.0, 0.0]))  # fmt: skip
+    tokens = (other.tokens[:, -1] - goal.tokens[:, -1]).abs().mean()
+    agent = (other.proprio[:, -1, :2] - goal.proprio[:, -1, :2]).abs().mean()
+    assert float(model.cost(other, goal, energy="l1")) == pytest.approx(float(tokens + 4 * agent))
+    with pytest.raises(DreamgymError, match="energy must be one of"):
+        model.cost(other, goal, energy="l2")
