@@ -1,4 +1,5 @@
-"""Real world models with chosen head weights, for testing the dream's episode logic."""
+"""Shared test helpers: real world models with chosen head weights (for the dream's episode
+logic), and the frame-causality check of the latent predictors."""
 
 from __future__ import annotations
 
@@ -26,3 +27,23 @@ def run(env, seed: int, actions: np.ndarray):
     for action in actions:
         out.append(env.step(action))
     return out
+
+
+def assert_frame_causal(model, tokens, actions, proprio, moves: float = 1e-5) -> None:
+    """A predictor's outputs for frames 0..t ignore later frames (within 1e-6) and depend on
+    the frame after t (by more than ``moves``), and ``last=True`` reads out the last one."""
+    pred, pred_proprio = model(tokens, actions, proprio)
+    frames = tokens.shape[1]
+    for t in range(frames):
+        changed = [x.clone() for x in (tokens, actions, proprio)]
+        for x in changed:
+            x[:, t + 1 :] += 5.0
+        other, other_proprio = model(*changed)
+        torch.testing.assert_close(other[:, : t + 1], pred[:, : t + 1], rtol=0, atol=1e-6)
+        torch.testing.assert_close(other_proprio[:, : t + 1], pred_proprio[:, : t + 1],
+                                   rtol=0, atol=1e-6)  # fmt: skip
+        if t < frames - 1:
+            assert (other[:, t + 1 :] - pred[:, t + 1 :]).abs().max() > moves
+    last, last_proprio = model(tokens, actions, proprio, last=True)
+    torch.testing.assert_close(last, pred[:, -1:], rtol=0, atol=1e-6)
+    torch.testing.assert_close(last_proprio, pred_proprio[:, -1:], rtol=0, atol=1e-6)

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import assert_frame_causal
 
 from dreamgym.worldmodels.predictor import Predictor, PredictorConfig, frame_causal_mask
 
@@ -36,26 +37,13 @@ def test_predictions_for_a_frame_ignore_later_frames():
     tokens, actions, proprio = inputs()
     pred, pred_proprio = model(tokens, actions, proprio)
     assert pred.shape == (2, 3, 4, 16) and pred_proprio.shape == (2, 3, 4)
-    for t in range(3):
-        changed = [x.clone() for x in (tokens, actions, proprio)]
-        for x in changed:
-            x[:, t + 1 :] += 5.0
-        other, other_proprio = model(*changed)
-        torch.testing.assert_close(other[:, : t + 1], pred[:, : t + 1], rtol=0, atol=1e-6)
-        torch.testing.assert_close(other_proprio[:, : t + 1], pred_proprio[:, : t + 1],
-                                   rtol=0, atol=1e-6)  # fmt: skip
-        if t < 2:
-            assert (other[:, t + 1 :] - pred[:, t + 1 :]).abs().max() > 1e-5
+    assert_frame_causal(model, tokens, actions, proprio)
     # Earlier frames do change the prediction for a later one.
     changed = tokens.clone()
     changed[:, 0] += 5.0
     assert (model(changed, actions, proprio)[0][:, 2] - pred[:, 2]).abs().max() > 1e-5
-    for residual in (False, True):  # last=True reads out the last frame's prediction only
-        model = Predictor(dataclasses.replace(SMALL, residual=residual)).eval()
-        pred, pred_proprio = model(tokens, actions, proprio)
-        last, last_proprio = model(tokens, actions, proprio, last=True)
-        torch.testing.assert_close(last, pred[:, -1:], rtol=0, atol=1e-6)
-        torch.testing.assert_close(last_proprio, pred_proprio[:, -1:], rtol=0, atol=1e-6)
+    residual = Predictor(dataclasses.replace(SMALL, residual=True)).eval()
+    assert_frame_causal(residual, tokens, actions, proprio)
 
 
 def test_a_shorter_history_gives_the_same_first_predictions():
