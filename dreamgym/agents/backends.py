@@ -29,6 +29,7 @@ class DreamBackend:
         temperature: the dream's tau.
         max_episode_steps: episode cap (default: the real env's, CarRacing 1,000, Doom 2,100).
         done_mode: the dream's done rule (default: see ``dreams.core.resolve_done_mode``).
+        dropout: the dream's inference dropout (default: the model's own).
     """
 
     def __init__(
@@ -38,18 +39,20 @@ class DreamBackend:
         temperature: float = 1.0,
         max_episode_steps: int | None = None,
         done_mode: str | None = None,
+        dropout: float | None = None,
     ) -> None:
         self.model = model
         self.spec = spec
         self.temperature = temperature
         self.max_episode_steps = max_episode_steps
         self.done_mode = done_mode
+        self.dropout = dropout
 
     @torch.no_grad()
     def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
         n = len(params) * rollouts
         core = DreamCore(self.model, n, self.temperature, self.spec.observation_mode,
-                         self.done_mode, self.max_episode_steps)  # fmt: skip
+                         self.done_mode, self.max_episode_steps, dropout=self.dropout)  # fmt: skip
         core.seed(np.random.default_rng(seed))
         theta = torch.tensor(np.asarray(params), dtype=torch.float32, device=core.device)
         w, b = unflatten(self.spec, theta.repeat_interleave(rollouts, dim=0))  # (N, A, I), (N, A)
@@ -76,6 +79,7 @@ def make_backend(
     workers: int | None = None,
     address: str | None = None,
     world_model: str | None = None,
+    dropout: float | None = None,
 ):
     """The evaluation backend called ``kind``.
 
@@ -84,17 +88,17 @@ def make_backend(
       (:class:`~dreamgym.agents.ray_dream.ShardedDreamBackend`, which needs the bundle
       directory ``world_model``);
     - ``real``: :class:`~dreamgym.agents.ray_backend.RealBackend` on ``workers`` actors
-      (default 2; ``temperature`` and ``done_mode`` unused).
+      (default 2; ``temperature``, ``done_mode`` and ``dropout`` unused).
     """
     if kind == "dream":
         if workers is None and address is None:
-            return DreamBackend(model, spec, temperature, max_episode_steps, done_mode)
+            return DreamBackend(model, spec, temperature, max_episode_steps, done_mode, dropout)
         if world_model is None:
             raise DreamgymError("a dream sharded over Ray actors needs the bundle's directory")
         from dreamgym.agents.ray_dream import ShardedDreamBackend
 
         return ShardedDreamBackend(world_model, spec, temperature, max_episode_steps, done_mode,
-                                   workers, address)  # fmt: skip
+                                   workers, address, dropout)  # fmt: skip
     if kind == "real":
         from dreamgym.agents.ray_backend import RealBackend
 

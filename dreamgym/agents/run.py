@@ -32,7 +32,7 @@ from dreamgym.common.pretrained import CONTROLLER_DIR, resolve_path
 from dreamgym.common.progress import ProgressBar
 from dreamgym.common.progress import progress as progress_bar
 from dreamgym.common.runs import RunLogger
-from dreamgym.dreams.core import resolve_done_mode, resolve_temperature
+from dreamgym.dreams.core import resolve_done_mode, resolve_dropout, resolve_temperature
 from dreamgym.errors import CorruptFileError, DreamgymError
 
 CHECKPOINT = "evolution.json"
@@ -55,6 +55,8 @@ class EvolveSettings:
         init: a saved controller to start the search from (a warm start: the ES mean begins at
             its parameters instead of zeros); it must read the same inputs and bias.
         evolution: the CMA-ES settings.
+        dropout: the dream's inference dropout (default: the world model's own, 0 for models
+            without it): each dream episode draws its own masks (Dropout's Dream Land).
     """
 
     world_model: str
@@ -66,6 +68,7 @@ class EvolveSettings:
     done_mode: str | None = None
     init: str | None = None
     evolution: EvolutionConfig = dataclasses.field(default_factory=EvolutionConfig)
+    dropout: float | None = None
 
 
 class Checkpointer:
@@ -169,6 +172,8 @@ def evolve(
     model = worldmodels.load(settings.world_model, device)
     settings.temperature = resolve_temperature(model.env, settings.temperature)
     settings.done_mode = resolve_done_mode(model, settings.done_mode)
+    if settings.backend == "dream":
+        settings.dropout = resolve_dropout(model, settings.dropout)
     spec = ControllerSpec.for_world_model(model, settings.observation_mode, settings.bias)
     settings.observation_mode = spec.observation_mode
     x0 = None
@@ -184,6 +189,10 @@ def evolve(
 def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: ControllerSpec,
             x0, workers: int | None, address: str | None, progress: bool) -> Evolution:  # fmt: skip
     saved = _read_checkpoint(out)
+    if saved is not None:
+        # Runs saved before dreams had dropout ran without it.
+        dream = saved["settings"].get("backend") == "dream"
+        saved["settings"].setdefault("dropout", 0.0 if dream else None)
     if saved is not None and saved["settings"] != dataclasses.asdict(settings):
         differing = sorted(k for k, v in dataclasses.asdict(settings).items()
                            if saved["settings"].get(k) != v)  # fmt: skip
@@ -197,7 +206,7 @@ def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: 
                       {**dataclasses.asdict(settings), "generations": generations})  # fmt: skip
     backend = make_backend(settings.backend, model, spec, settings.temperature,
                            settings.max_episode_steps, settings.done_mode, workers, address,
-                           settings.world_model)  # fmt: skip
+                           settings.world_model, settings.dropout)  # fmt: skip
     checkpointer = Checkpointer(out, settings, spec)
     checkpointer.history = list(history)
     bar = progress_bar(total=generations, initial=len(told), desc="evolve", unit="gen",

@@ -51,6 +51,11 @@ def positive(name: str, value: Any) -> float:
     return real(name, value, 0.0, strict_minimum=True)
 
 
+def fraction(name: str, value: Any) -> float:
+    """A dropout rate: a finite number in [0, 0.9] (above, too few units are left to model)."""
+    return real(name, value, 0.0, 0.9)
+
+
 def choice(name: str, value: Any, allowed: Collection[str]) -> str:
     """``value`` when it is one of ``allowed``."""
     if value not in allowed:

@@ -40,6 +40,17 @@ def resolve_temperature(env: str, temperature: float | None) -> float:
     )
 
 
+def resolve_dropout(model: WorldModel, dropout: float | None) -> float:
+    """The dream's inference dropout: ``dropout`` as given (checked), else the model's own
+    default (V+M: M's ``dream_dropout``), 0 for a model without dropout."""
+    if dropout is None:
+        return float(getattr(model, "dream_dropout", 0.0))
+    dropout = validate.fraction("dropout", dropout)
+    if dropout and "dropout" not in getattr(model, "step_options", ()):
+        raise DreamgymError("this world model has no inference dropout; leave dropout unset")
+    return dropout
+
+
 def check_decodes(model: WorldModel) -> None:
     """DreamgymError unless ``model`` can show its states (rendering needs a decoder)."""
     if not isinstance(model, Decodes):
@@ -111,6 +122,8 @@ class DreamCore:
             starts from a recorded start and its recorded goal, agents see the features of both
             (concatenated), the reward is minus the goal cost, and the episode terminates when
             the cost falls below the model's ``goal_threshold``.
+        dropout: inference dropout rate for models whose ``step`` takes one (V+M: Dropout's
+            Dream Land's masks, fresh for every episode); default (None): the model's own.
 
     Raises:
         ValueError (DreamgymError for bad values): a model without reward and done heads and
@@ -126,13 +139,16 @@ class DreamCore:
         done_mode: str | None = None,
         max_episode_steps: int | None = None,
         goal=None,
+        *,
+        dropout: float | None = None,
     ) -> None:
         done_mode = resolve_done_mode(model, done_mode)
         validate.integer("num_envs", num_envs)
         self.model = model
         self.num_envs = int(num_envs)
         self.temperature = check_temperature(temperature)
-        self.options = step_options(model, temperature=self.temperature)
+        self.dropout = resolve_dropout(model, dropout)
+        self.options = step_options(model, temperature=self.temperature, dropout=self.dropout)
         self.observation_mode = check_feature_mode(model, observation_mode)
         self.observation_size = model.feature_size(self.observation_mode)
         if goal is not None and not isinstance(model, HasGoalCost):
@@ -324,6 +340,7 @@ def make_core(
     max_episode_steps: int | None,
     render_mode: str | None,
     goal=None,
+    dropout: float | None = None,
 ) -> DreamCore:
     """The dream behind a DreamEnv or DreamVectorEnv, from their constructor arguments."""
     if render_mode not in (None, "rgb_array"):
@@ -332,4 +349,5 @@ def make_core(
     if render_mode is not None:
         check_decodes(model)
     tau = resolve_temperature(model.env, temperature)
-    return DreamCore(model, num_envs, tau, observation_mode, done_mode, max_episode_steps, goal)
+    return DreamCore(model, num_envs, tau, observation_mode, done_mode, max_episode_steps, goal,
+                     dropout=dropout)

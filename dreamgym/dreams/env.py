@@ -58,7 +58,9 @@ class DreamEnv(gym.Env):
     ``device``, ``observation_mode`` (the model's feature vector; default its default),
     ``done_mode``, ``max_episode_steps``, ``render_mode`` (``"rgb_array"``: V decodes the
     current z; refused for a world model without a decoder), ``goal`` (a goal state of the world
-    model) and ``render_size`` (upscaled frame side).
+    model), ``render_size`` (upscaled frame side) and ``dropout`` (inference dropout in M with a
+    fresh mask every episode, Dropout's Dream Land's defence against exploitable dreams; default
+    the bundle's).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -75,9 +77,10 @@ class DreamEnv(gym.Env):
         render_mode: str | None = None,
         goal=None,
         render_size: int = 64,
+        dropout: float | None = None,
     ) -> None:
         self.core = make_core(1, world_model, env, temperature, device, observation_mode,
-                              done_mode, max_episode_steps, render_mode, goal)  # fmt: skip
+                              done_mode, max_episode_steps, render_mode, goal, dropout)  # fmt: skip
         model = self.core.model
         self.render_mode = render_mode
         self.render_size = int(render_size)

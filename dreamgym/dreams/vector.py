@@ -58,6 +58,7 @@ class DreamVectorEnv(VectorEnv):
         render_mode: str | None = None,
         goal=None,
         render_size: int = 64,
+        dropout: float | None = None,
         render_grid: bool = True,
     ) -> None:
         if output not in OUTPUTS:
@@ -66,7 +67,7 @@ class DreamVectorEnv(VectorEnv):
         if mode == AutoresetMode.DISABLED:
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP")
         self.core = make_core(num_envs, world_model, env, temperature, device, observation_mode,
-                              done_mode, max_episode_steps, render_mode, goal)  # fmt: skip
+                              done_mode, max_episode_steps, render_mode, goal, dropout)  # fmt: skip
         model = self.core.model
         self.num_envs = self.core.num_envs
         self.output = output

@@ -1,5 +1,5 @@
-"""Data-collection policies: random, brownian, held-random, Push-T's weak expert, and any
-controller object or file.
+"""Data-collection policies: random, brownian, held-random, Push-T's weak expert, CarRacing's
+road driver, and any controller object or file.
 
 A policy is any object with ``act(obs) -> action``; an optional ``reset(seed)`` is called at the
 start of every episode with the episode's seed, so seeded policies make collection reproducible,
@@ -159,6 +159,79 @@ class WeakExpertPolicy(_SeededPolicy):
         return moves.reshape(-1)
 
 
+class RoadDriverPolicy(_SeededPolicy):
+    """CarRacing's driving collection policy: a crude road follower with a changing speed.
+
+    It steers toward the centroid of the grey road pixels a few rows ahead of the car in the 64x64
+    frame and holds a gas level drawn from ``gas_levels`` for a random 20-120 steps, so its
+    episodes show the car standing (gas 0, sometimes braking), crawling and driving at several
+    speeds on the road, which a world model needs to learn that only motion along the road pays
+    (the frame hides the speed). Steering carries slowly varying noise, and with probability
+    ``drift`` per step the car swerves for 5-25 steps, leaves the road and finds it again (with no
+    road in view it turns slowly toward the side that showed road last). It is a collection
+    policy, not an agent: it scores well below a trained controller on most tracks.
+
+    Args:
+        action_space: CarRacing's ``Box([-1, 0, 0], [1, 1, 1])``.
+        gas_levels: the gas values a segment holds.
+        steer_noise: scale of the steering noise (an AR(1) process, coefficient 0.9).
+        drift: probability per step of starting a swerve.
+    """
+
+    def __init__(
+        self,
+        action_space: gym.spaces.Box,
+        gas_levels: tuple[float, ...] = (0.0, 0.05, 0.1, 0.1, 0.15, 0.2, 0.3),
+        steer_noise: float = 0.08,
+        drift: float = 0.01,
+    ) -> None:
+        super().__init__(action_space)
+        if action_space.shape != (3,):
+            raise DreamgymError(
+                f"the road driver needs CarRacing's (steer, gas, brake) actions, got {action_space}"
+            )
+        self.gas_levels = np.asarray(gas_levels, np.float32)
+        self.steer_noise, self.drift = float(steer_noise), float(drift)
+        self.reset(0)
+
+    observes = True  # it steers by the frame
+
+    def reset(self, seed: int) -> None:
+        super().reset(seed)
+        self.gas, self.left, self.noise = 0.0, 0, 0.0
+        self.swerve, self.swerve_left, self.last_side = 0.0, 0, 1.0
+
+    def _steer_to_road(self, obs: np.ndarray) -> float:
+        frame = obs.astype(np.int16)
+        r, g, b = frame[..., 0], frame[..., 1], frame[..., 2]
+        road = (abs(r - g) < 20) & (abs(g - b) < 20) & (r > 70) & (r < 170)
+        # Rows 26-41 lie ahead of the car (which sits near row 52); nearer rows if none there.
+        for rows in (slice(26, 42), slice(42, 56), slice(0, 64)):
+            cols = np.nonzero(road[rows])[1]
+            if len(cols) >= 3:
+                offset = (cols.mean() - 31.5) / 10.0
+                self.last_side = 1.0 if offset >= 0 else -1.0
+                return float(np.clip(offset, -1.0, 1.0))
+        return 0.5 * self.last_side
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.left <= 0:
+            self.gas = float(self.rng.choice(self.gas_levels))
+            self.left = int(self.rng.integers(20, 121))
+        self.left -= 1
+        self.noise = 0.9 * self.noise + self.steer_noise * float(self.rng.standard_normal())
+        if self.swerve_left > 0:
+            self.swerve_left -= 1
+            steer = self.swerve
+        else:
+            if self.rng.random() < self.drift:
+                self.swerve_left = int(self.rng.integers(5, 26))
+                self.swerve = float(self.rng.choice([-1.0, 1.0]) * self.rng.uniform(0.3, 1.0))
+            steer = self._steer_to_road(obs) + self.noise
+        brake = 0.3 if self.gas == 0.0 and self.rng.random() < 0.3 else 0.0
+        return np.array([np.clip(steer, -1.0, 1.0), self.gas, brake], np.float32)
+
+
 class ConstantPolicy:
     """The same action at every step (a fidelity probe: "keep strafing left").
 
@@ -191,6 +264,7 @@ BUILTIN_POLICIES: dict[str, type[_SeededPolicy]] = {
     "brownian": BrownianPolicy,
     "repeat": RepeatPolicy,
     "weak-expert": WeakExpertPolicy,
+    "road-driver": RoadDriverPolicy,
 }
 
 PolicyLoader = Callable[[Path, dict[str, Any]], Policy]

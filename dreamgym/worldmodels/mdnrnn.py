@@ -18,6 +18,14 @@ Shapes, with B batch, T time, Z latent size, K mixtures, A action size:
 Differences from the paper, on purpose: the reward head (the original CarRacing M had none), and
 PyTorch's LSTM, which has two bias vectors where TensorFlow's had one (so the parameter count is
 1,024 above the paper's 422,368 for CarRacing even without the heads).
+
+Dropout (Dropout's Dream Land, Wellmer & Kwok 2021): with ``dropout`` > 0, training drops units of
+the latent input z_t and of the recurrent input h_t with one mask per sequence (variational
+dropout, as Keras' LSTM ``dropout`` / ``recurrent_dropout``; the action is never dropped), scaled
+by 1 / (1 - p). A dream may do the same at inference (``dream_dropout``): each dream episode draws
+its own masks at its first step and keeps them, so every episode is a slightly different world
+model and a controller cannot exploit one model's errors. Where Keras draws one mask per gate,
+this draws one per input, as Gal & Ghahramani's tied variant does.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dreamgym.common import validate
 from dreamgym.envs import get_env_spec
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -58,6 +67,9 @@ class MDNRNNConfig:
         grad_clip: gradient norm clip (paper: 1.0).
         val_fraction: fraction of episodes held out for validation.
         seed: seeds the split, windows and the z re-sampling.
+        dropout: training dropout rate of z_t and h_t (one mask per window; 0: none).
+        dream_dropout: the dream's default inference dropout rate (one mask per dream episode;
+            Dropout's Dream Land: 0.1 after training at 0.05). Dreams may override it.
     """
 
     z_size: int = 32
@@ -76,6 +88,26 @@ class MDNRNNConfig:
     grad_clip: float = 1.0
     val_fraction: float = 0.05
     seed: int = 0
+    dropout: float = 0.0
+    dream_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.dropout = validate.fraction("dropout", self.dropout)
+        self.dream_dropout = validate.fraction("dream_dropout", self.dream_dropout)
+
+
+Masks = tuple[torch.Tensor, torch.Tensor]
+
+
+def dropout_masks(
+    n: int, z_size: int, hidden_size: int, rate: float, device: torch.device | str,
+    generator: torch.Generator | None = None,
+) -> Masks:
+    """Inverted-dropout masks for N sequences: z (N, Z) and h (N, H), entries 0 or 1 / (1 - p)."""
+    keep = 1.0 - rate
+    masks = torch.rand(n, z_size + hidden_size, generator=generator, device=device) < keep
+    masks = masks.float() / keep
+    return masks[:, :z_size], masks[:, z_size:]
 
 
 def mdnrnn_preset(name: str, env: str, z_size: int, action_size: int) -> MDNRNNConfig:
@@ -142,11 +174,28 @@ class MDNRNN(nn.Module):
     ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Run M over (B, T) steps from ``state`` (zeros by default).
 
+        In training mode with ``dropout`` > 0, each window draws masks for z and h (see the
+        module docstring) and the steps run one fused cell call at a time.
+
         Returns the heads (see :meth:`heads`) for every step and the final (h, c), each
         (1, B, H).
         """
-        out, state = self.lstm(self.inputs(z, action, restart), state)
-        return self.heads(out), state
+        c = self.config
+        if not (self.training and c.dropout > 0):
+            out, state = self.lstm(self.inputs(z, action, restart), state)
+            return self.heads(out), state
+        b, t = z.shape[:2]
+        masks = dropout_masks(b, c.z_size, c.hidden_size, c.dropout, z.device)
+        if state is None:
+            hc = (z.new_zeros(b, c.hidden_size), z.new_zeros(b, c.hidden_size))
+        else:
+            hc = (state[0][0], state[1][0])
+        outs = []
+        for i in range(t):
+            r = None if restart is None else restart[:, i]
+            _, hc = self.step(z[:, i], action[:, i], r, hc, masks, heads=False)
+            outs.append(hc[0])
+        return self.heads(torch.stack(outs, 1)), (hc[0][None], hc[1][None])
 
     def step(
         self,
@@ -154,17 +203,24 @@ class MDNRNN(nn.Module):
         action: torch.Tensor,
         restart: torch.Tensor | None,
         state: tuple[torch.Tensor, torch.Tensor],
+        masks: Masks | None = None,
+        heads: bool = True,
     ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """One batched step: z (N, Z), action (N, A), state (h, c) each (N, H) -> heads, (h, c).
 
         Uses the LSTM's weights through one fused cell call (no per-env Python loop).
+        ``masks`` (see :func:`dropout_masks`) multiply z and the recurrent h; ``heads=False``
+        skips the heads (and returns an empty dict).
         """
+        h_in = state[0]
+        if masks is not None:
+            z, h_in = z * masks[0], h_in * masks[1]
         x = self.inputs(z, action, restart)
         h, c = torch.lstm_cell(
-            x, state, self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
+            x, (h_in, state[1]), self.lstm.weight_ih_l0, self.lstm.weight_hh_l0,
             self.lstm.bias_ih_l0, self.lstm.bias_hh_l0,
         )  # fmt: skip
-        return self.heads(h), (h, c)
+        return (self.heads(h) if heads else {}), (h, c)
 
 
 def mdn_log_prob(

@@ -12,7 +12,8 @@ import torch
 
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.checkpoint import load_model, read_checkpoint
-from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, sample_mdn
+from dreamgym.common import validate
+from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, dropout_masks, sample_mdn
 from dreamgym.worldmodels.protocol import check_feature_mode
 from dreamgym.worldmodels.vae import ConvVAE, VAEConfig, frames_to_input, output_to_frames
 
@@ -20,8 +21,9 @@ from dreamgym.worldmodels.vae import ConvVAE, VAEConfig, frames_to_input, output
 @dataclass
 class VMState:
     """N dream states: latent z (N, Z), LSTM hidden h and cell c (N, H), ``first`` (N,), True
-    until the first step (it feeds M's restart flag), and the reward (N,) and done probability
-    (N,) M predicted for the step that led here (zeros at a start)."""
+    until the first step (it feeds M's restart flag), the reward (N,) and done probability
+    (N,) M predicted for the step that led here (zeros at a start), and the episode's dropout
+    masks for z (N, Z) and h (N, H) (ones without dropout; drawn at an episode's first step)."""
 
     z: torch.Tensor
     h: torch.Tensor
@@ -29,6 +31,8 @@ class VMState:
     first: torch.Tensor
     reward: torch.Tensor
     done: torch.Tensor
+    z_mask: torch.Tensor
+    h_mask: torch.Tensor
 
 
 class VMWorldModel:
@@ -66,9 +70,10 @@ class VMWorldModel:
         )
         self.z_size = mdnrnn.config.z_size
         self.hidden_size = mdnrnn.config.hidden_size
+        self.dream_dropout = mdnrnn.config.dream_dropout
 
     feature_modes = ("zh", "z", "zch")
-    step_options = ("temperature",)
+    step_options = ("temperature", "dropout")
 
     def feature_size(self, mode: str | None = None) -> int:
         mode = check_feature_mode(self, mode)
@@ -79,7 +84,9 @@ class VMWorldModel:
         h, c = (torch.zeros(n, self.hidden_size, device=self.device) for _ in range(2))
         zeros = torch.zeros(n, device=self.device)
         first = torch.ones(n, dtype=torch.bool, device=self.device)
-        return VMState(z, h, c, first, zeros, zeros.clone())
+        z_mask = torch.ones(n, self.z_size, device=self.device)
+        h_mask = torch.ones(n, self.hidden_size, device=self.device)
+        return VMState(z, h, c, first, zeros, zeros.clone(), z_mask, h_mask)
 
     @torch.no_grad()
     def initial_state(self, n: int, generator: torch.Generator | None = None) -> VMState:
@@ -95,14 +102,28 @@ class VMWorldModel:
         action: torch.Tensor,
         generator: torch.Generator | None = None,
         temperature: float = 1.0,
+        dropout: float | None = None,
     ) -> VMState:
-        """One M step for N dreams: z' sampled at ``temperature`` (see ``sample_mdn``)."""
+        """One M step for N dreams: z' sampled at ``temperature`` (see ``sample_mdn``), M's
+        inputs dropped out at rate ``dropout`` (default M's ``dream_dropout``) with the masks of
+        each episode, drawn where the episode takes its first step."""
+        rate = self.dream_dropout if dropout is None else validate.fraction("dropout", dropout)
+        masks = None
+        z_mask, h_mask = state.z_mask, state.h_mask
+        if rate > 0:
+            fresh = dropout_masks(len(state.z), self.z_size, self.hidden_size, rate,
+                                  self.device, generator)  # fmt: skip
+            first = state.first.unsqueeze(1)
+            z_mask = torch.where(first, fresh[0], z_mask)
+            h_mask = torch.where(first, fresh[1], h_mask)
+            masks = (z_mask, h_mask)
         heads, (h, c) = self.mdnrnn.step(
-            state.z, action.to(self.device, torch.float32), state.first, (state.h, state.c)
+            state.z, action.to(self.device, torch.float32), state.first, (state.h, state.c), masks
         )
         z = sample_mdn(heads["logits"], heads["mu"], heads["logsigma"], temperature, generator)
         done = torch.sigmoid(heads["done_logit"])
-        return VMState(z, h, c, torch.zeros_like(state.first), heads["reward"], done)
+        return VMState(z, h, c, torch.zeros_like(state.first), heads["reward"], done,
+                       z_mask, h_mask)  # fmt: skip
 
     def reward_done(self, state: VMState) -> tuple[torch.Tensor, torch.Tensor]:
         return state.reward, state.done
@@ -128,7 +149,8 @@ class VMWorldModel:
             state.z, action.to(self.device, torch.float32), state.first, (state.h, state.c)
         )
         seen = self.encode(frames)
-        return VMState(seen.z, h, c, torch.zeros_like(state.first), seen.reward, seen.done)
+        return VMState(seen.z, h, c, torch.zeros_like(state.first), seen.reward, seen.done,
+                       state.z_mask, state.h_mask)  # fmt: skip
 
 
 def _required(path: Path) -> Path:
