@@ -349,5 +349,6 @@ def make_core(
     if render_mode is not None:
         check_decodes(model)
     tau = resolve_temperature(model.env, temperature)
-    return DreamCore(model, num_envs, tau, observation_mode, done_mode, max_episode_steps, goal,
-                     dropout=dropout)
+    return DreamCore(
+        model, num_envs, tau, observation_mode, done_mode, max_episode_steps, goal, dropout=dropout
+    )

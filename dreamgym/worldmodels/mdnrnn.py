@@ -100,7 +100,11 @@ Masks = tuple[torch.Tensor, torch.Tensor]
 
 
 def dropout_masks(
-    n: int, z_size: int, hidden_size: int, rate: float, device: torch.device | str,
+    n: int,
+    z_size: int,
+    hidden_size: int,
+    rate: float,
+    device: torch.device | str,
     generator: torch.Generator | None = None,
 ) -> Masks:
     """Inverted-dropout masks for N sequences: z (N, Z) and h (N, H), entries 0 or 1 / (1 - p)."""

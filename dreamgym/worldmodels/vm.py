@@ -10,9 +10,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from dreamgym.common import validate
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.checkpoint import load_model, read_checkpoint
-from dreamgym.common import validate
 from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, dropout_masks, sample_mdn
 from dreamgym.worldmodels.protocol import check_feature_mode
 from dreamgym.worldmodels.vae import ConvVAE, VAEConfig, frames_to_input, output_to_frames
