@@ -117,7 +117,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     else:
         from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
 
-        overrides.update(seq_len=args.seq_len, hidden_size=args.hidden_size)
+        overrides.update(seq_len=args.seq_len, hidden_size=args.hidden_size,
+                         dropout=args.dropout, dream_dropout=args.dream_dropout)  # fmt: skip
         trainer = MDNRNNTrainer(args.data, args.vae, args.out, **common)
     start = trainer.epoch
     history = trainer.fit(progress=not args.quiet)
@@ -228,6 +229,11 @@ def _add_train_parser(commands) -> None:
     mdn.add_argument("--vae", required=True, help="V's run directory")
     mdn.add_argument("--seq-len", type=int, help="override the preset's sequence length")
     mdn.add_argument("--hidden-size", type=int, help="override the preset's LSTM size")
+    mdn.add_argument("--dropout", type=float,
+                     help="training dropout of M's z and h, one mask per window (default 0)")
+    mdn.add_argument("--dream-dropout", type=float,
+                     help="the bundle's default inference dropout in dreams, one mask per dream "
+                     "episode (Dropout's Dream Land: 0.1; default 0)")  # fmt: skip
 
 
 def _add_done_mode(parser: argparse.ArgumentParser) -> None:
@@ -262,6 +268,7 @@ def _cmd_evolve(args: argparse.Namespace) -> None:
         done_mode=args.done_mode,
         init=args.init,
         evolution=config,
+        dropout=args.dropout,
     )
     out = Path(args.out or output_beside(args.world_model, f"evolve-{args.backend}"))
     evolution = evolve(settings, out, args.generations, args.workers, args.address, args.device,
@@ -339,6 +346,9 @@ def _add_agent_parsers(commands) -> None:
         help="warm start: a saved controller directory whose parameters the search starts from",
     )
     evolve.add_argument("--max-steps", type=int, help="episode cap (default: the real env's)")
+    evolve.add_argument("--dropout", type=float,
+                        help="the dream's inference dropout in M, a fresh mask per episode "
+                        "(default: the bundle's)")  # fmt: skip
     _add_done_mode(evolve)
     evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
     evolve.add_argument(
@@ -464,7 +474,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
 
 
 def _add_pipeline_parser(commands) -> None:
-    from dreamgym.pipeline import PRESETS
+    from dreamgym.pipeline import preset_names
 
     pipeline = commands.add_parser(
         "pipeline",
@@ -473,7 +483,10 @@ def _add_pipeline_parser(commands) -> None:
         "first unfinished stage. The debug preset takes minutes on 2 CPU cores.",
     )
     pipeline.add_argument("--env", required=True, help="carracing | doom-takecover | ...")
-    pipeline.add_argument("--preset", choices=PRESETS, default="debug")
+    pipeline.add_argument(
+        "--preset", default="debug",
+        help=f"{' | '.join(preset_names())} (default: debug; cpu-driver is CarRacing's)",
+    )  # fmt: skip
     pipeline.add_argument("--out", required=True, help="run directory")
     pipeline.add_argument(
         "--iterations",

@@ -91,23 +91,41 @@ def stage_names(config: PipelineConfig) -> list[str]:
     return names + ["evaluate", "baseline", "fidelity", "render"]
 
 
+def preset_names(env: str | None = None) -> list[str]:
+    """The pipeline presets of ``env`` (the generic ones, then the env's own recipes); without
+    ``env``, those of every env."""
+    from dreamgym.envs import get_env_spec, list_envs
+
+    specs = [get_env_spec(env)] if env else list_envs()
+    extra = {n for spec in specs for n in spec.pipeline_presets if n not in PRESETS}
+    return [*PRESETS, *sorted(extra)]
+
+
 def pipeline_preset(preset: str, env: str) -> PipelineConfig:
     """Named presets: a generic preset, then the env's own choices
     (``RealEnvSpec.pipeline_presets``, see ``dreamgym.envs.registry``).
 
     - ``debug``: minutes on 2 CPU cores (the tests and the README's main command).
     - ``small``: a real but short run (tens of minutes).
-    - ``cpu``: the best result 2 CPU cores reach in about 90 minutes (see docs/fidelity.md).
+    - ``cpu``: the best result 2 CPU cores reached with the env's first recipe (docs/fidelity.md).
     - ``paper``: the paper's sizes (a GPU and a Ray cluster).
+
+    An env may add recipes of its own under new names (a preset name never changes meaning):
+    their settings name the generic preset they start from as ``"base"``.
 
     Raises:
         DreamgymError: an unknown preset or env.
     """
     from dreamgym.envs import get_env_spec
 
-    if preset not in PRESETS:
-        raise DreamgymError(f"unknown pipeline preset {preset!r}; known: {', '.join(PRESETS)}")
     spec = get_env_spec(env)
+    known = preset_names(env)
+    if preset not in known:
+        raise DreamgymError(
+            f"unknown pipeline preset {preset!r} for {env}; known: {', '.join(known)}"
+        )
+    own = dict(spec.pipeline_presets.get(preset, {}))
+    base = own.pop("base", preset)
     generic = {
         "debug": dict(
             episodes=12, max_steps=None, min_length=0, vae_overrides={"epochs": 3},
@@ -135,9 +153,9 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
             observation_mode=spec.paper.observation_mode, bias=spec.paper.bias,
             fidelity_episodes=1024, fidelity_real_episodes=100,
         ),
-    }[preset]  # fmt: skip
-    settings = {**generic, **spec.pipeline_presets.get(preset, {})}
-    return PipelineConfig(env, preset, policy=spec.collection_policy, **settings)
+    }[base]  # fmt: skip
+    settings = {"policy": spec.collection_policy, **generic, **own}
+    return PipelineConfig(env, preset, **settings)
 
 
 def _bundle_dir(out: Path, k: int) -> Path:

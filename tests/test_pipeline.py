@@ -162,3 +162,22 @@ def test_iterative_training_stages(tmp_path, ray_local):
     assert (pipeline.controller / "controller.json").exists()
     controller = json.loads((pipeline.controller / "controller.json").read_text())
     assert controller["world_model"] == str((tmp_path / "worldmodel-1").resolve())
+
+
+def test_env_recipes_are_presets_of_their_own_env_only():
+    from dreamgym.errors import DreamgymError
+    from dreamgym.pipeline import preset_names
+
+    assert preset_names("doom-takecover") == ["debug", "small", "cpu", "paper"]
+    assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()
+    driver = pipeline_preset("cpu-driver", "carracing")
+    cpu = pipeline_preset("cpu", "carracing")
+    assert driver.policy == "road-driver" and cpu.policy == "brownian"  # cpu keeps its meaning
+    assert driver.mdnrnn_overrides["dream_dropout"] == 0.1
+    assert driver.evaluate_episodes == cpu.evaluate_episodes == 100  # the base's, unless set
+    try:
+        pipeline_preset("cpu-driver", "doom-takecover")
+    except DreamgymError as exc:
+        assert "unknown pipeline preset 'cpu-driver' for doom-takecover" in str(exc)
+    else:
+        raise AssertionError("a CarRacing recipe was accepted for Doom")

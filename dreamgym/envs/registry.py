@@ -151,6 +151,27 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
         pipeline_presets={
             "debug": {"max_steps": 100, "dream_steps": 100, "real_steps": 100},
             "small": {"max_steps": 300, "dream_steps": 300, "real_steps": 300},
+            # A controller trained only in the dream that drives (docs/carracing.md): episodes
+            # of the road driver (standing, crawling and driving on the road, swerving off it
+            # and back), M trained with Dropout's Dream Land's dropout on many short windows
+            # and dreaming with a fresh inference-dropout mask every episode.
+            "cpu-driver": {
+                "base": "cpu",
+                "policy": "road-driver",
+                "episodes": 160,
+                "mdnrnn_overrides": {
+                    "epochs": 300,
+                    "seq_len": 200,
+                    "dropout": 0.05,
+                    "dream_dropout": 0.1,
+                },
+                "generations": 40,
+                "popsize": 32,
+                "rollouts": 4,
+                "eval_every": 10,
+                "eval_rollouts": 64,
+                "fidelity_real_episodes": 5,
+            },
         },
     ),  # fmt: skip
 }

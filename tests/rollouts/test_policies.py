@@ -11,6 +11,7 @@ from dreamgym.rollouts.policies import (
     BrownianPolicy,
     RandomPolicy,
     RepeatPolicy,
+    RoadDriverPolicy,
     load_policy_file,
     register_policy_file_kind,
     resolve_policy,
@@ -25,7 +26,7 @@ def actions(policy, seed: int, steps: int) -> np.ndarray:
     return np.stack([policy.act(obs) for _ in range(steps)])
 
 
-@pytest.mark.parametrize("cls", [RandomPolicy, BrownianPolicy, RepeatPolicy])
+@pytest.mark.parametrize("cls", [RandomPolicy, BrownianPolicy, RepeatPolicy, RoadDriverPolicy])
 def test_builtin_policies_are_seeded_and_stay_in_the_space(cls):
     a = actions(cls(CAR_SPACE), seed=3, steps=500)
     b = actions(cls(CAR_SPACE), seed=3, steps=500)
@@ -34,6 +35,39 @@ def test_builtin_policies_are_seeded_and_stay_in_the_space(cls):
     assert not np.array_equal(a, c)
     assert a.dtype == np.float32
     assert all(CAR_SPACE.contains(x) for x in a)
+
+
+def test_road_driver_steers_toward_the_road_and_varies_its_speed():
+    policy = RoadDriverPolicy(CAR_SPACE, steer_noise=0.0, drift=0.0)
+    policy.reset(0)
+    frame = np.full((64, 64, 3), (100, 200, 100), np.uint8)  # grass
+    frame[:, 40:52] = 105  # a grey road right of the car (column 31.5)
+    assert policy.act(frame)[0] > 0.5
+    frame = np.full((64, 64, 3), (100, 200, 100), np.uint8)
+    frame[:, 8:20] = 105
+    assert policy.act(frame)[0] < -0.5
+    grass = np.full((64, 64, 3), (100, 200, 100), np.uint8)
+    assert policy.act(grass)[0] == -0.5  # no road in view: turn toward where it was last
+    gas = actions(RoadDriverPolicy(CAR_SPACE), seed=1, steps=2000)[:, 1].astype(np.float64)
+    assert {0.0, 0.1, 0.3} <= set(np.round(gas, 2).tolist())  # standing, crawling, driving
+    with pytest.raises(DreamgymError, match="steer, gas, brake"):
+        RoadDriverPolicy(gym.spaces.Box(-1, 1, (2,), np.float32))
+
+
+def test_road_driver_drives_a_real_track():
+    from dreamgym.envs import make_env
+
+    env = make_env("carracing", max_episode_steps=300)
+    policy = RoadDriverPolicy(env.action_space)
+    obs, _ = env.reset(seed=5)
+    policy.reset(5)
+    total, done = 0.0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(policy.act(obs))
+        total += reward
+        done = terminated or truncated
+    env.close()
+    assert total > 30  # tiles visited: it moves along the road (standing scores -30)
 
 
 def test_brownian_increments_have_variance_dt():
