@@ -229,8 +229,11 @@ def _add_train_parser(commands) -> None:
     mdn.add_argument("--vae", required=True, help="V's run directory")
     mdn.add_argument("--seq-len", type=int, help="override the preset's sequence length")
     mdn.add_argument("--hidden-size", type=int, help="override the preset's LSTM size")
-    mdn.add_argument("--dropout", type=float,
-                     help="training dropout of M's z and h, one mask per window (default 0)")
+    mdn.add_argument(
+        "--dropout",
+        type=float,
+        help="training dropout of M's z and h, one mask per window (default 0)",
+    )
     mdn.add_argument("--dream-dropout", type=float,
                      help="the bundle's default inference dropout in dreams, one mask per dream "
                      "episode (Dropout's Dream Land: 0.1; default 0)")  # fmt: skip
