@@ -578,8 +578,6 @@ def _cmd_plan(args: argparse.Namespace) -> None:
                      out, progress=not args.quiet, **collection)  # fmt: skip
     if not pairs.held_out:
         print(f"warning: planning on training pairs ({pairs.note})", flush=True)
-    elif not args.quiet:
-        print(f"pairs: {pairs.kind} ({pairs.note})", flush=True)
     dataset = RolloutDataset(pairs.data)
     low, high = model.action_space.low, model.action_space.high
     real = len(model.info["action_low"])

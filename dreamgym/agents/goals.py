@@ -157,6 +157,10 @@ def by_displacement(
             for k, b in enumerate(displacement_bins(edges))]  # fmt: skip
 
 
+def _episodes(n: int, kind: str) -> str:
+    return f"{n} {kind} episode{'' if n == 1 else 's'}"
+
+
 def _training(info: dict[str, Any]) -> dict[str, Any]:
     training = info.get("training") or {}
     if not training.get("data"):
@@ -252,10 +256,10 @@ def pair_set(
         if len(long_enough) * PAIRS_PER_EPISODE >= pairs:
             return PairSet("validation", Path(validation["data"]).resolve(),
                            tuple(int(e) for e in long_enough),
-                           f"the trainer's {len(long_enough)} validation episodes of "
+                           f"the trainer's {_episodes(len(long_enough), 'validation')} of "
                            f"{str(validation['data'])!r}")  # fmt: skip
-        reason = (f"the bundle's {len(long_enough)} validation episodes with {offset} steps are "
-                  f"too few for {pairs} pairs (one per {PAIRS_PER_EPISODE})")  # fmt: skip
+        reason = (f"too few validation episodes with {offset} steps for {pairs} pairs "
+                  f"({len(long_enough)}; one per {PAIRS_PER_EPISODE} pairs needed)")  # fmt: skip
     recipe = _collection_recipe(training)
     policy = None if recipe is None else recipe.get("policy")
     if collect_to is None:
@@ -292,7 +296,7 @@ def _collected(info, training, recipe, pairs, seed, collect_to, workers, address
         )
     known = ", ".join(map(str, sorted(bases))) or "unknown"
     return PairSet("collected", root.resolve(), tuple(range(episodes)),
-                   f"{reason}: {episodes} held-out episodes collected with {recipe['policy']} "
+                   f"{reason}: {_episodes(episodes, 'held-out')} collected with {recipe['policy']} "
                    f"and base seed {base} (the training data's: {known}) into "
                    f"{str(root)!r}")  # fmt: skip
 
@@ -460,7 +464,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                      "is on goals the model trained on, not held-out ones")  # fmt: skip
     if report["difficulty"] is not None:
         bins = ", ".join(f"{b['range']}: {b['pairs']}" for b in report["difficulty"]["bins"])
-        lines.append(f"difficulty: the goal object's median move is "
+        lines.append(f"difficulty: the object's median move from start to goal is "
                      f"{report['difficulty']['median_displacement']:.0f} px ({bins})")  # fmt: skip
     for name, result in report["policies"].items():
         low, high = result["interval"]
@@ -486,7 +490,8 @@ def markdown(report: dict[str, Any], title: str) -> str:
     if report["difficulty"] is not None:
         counts = ", ".join(f"{b['range']}: {b['pairs']}" for b in bins)
         median = report["difficulty"]["median_displacement"]
-        text += [f"Difficulty: the goal object's median move is {median:.0f} px ({counts}).", ""]
+        text += [f"Difficulty: the object's median move from start to goal is {median:.0f} px "
+                 f"({counts}).", ""]  # fmt: skip
     text += ["| policy | reached (95% CI) | " + "".join(f"{b['range']} | " for b in bins)
              + "s per env step |",
              "|---|---:|" + "---:|" * len(bins) + "---:|"]  # fmt: skip

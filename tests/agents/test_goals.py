@@ -74,7 +74,7 @@ def test_plan_defaults_to_the_trainers_validation_episodes(latent, tmp_path, cap
     assert report["pair_set"]["episodes"] == held
     assert {r["episode"] for r in report["policies"]["planner"]["results"]} == set(held)
     out = capsys.readouterr().out
-    assert "pairs: validation (the trainer's 1 validation episodes" in out
+    assert "pairs: validation (the trainer's 1 validation episode of " in out
     assert "warning" not in out
     assert "Pair set: **validation** (held out)" in (tmp_path / "plan" / "plan.md").read_text()
 
@@ -86,7 +86,9 @@ def test_without_validation_episodes_plan_collects_held_out_ones_and_says_so(
     report = plan(old, tmp_path / "plan", "--no-baselines")
     pairs = report["pair_set"]
     assert pairs["kind"] == "collected" and pairs["held_out"]
-    assert pairs["note"].startswith("the bundle records no validation episodes: 1 held-out")
+    assert pairs["note"].startswith(
+        "the bundle records no validation episodes: 1 held-out episode "
+    )
     assert "pairs: collected (the bundle records no validation episodes" in capsys.readouterr().out
     held_out = tmp_path / "plan" / "held-out-seed99"  # the pair seed, not the training data's 0
     assert pairs["data"] == str(held_out.resolve())
@@ -123,7 +125,7 @@ def test_with_too_few_validation_episodes_and_nowhere_to_collect_it_falls_back_t
     assert chosen.kind == "training" and not chosen.held_out
     assert chosen.data == pusht_data.resolve() and chosen.episodes is None
     assert chosen.note.startswith(
-        "the bundle's 1 validation episodes with 10 steps are too few for 6 pairs (one per 5); "
+        "too few validation episodes with 10 steps for 6 pairs (1; one per 5 pairs needed); "
         "nowhere to collect held-out episodes: pairs from the training episodes"
     )
     assert pair_set(read_info(latent), pairs=PAIRS_PER_EPISODE, offset=10).kind == "validation"
