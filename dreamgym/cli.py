@@ -560,16 +560,24 @@ def _add_fidelity_parser(commands) -> None:
 def _cmd_plan(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from dreamgym.agents.goals import OraclePolicy, UniformPolicy, evaluate_goal_reaching
+    from dreamgym.agents.goals import (
+        OraclePolicy,
+        UniformPolicy,
+        evaluate_goal_reaching,
+        markdown,
+        pair_set,
+        summary_lines,
+    )
     from dreamgym.agents.planning import Planner, PlannerPolicy, planner_preset
     from dreamgym.common.device import resolve_device
-    from dreamgym.common.io import atomic_write_json
+    from dreamgym.common.io import atomic_write_bytes, atomic_write_json
     from dreamgym.dreams.video import write_video
     from dreamgym.rollouts import RolloutDataset
     from dreamgym.worldmodels import load
 
     if args.proprio_weight is not None:
         validate.real("proprio weight", args.proprio_weight, 0.0)
+    validate.integer("budget", args.budget)
     model = load(args.world_model, resolve_device(args.device))
     config = planner_preset(args.preset, method=args.planner, samples=args.samples,
                             iterations=args.iterations, horizon=args.horizon,
@@ -580,10 +588,13 @@ def _cmd_plan(args: argparse.Namespace) -> None:
         if not hasattr(model, "proprio_weight"):
             raise DreamgymError("--proprio-weight needs a latent world model trained with proprio")
         model.proprio_weight = args.proprio_weight
-    data = args.data or model.info.get("training", {}).get("data")
-    if data is None:
-        raise DreamgymError("the bundle names no training data: pass --data EPISODES")
-    dataset = RolloutDataset(data)
+    out = Path(args.out or output_beside(args.world_model, "plan"))
+    collection = {k: v for k, v in (("workers", args.workers),) if v is not None}
+    pairs = pair_set(model.info, args.episodes, args.goal_offset, args.pair_seed, args.data,
+                     out, progress=not args.quiet, **collection)  # fmt: skip
+    if not pairs.held_out:
+        print(f"warning: planning on training pairs ({pairs.note})", flush=True)
+    dataset = RolloutDataset(pairs.data)
     low, high = model.action_space.low, model.action_space.high
     real = len(model.info["action_low"])
 
@@ -595,9 +606,8 @@ def _cmd_plan(args: argparse.Namespace) -> None:
             dataset.episode(pair.episode).actions[pair.start : pair.start + pair.offset]
         )
     say = None if args.quiet else (lambda line: print(line, flush=True))
-    report = evaluate_goal_reaching(model.env, data, policies, args.episodes, args.goal_offset,
+    report = evaluate_goal_reaching(model.env, pairs, policies, args.episodes, args.goal_offset,
                                     args.budget, args.pair_seed, args.videos, say)  # fmt: skip
-    out = Path(args.out or output_beside(args.world_model, "plan"))
     out.mkdir(parents=True, exist_ok=True)
     for name, result in report["policies"].items():
         for k, r in enumerate(result["results"]):
@@ -606,14 +616,14 @@ def _cmd_plan(args: argparse.Namespace) -> None:
                 goal = dataset.episode(r["episode"]).frames[r["start"] + args.goal_offset]
                 write_video([np.concatenate([f, goal], axis=1) for f in frames],
                             out / f"{name}-{k}.mp4", fps=10)  # fmt: skip
-        low_ci, high_ci = result["interval"]
-        print(f"{name}: {result['successes']}/{args.episodes} reached = {result['rate']:.2f} "
-              f"(95% CI {low_ci:.2f}-{high_ci:.2f}), {result['seconds_per_step']:.2f} s per env "
-              "step")  # fmt: skip
+    for line in summary_lines(report):
+        print(line)
     report["planner"] = {**dataclasses.asdict(config),
                          "proprio_weight": getattr(model, "proprio_weight", None)}  # fmt: skip
     atomic_write_json(out / "plan.json", report)
-    print(f"report in {out / 'plan.json'}")
+    title = f"Goal reaching: {model.env}, {model.info.get('source', args.world_model)}"
+    atomic_write_bytes(out / "plan.md", markdown(report, title).encode())
+    print(f"report in {out / 'plan.json'} and {out / 'plan.md'}")
 
 
 def _add_plan_parser(commands) -> None:
@@ -621,13 +631,16 @@ def _add_plan_parser(commands) -> None:
         "plan",
         help="reach goals by planning in a world model (CEM or MPPI + MPC), measured the "
         "DINO-WM way",
-        description="Draws start/goal pairs from recorded episodes (the goal: the state "
-        "GOAL_OFFSET recorded steps later), plans with CEM or MPPI in the world model, acts in "
-        "the real env for BUDGET steps, and reports the success rate beside the random policy "
-        "and a replay oracle on the same pairs. Writes plan.json and videos (agent | goal).",
+        description="Draws start/goal pairs from held-out recorded episodes (the goal: the "
+        "state GOAL_OFFSET recorded steps later), plans with CEM or MPPI in the world model, "
+        "acts in the real env for BUDGET steps, and reports the success rate beside the random "
+        "policy and a replay oracle on the same pairs, overall and by how far the goal moves "
+        "the block. Writes plan.json, plan.md and videos (agent | goal).",
     )
     plan.add_argument("--world-model", required=True, help="a bundle with a goal cost")
-    plan.add_argument("--data", help="episodes with states (default: the bundle's training data)")
+    plan.add_argument("--data", help="held-out episodes with states (default: the trainer's "
+                      "validation episodes when there are enough, else episodes that plan "
+                      "collects into OUT with a seed outside the training data's)")  # fmt: skip
     plan.add_argument("--episodes", type=int, default=50, help="start/goal pairs (default: 50)")
     plan.add_argument("--planner", choices=["cem", "mppi"],
                       help="cem or mppi (default: the preset's, cem)")  # fmt: skip
@@ -651,6 +664,7 @@ def _add_plan_parser(commands) -> None:
     plan.add_argument("--pair-seed", type=int, default=99, help="seed of the pairs (default: 99)")
     plan.add_argument("--seed", type=int, default=0, help="planner seed (default: 0)")
     plan.add_argument("--videos", type=int, default=3, help="pairs filmed per policy")
+    plan.add_argument("--workers", type=int, help="Ray workers collecting held-out episodes")
     plan.add_argument("--no-baselines", action="store_true", help="skip random and oracle")
     plan.add_argument("--device", default="auto", help="auto | cpu | cuda")
     plan.add_argument("--out", help="report directory (default: WORLD_MODEL/plan)")

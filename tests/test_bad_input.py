@@ -135,6 +135,7 @@ CASES = [
     (["fidelity", "--world-model", "BUNDLE", "--episodes", "0"], "dream_episodes must be an integer >= 1, got 0"),  # noqa: E501
     (["plan", "--world-model", "BUNDLE", "--data", "DATA"], "planning needs a world model with a goal cost"),  # noqa: E501
     (["plan", "--world-model", "BUNDLE", "--data", "DATA", "--proprio-weight", "-1"], "proprio weight must be a finite number >= 0"),  # noqa: E501
+    (["plan", "--world-model", "BUNDLE", "--budget", "0"], "budget must be an integer >= 1, got 0"),  # noqa: E501
     (["export", "--world-model", "BUNDLE", "--out", "DATA"], "is not empty"),
 ]  # fmt: skip
 

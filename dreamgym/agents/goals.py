@@ -7,6 +7,12 @@ saved state is not, in gym-pusht), the goal is the recorded frame and state ``go
 steps later. A policy then has ``budget`` env steps; success is judged on the final state by
 the env spec's ``goal_success`` rule (Push-T: agent and block within 20 px, block angle within
 pi/9).
+
+Goals are held out by default (:func:`pair_set`): the pairs come from the world-model trainer's
+validation episodes when there are enough, else from episodes collected for the purpose with
+seeds outside the training data's; only when neither is possible from the training episodes,
+and the report says so. Success is broken down by how far the goal moves the object (the env
+spec's ``goal_object``: Push-T's block), since that decides how hard a pair is.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +30,16 @@ import numpy as np
 from dreamgym.common import validate
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
-from dreamgym.rollouts import RolloutDataset
+from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
+from dreamgym.rollouts.collect import episode_seed
+from dreamgym.rollouts.policies import BUILTIN_POLICIES
+from dreamgym.rollouts.store import read_manifest, read_meta
+
+# The pair sets a report can be measured on; every one but "training" holds goals out.
+PAIR_SETS = ("validation", "user data", "collected", "training")
+# A held-out pair set needs one episode per this many pairs: fewer validation episodes than that
+# are not enough, and a collected set has that many.
+PAIRS_PER_EPISODE = 5
 
 
 @dataclass(frozen=True)
@@ -38,18 +53,61 @@ class GoalPair:
     goal_frame: np.ndarray  # (H, W, 3) uint8
     goal_state: np.ndarray  # the env's recorded state
     goal_proprio: np.ndarray | None  # the recorded proprioception, when episodes record it
+    displacement: float | None = None  # how far the goal moves the object (env spec's units)
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Where the start/goal pairs come from.
+
+    Attributes:
+        kind: one of :data:`PAIR_SETS`: the trainer's ``validation`` episodes, ``user data``
+            (named by the caller, not the training data), ``collected`` held-out episodes, or
+            the ``training`` episodes (goals the model trained on).
+        data: the dataset directory.
+        episodes: the data's episode positions the pairs are drawn from (None: every one).
+        note: one line saying where the pairs come from and, for a fallback, why.
+    """
+
+    kind: str
+    data: Path
+    episodes: tuple[int, ...] | None
+    note: str
+
+    @property
+    def held_out(self) -> bool:
+        """Whether the model never trained on these goals (as far as the bundle tells)."""
+        return self.kind != "training"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "held_out": self.held_out, "data": str(self.data),
+                "episodes": None if self.episodes is None else list(self.episodes),
+                "note": self.note}  # fmt: skip
 
 
 def goal_pairs(
-    data: RolloutDataset, n: int = 50, offset: int = 25, seed: int = 99
+    data: RolloutDataset,
+    n: int = 50,
+    offset: int = 25,
+    seed: int = 99,
+    episodes: Sequence[int] | None = None,
+    goal_object: Sequence[int] | None = None,
 ) -> list[GoalPair]:
     """``n`` start/goal pairs drawn with ``seed`` from episodes that record states.
+
+    Args:
+        data: the episodes.
+        n, offset, seed: how many pairs, goal steps ahead, and the seed of the draw.
+        episodes: the positions in ``data`` to draw from (default: every episode).
+        goal_object: state components whose move from start to goal is a pair's
+            ``displacement`` (the env spec's ``goal_object``); None: no displacement.
 
     Raises:
         DreamgymError: the data records no states, or no episode is long enough.
     """
     lengths = data.lengths
-    eligible = np.flatnonzero(lengths >= offset)
+    pool = np.arange(len(lengths)) if episodes is None else np.asarray(episodes, np.int64)
+    eligible = pool[lengths[pool] >= offset]
     if len(eligible) == 0:
         raise DreamgymError(f"no episode in {str(data.root)!r} has {offset} steps for a goal")
     rng = np.random.default_rng(seed)
@@ -63,10 +121,184 @@ def goal_pairs(
             )
         t = int(rng.integers(0, episode.length - offset + 1))
         proprio = None if episode.proprio is None else episode.proprio[t + offset]
-        pairs.append(
-            GoalPair(i, t, offset, episode.frames[t + offset], episode.state[t + offset], proprio)
-        )
+        moved = None
+        if goal_object is not None:
+            where = list(goal_object)
+            move = episode.state[t + offset][where] - episode.state[t][where]
+            moved = float(np.linalg.norm(move))
+        pairs.append(GoalPair(i, t, offset, episode.frames[t + offset], episode.state[t + offset],
+                              proprio, moved))  # fmt: skip
     return pairs
+
+
+def displacement_bins(edges: Sequence[float], unit: str = "px") -> list[dict[str, Any]]:
+    """The bins that ``edges`` cut displacements into, each with its ``range`` label and
+    ``low``/``high`` bounds (low included, high excluded; None: unbounded)."""
+    bounds = [None, *edges, None]
+    bins = []
+    for low, high in zip(bounds[:-1], bounds[1:], strict=True):
+        if low is None:
+            label = f"below {high:g} {unit}"
+        elif high is None:
+            label = f"{low:g} {unit} and more"
+        else:
+            label = f"{low:g}-{high:g} {unit}"
+        bins.append({"range": label, "low": low, "high": high})
+    return bins
+
+
+def by_displacement(
+    displacements: Sequence[float], successes: Sequence[bool], edges: Sequence[float]
+) -> list[dict[str, Any]]:
+    """Pairs and successes per displacement bin (:func:`displacement_bins` of ``edges``)."""
+    where = np.searchsorted(np.asarray(edges, np.float64), np.asarray(displacements), "right")
+    reached = np.asarray(successes, bool)
+    return [{**b, "pairs": int((where == k).sum()), "successes": int(reached[where == k].sum())}
+            for k, b in enumerate(displacement_bins(edges))]  # fmt: skip
+
+
+def _episodes(n: int, kind: str) -> str:
+    return f"{n} {kind} episode{'' if n == 1 else 's'}"
+
+
+def _training(info: dict[str, Any]) -> dict[str, Any]:
+    training = info.get("training") or {}
+    if not training.get("data"):
+        raise DreamgymError("the bundle names no training data: pass --data EPISODES")
+    return training
+
+
+def _training_seeds(training: dict[str, Any]) -> tuple[set[int], set[int]]:
+    """(the training datasets' base seeds, their episodes' seeds): from the manifests where the
+    data is at hand, else derived from what the bundle records of its collection."""
+    bases, seeds = set(), set()
+    recorded = training.get("collection") or []
+    for k, root in enumerate(training.get("datasets") or [training["data"]]):
+        meta = _read_meta(Path(root))
+        if meta is not None:
+            bases.add(int(meta["seed"]))
+            seeds.update(int(e["seed"]) for e in read_manifest(Path(root)).values())
+        elif k < len(recorded):
+            bases.add(int(recorded[k]["seed"]))
+            seeds.update(episode_seed(int(recorded[k]["seed"]), i)
+                         for i in range(int(recorded[k]["episodes"])))  # fmt: skip
+    return bases, seeds
+
+
+def _read_meta(root: Path) -> dict[str, Any] | None:
+    """A dataset's ``dataset.json``, or None when ``root`` holds no dataset."""
+    return read_meta(root) if root.is_dir() else None
+
+
+def _collection_recipe(training: dict[str, Any]) -> dict[str, Any] | None:
+    """How the first training dataset was collected (its dataset.json, else what the bundle
+    records); None when nothing says."""
+    meta = _read_meta(Path(training["data"]))
+    if meta is not None:
+        return meta
+    recorded = training.get("collection") or []
+    return recorded[0] if recorded else None
+
+
+def pair_set(
+    info: dict[str, Any],
+    pairs: int = 50,
+    offset: int = 25,
+    seed: int = 99,
+    data: str | Path | None = None,
+    collect_to: str | Path | None = None,
+    workers: int = 1,
+    address: str | None = None,
+    progress: bool = False,
+) -> PairSet:
+    """The pairs' episodes for a world model whose bundle says ``info``: held-out goals unless
+    nothing else is possible.
+
+    In order: ``data`` when given (``user data``, or ``training`` when it is one of the bundle's
+    training datasets); the trainer's validation episodes when at least one per
+    :data:`PAIRS_PER_EPISODE` pairs is long enough for a goal; else episodes collected into
+    ``collect_to`` like the training data (its env, policy, frame skip and time limit), one per
+    :data:`PAIRS_PER_EPISODE` pairs, with base seed ``seed`` or the next one up that is none of
+    the training data's (the same seed gives the same episodes, and a rerun reuses them); else
+    the training episodes, with a note saying so.
+
+    Args:
+        info: the bundle's info (``model.info``).
+        pairs, offset: the pairs wanted and their goal steps ahead.
+        seed: the pairs' seed, also the collected episodes' base seed.
+        data: a dataset the caller names.
+        collect_to: where held-out episodes may be collected (None: never collect).
+        workers, address: Ray workers and cluster for the collection.
+        progress: show the collection's progress bar.
+
+    Raises:
+        DreamgymError: the bundle names no training data and ``data`` is None, or the collected
+            episodes' seeds overlap the training data's.
+    """
+    validate.integer("pairs", pairs)
+    validate.integer("goal offset", offset)
+    if data is not None:
+        root = Path(data).resolve()
+        trained = info.get("training") or {}
+        names = {str(Path(d).resolve()) for d in trained.get("datasets") or [trained.get("data")]
+                 if d}  # fmt: skip
+        if str(root) in names:
+            return PairSet("training", root, None, f"the bundle's training data {str(root)!r}, "
+                           "named with --data: goals the model trained on")  # fmt: skip
+        return PairSet("user data", root, None, f"held-out episodes of {str(root)!r}")
+    training = _training(info)
+    validation = training.get("validation") or {}
+    reason = "the bundle records no validation episodes"
+    if validation.get("episodes") and Path(validation["data"]).is_dir():
+        held = RolloutDataset(validation["data"])
+        episodes = np.asarray(validation["episodes"], np.int64)
+        long_enough = episodes[held.lengths[episodes] >= offset]
+        if len(long_enough) * PAIRS_PER_EPISODE >= pairs:
+            return PairSet("validation", Path(validation["data"]).resolve(),
+                           tuple(int(e) for e in long_enough),
+                           f"the trainer's {_episodes(len(long_enough), 'validation')} of "
+                           f"{str(validation['data'])!r}")  # fmt: skip
+        reason = (f"too few validation episodes with {offset} steps for {pairs} pairs "
+                  f"({len(long_enough)}; one per {PAIRS_PER_EPISODE} pairs needed)")  # fmt: skip
+    recipe = _collection_recipe(training)
+    policy = None if recipe is None else recipe.get("policy")
+    if collect_to is None:
+        reason += "; nowhere to collect held-out episodes"
+    elif policy is None or not (policy in BUILTIN_POLICIES or Path(policy).exists()):
+        reason += f"; the training data's policy {policy!r} cannot collect held-out episodes"
+    else:
+        return _collected(info, training, recipe, pairs, seed, Path(collect_to), workers,
+                          address, progress, reason)  # fmt: skip
+    root = Path(training["data"]).resolve()
+    return PairSet("training", root, None, f"{reason}: pairs from the training episodes of "
+                   f"{str(root)!r}, goals the model trained on")  # fmt: skip
+
+
+def _collected(info, training, recipe, pairs, seed, collect_to, workers, address, progress,
+               reason) -> PairSet:  # fmt: skip
+    """Collect (or reuse) held-out episodes with a seed outside the training data's."""
+    bases, seeds = _training_seeds(training)
+    base = int(seed)
+    while base in bases:
+        base += 1
+    root = collect_to / f"held-out-seed{base}"
+    episodes = math.ceil(pairs / PAIRS_PER_EPISODE)
+    collect(CollectConfig(env=info["env"], episodes=episodes, out=root, policy=recipe["policy"],
+                          workers=workers, seed=base, frame_skip=int(info.get("frame_skip", 1)),
+                          max_episode_steps=recipe.get("max_episode_steps"),
+                          min_length=int(recipe.get("min_length") or 0), address=address),
+            progress=progress)  # fmt: skip
+    overlap = seeds & {int(e["seed"]) for e in read_manifest(root).values()}
+    if overlap:
+        raise DreamgymError(
+            f"held-out episodes in {str(root)!r} share seeds {sorted(overlap)} with the training "
+            "data; pass another --pair-seed"
+        )
+    known = ", ".join(map(str, sorted(bases))) or "unknown"
+    return PairSet("collected", root.resolve(), tuple(range(episodes)),
+                   f"{reason}: {_episodes(episodes, 'held-out')} collected with {recipe['policy']} "
+                   f"and base seed {base} (the training data's: {known}) into "
+                   f"{str(root)!r}")  # fmt: skip
 
 
 def success_rule(env: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -154,7 +386,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 def evaluate_goal_reaching(
     env: str,
-    data: str | Path,
+    data: str | Path | PairSet,
     policies: dict[str, Callable[[int, GoalPair], Any]],
     pairs: int = 50,
     offset: int = 25,
@@ -167,28 +399,44 @@ def evaluate_goal_reaching(
 
     Args:
         env: the real env's name.
-        data: recorded episodes with states (the pairs come from them).
+        data: where the pairs come from (:func:`pair_set`), or recorded episodes with states
+            (then every episode, as ``user data``).
         policies: name -> ``make(pair_index, pair)`` returning a fresh policy for that pair.
         pairs, offset, budget, seed: the protocol (DINO-WM: 50 pairs, 25, 50, seed 99).
         videos: keep the frames of the first ``videos`` pairs (per policy) under ``"frames"``.
         progress: called with a line after each pair.
 
     Returns:
-        per policy: successes, rate, 95% Wilson interval, seconds per env step, per-pair results.
+        the protocol and the pair set (``pair_set``); the pairs' ``difficulty`` (the median of
+        how far each goal moves the env's goal object, and the pairs per bin of that move, where
+        the env spec names one); per policy: successes, rate, 95% Wilson interval, seconds per
+        env step, successes per bin (``by_displacement``) and per-pair results.
     """
     for name, value in (("pairs", pairs), ("goal offset", offset), ("budget", budget)):
         validate.integer(name, value)
-    dataset = RolloutDataset(data)
-    chosen = goal_pairs(dataset, pairs, offset, seed)
-    report: dict[str, Any] = {"env": env, "data": str(Path(data).resolve()), "pairs": pairs,
-                              "offset": offset, "budget": budget, "seed": seed,
-                              "policies": {}}  # fmt: skip
+    if not isinstance(data, PairSet):
+        root = Path(data).resolve()
+        data = PairSet("user data", root, None, f"episodes of {str(root)!r}")
+    dataset = RolloutDataset(data.data)
+    spec = get_env_spec(env)
+    chosen = goal_pairs(dataset, pairs, offset, seed, data.episodes, spec.goal_object)
+    moved = [p.displacement for p in chosen]
+    difficulty = None
+    if spec.goal_object is not None:
+        difficulty = {"median_displacement": float(np.median(moved)),
+                      "bins": [{k: b[k] for k in ("range", "low", "high", "pairs")}
+                               for b in by_displacement(moved, [False] * len(moved),
+                                                        spec.goal_object_bins)]}  # fmt: skip
+    report: dict[str, Any] = {"env": env, "data": str(data.data), "pair_set": data.to_json(),
+                              "pairs": pairs, "offset": offset, "budget": budget, "seed": seed,
+                              "difficulty": difficulty, "policies": {}}  # fmt: skip
     for name, make in policies.items():
         results = []
         for k, pair in enumerate(chosen):
             policy = make(k, pair)
             result = reach(env, dataset, pair, policy, budget, keep_frames=k < videos)
-            results.append({"episode": pair.episode, "start": pair.start, **result})
+            results.append({"episode": pair.episode, "start": pair.start,
+                            "displacement": pair.displacement, **result})  # fmt: skip
             if progress is not None:
                 done = sum(r["success"] for r in results)
                 verdict = "reached" if result["success"] else "missed"
@@ -199,6 +447,59 @@ def evaluate_goal_reaching(
             "successes": successes, "rate": successes / len(results), "interval": [low, high],
             "seconds_per_step": sum(r["seconds"] for r in results)
                                 / max(1, sum(r["steps"] for r in results)),
+            "by_displacement": None if difficulty is None else by_displacement(
+                moved, [r["success"] for r in results], spec.goal_object_bins),
             "results": results,
         }  # fmt: skip
     return report
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The report in a few lines for the terminal: the pair set (a warning for training
+    pairs), their difficulty, and per policy the success rate and its breakdown."""
+    pairs = report["pair_set"]
+    lines = [f"pairs: {pairs['kind']} ({pairs['note']})"]
+    if not pairs["held_out"]:
+        lines.insert(0, "warning: the goals come from the training episodes, so the success rate "
+                     "is on goals the model trained on, not held-out ones")  # fmt: skip
+    if report["difficulty"] is not None:
+        bins = ", ".join(f"{b['range']}: {b['pairs']}" for b in report["difficulty"]["bins"])
+        lines.append(f"difficulty: the object's median move from start to goal is "
+                     f"{report['difficulty']['median_displacement']:.0f} px ({bins})")  # fmt: skip
+    for name, result in report["policies"].items():
+        low, high = result["interval"]
+        line = (f"{name}: {result['successes']}/{report['pairs']} reached = "
+                f"{result['rate']:.2f} (95% CI {low:.2f}-{high:.2f}), "
+                f"{result['seconds_per_step']:.2f} s per env step")  # fmt: skip
+        if result["by_displacement"] is not None:
+            line += "; by move: " + ", ".join(f"{b['range']} {b['successes']}/{b['pairs']}"
+                                              for b in result["by_displacement"])  # fmt: skip
+        lines.append(line)
+    return lines
+
+
+def markdown(report: dict[str, Any], title: str) -> str:
+    """``plan.md``: the protocol, the pair set, its difficulty and a table of the policies."""
+    pairs = report["pair_set"]
+    held = "held out" if pairs["held_out"] else "**training pairs: goals the model trained on**"
+    text = [f"# {title}", "",
+            f"{report['pairs']} start/goal pairs (seed {report['seed']}), goals {report['offset']} "
+            f"env steps ahead, {report['budget']} env steps per pair.", "",
+            f"Pair set: **{pairs['kind']}** ({held}): {pairs['note']}.", ""]  # fmt: skip
+    bins = [] if report["difficulty"] is None else report["difficulty"]["bins"]
+    if report["difficulty"] is not None:
+        counts = ", ".join(f"{b['range']}: {b['pairs']}" for b in bins)
+        median = report["difficulty"]["median_displacement"]
+        text += [f"Difficulty: the object's median move from start to goal is {median:.0f} px "
+                 f"({counts}).", ""]  # fmt: skip
+    text += ["| policy | reached (95% CI) | " + "".join(f"{b['range']} | " for b in bins)
+             + "s per env step |",
+             "|---|---:|" + "---:|" * len(bins) + "---:|"]  # fmt: skip
+    for name, result in report["policies"].items():
+        low, high = result["interval"]
+        cells = [f"{result['successes']}/{report['pairs']} = {result['rate']:.2f} "
+                 f"({low:.2f}-{high:.2f})"]  # fmt: skip
+        cells += [f"{b['successes']}/{b['pairs']}" for b in result["by_displacement"] or []]
+        cells.append(f"{result['seconds_per_step']:.2f}")
+        text.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(text) + "\n"

@@ -72,6 +72,11 @@ class RealEnvSpec:
             goal_state) -> bool array`` on the states that episodes record (``info["state"]``).
         goal_proprio: the components of ``info["proprio"]`` that a goal fixes, which a latent
             model's goal cost compares (Push-T: the agent's x, y, not its velocity); None: all.
+        goal_object: the components of the recorded state that place the object a goal moves
+            (Push-T: the block's x, y in px); how far they move from a pair's start to its goal
+            is the pair's difficulty. None: goal reports give no breakdown.
+        goal_object_bins: the edges (in the state's units) that goal reports break success
+            down by the object's move (Push-T: below 15 px, 15-50 px, 50 px and more).
     """
 
     name: str
@@ -88,6 +93,8 @@ class RealEnvSpec:
     pipeline_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     goal_success: str | None = None
     goal_proprio: tuple[int, ...] | None = None
+    goal_object: tuple[int, ...] | None = None
+    goal_object_bins: tuple[float, ...] = ()
     aliases: tuple[str, ...] = ()
 
 
@@ -214,6 +221,8 @@ REAL_ENVS["pusht"] = RealEnvSpec(
     collection_policy="weak-expert",
     goal_success="dreamgym.envs.pusht:success",
     goal_proprio=(0, 1),
+    goal_object=(2, 3),
+    goal_object_bins=(15.0, 50.0),
     aliases=("gym_pusht/PushT-v0",),
 )
 

@@ -553,6 +553,13 @@ class LatentTrainer(EpochTrainer):
         held = sorted(int(i) for i in self.val_eps if i < len(first))
         return {"data": str(first.root.resolve()), "episodes": held}
 
+    def _collection(self) -> list[dict[str, Any]]:
+        """How each dataset was collected (policy, base seed, episodes, episode cap), so that
+        goals can be collected outside the training data's seeds without the data at hand."""
+        keys = ("policy", "seed", "max_episode_steps", "min_length")
+        return [{**{k: part.meta.get(k) for k in keys}, "episodes": len(part)}
+                for part in self.dataset.datasets]  # fmt: skip
+
     def write_bundle(self) -> None:
         c = self.config
         files = {"latent": LATENT_FILE, "initial_frames": INITIAL_FILE}
@@ -564,7 +571,8 @@ class LatentTrainer(EpochTrainer):
             history=c.history, frameskip=c.frameskip, proprio=c.uses_proprio,
             goal_threshold=self._goal_threshold() if self.pairs else None,
             training={"data": datasets[0], "datasets": datasets, "episodes": len(self.dataset),
-                      "validation": self._validation(), "latent_epochs": self.epoch},
+                      "validation": self._validation(), "collection": self._collection(),
+                      "latent_epochs": self.epoch},
         )  # fmt: skip
 
     @torch.no_grad()
