@@ -99,7 +99,8 @@ def evaluate_controller(
     """:func:`evaluate_agent` for a saved controller.
 
     Args:
-        controller: the controller's directory (``controller.json`` + ``.safetensors``).
+        controller: the controller's directory (``controller.json`` + ``.safetensors``), its
+            ``controller.json``, or ``pretrained:NAME``.
         world_model: the bundle it reads frames with; default the one it was trained for.
         device: where the dream runs (the real env's workers use the CPU).
         label: the progress bar's name (default ``evaluate controller (BACKEND)``).
