@@ -65,6 +65,20 @@ def test_shipped_files_hold_no_path_of_the_machine_that_made_them():
         assert found is None, f"{path} names the path {found.group(0)!r}"
 
 
+def test_every_form_of_a_controller_path_names_the_same_controller():
+    """One resolver for every command: a directory, its controller.json, pretrained:NAME."""
+    from dreamgym.agents.controller import controller_policy
+    from dreamgym.common.pretrained import resolve_controller
+
+    directory = ROOT / "doom-takecover" / "controller"
+    forms = ["pretrained:doom-takecover", directory, directory / "controller.json",
+             str(directory / "controller.json")]  # fmt: skip
+    assert {resolve_controller(form) for form in forms} == {directory}
+    params = [Controller.load(form)[0].get_params() for form in forms]
+    assert all(np.array_equal(params[0], p) for p in params[1:])
+    assert controller_policy("pretrained:doom-takecover").label == str(directory.resolve())
+
+
 def test_the_users_own_bundle_wins(car_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("DREAMGYM_HOME", str(tmp_path))
     shutil.copytree(car_bundle, tmp_path / "runs" / "car", ignore=shutil.ignore_patterns("tb"))

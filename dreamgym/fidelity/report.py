@@ -171,6 +171,10 @@ class FidelityReport:
             directory, its ``controller.json``, or ``pretrained:NAME``).
         config: sizes, dream settings, Ray.
         device: where the world model runs.
+
+    Attributes:
+        files: the report files :meth:`run` wrote (``fidelity.md`` first); the real episodes
+            it ran or collected are under ``out/real``.
     """
 
     def __init__(self, world_model: str | Path, out: str | Path | None = None,
