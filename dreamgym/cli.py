@@ -298,10 +298,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     atomic_write_json(out, {"backend": args.backend, "episodes": len(returns),
                             "mean": float(returns.mean()), "std": float(returns.std()),
                             "returns": returns.tolist(), "seed": args.seed})  # fmt: skip
-    print(
-        f"{args.backend}: {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} "
-        f"episodes -> {out}"
-    )
+    print(f"{args.backend}: {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} "
+          "episodes")  # fmt: skip
+    print(f"wrote {out}" + ("" if args.out else " (choose where with --out)"))
 
 
 def _add_agent_parsers(commands) -> None:
@@ -390,7 +389,9 @@ def _add_agent_parsers(commands) -> None:
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: 0)")
     evaluate.add_argument("--device", default="auto", help="the dream's device: auto | cpu | cuda")
     evaluate.add_argument(
-        "--out", help="JSON of per-episode returns (default: CONTROLLER/evaluation-BACKEND.json)"
+        "--out",
+        help="where the JSON of per-episode returns goes (default: "
+        "CONTROLLER/evaluation-BACKEND.json; ./NAME/evaluation-BACKEND.json for pretrained:NAME)",
     )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=_cmd_evaluate)
@@ -514,11 +515,18 @@ def _cmd_fidelity(args: argparse.Namespace) -> None:
         workers=args.workers, address=args.address,
     )  # fmt: skip
     out = Path(args.out or output_beside(args.world_model, "fidelity"))
-    report = FidelityReport(args.world_model, out, args.data, args.policy,
-                            args.controller or (), config, args.device,
-                            progress=not args.quiet).run()  # fmt: skip
+    fidelity = FidelityReport(args.world_model, out, args.data, args.policy,
+                              args.controller or (), config, args.device,
+                              progress=not args.quiet)  # fmt: skip
+    report = fidelity.run()
     print("\n".join(report["verdicts"]))
-    print(f"report in {out / 'fidelity.md'}")
+    held_out = report["held_out"]
+    if held_out["source"] == "collected":
+        print(f"held-out real episodes: {report['held_out_episodes']} collected by this "
+              f"report ({held_out['reason']}; policy {held_out['policy']}, seed "
+              f"{held_out['seed']})")  # fmt: skip
+    print("wrote " + ", ".join(str(f) for f in fidelity.files))
+    print(f"real episodes in {out / 'real'}")
 
 
 def _add_fidelity_parser(commands) -> None:
@@ -530,13 +538,19 @@ def _add_fidelity_parser(commands) -> None:
         "the done head's discrimination and calibration, the reward head, and open-loop "
         "prediction. Prints one verdict per check; writes fidelity.md/.json and plots.",
     )
-    fidelity.add_argument("--world-model", required=True, help="world-model bundle directory")
     fidelity.add_argument(
-        "--data", help="held-out real episodes (default: the bundle's validation episodes)"
+        "--world-model", required=True, help="world-model bundle directory, or pretrained:NAME"
+    )
+    fidelity.add_argument(
+        "--data",
+        help="held-out real episodes (default: the bundle's validation episodes; when they are "
+        "not on this machine, --held-out episodes collected into OUT/real/held-out)",
     )
     fidelity.add_argument("--policy", help="the data's collection policy (default: the data's)")
     fidelity.add_argument(
-        "--controller", action="append", help="a saved controller to compare (repeatable)"
+        "--controller",
+        action="append",
+        help="a saved controller to compare, or pretrained:NAME (repeatable)",
     )
     fidelity.add_argument("--episodes", type=int, default=256, help="dream episodes per policy")
     fidelity.add_argument(
@@ -552,7 +566,11 @@ def _add_fidelity_parser(commands) -> None:
     fidelity.add_argument("--workers", type=int, default=2, help="Ray workers (real episodes)")
     fidelity.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
     fidelity.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    fidelity.add_argument("--out", help="report directory (default: WORLD_MODEL/fidelity)")
+    fidelity.add_argument(
+        "--out",
+        help="report directory (default: WORLD_MODEL/fidelity; ./NAME/fidelity for "
+        "pretrained:NAME)",
+    )
     fidelity.add_argument("--quiet", action="store_true")
     fidelity.set_defaults(func=_cmd_fidelity)
 

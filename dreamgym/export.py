@@ -5,7 +5,10 @@ optimizer state, no RNG state), its controller in ``controller/`` pointing at th
 relative path (so the folder can move), and ``MODEL_CARD.md``: the data, preset, training time,
 fidelity figures, real scores beside the collection policy's, the command that rebuilds it, how
 closely the float16 weights reproduce the float32 controller's decisions, and every file's
-SHA-256. The pretrained models shipped in ``dreamgym/pretrained/`` are exports of pipeline runs::
+SHA-256. An export holds no path of the machine that made it: the paths its files record (the
+training data, the source bundle) become relative to the source run, or their bare names
+(:func:`portable`). The pretrained models shipped in ``dreamgym/pretrained/`` are exports of
+pipeline runs::
 
     dreamgym export --run runs/doom --out dreamgym/pretrained/doom-takecover
 """
@@ -43,6 +46,10 @@ _TRAINING_ONLY = ("optimizer", "numpy_rng")
 # Two actions "agree" when every component differs by less than this (actions lie in [-1, 1]).
 AGREEMENT_TOLERANCE = 0.05
 _CHECKSUM_ROW = re.compile(r"^\| `([^`]+)` \| (\d+) \| `([0-9a-f]{64})` \|$", re.MULTILINE)
+# A path in text: at least one slash between names (absolute or relative).
+_PATH_TOKEN = re.compile(r"(?<![\w./~+-])[\w.~+-]*(?:/[\w.+-]+)+/?")
+# An absolute path in text (POSIX or a home directory): a machine's, never in an export.
+MACHINE_PATH = re.compile(r"(?<![\w./~+-])~?/[\w.+-]+(?:/[\w.+-]*)*")
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,53 @@ class Agreement:
     max_abs_diff: float
 
 
-def _export_file(source: Path, target: Path) -> None:
+def _relative(path: str, root: Path) -> str:
+    """``path`` relative to ``root`` when inside it, else its bare name."""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def portable(value: Any, root: str | Path) -> Any:
+    """JSON ``value`` with every absolute path in it made relative to ``root`` (the run an
+    export comes from) when inside it, else cut to its bare name."""
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return _relative(value, Path(root))
+    return value
+
+
+def portable_text(text: str, root: str | Path) -> str:
+    """``text`` with each path in it that names something under ``root`` (as given at any
+    working directory: the longest of its endings that exists under ``root``) written relative
+    to ``root``, and any other absolute path cut to its bare name."""
+    root = Path(root)
+
+    def replace(match: re.Match) -> str:
+        token = match.group(0)
+        parts = Path(token).parts
+        for k in range(len(parts)):
+            ending = Path(*parts[k:]) if not Path(parts[k]).is_absolute() else None
+            if ending is not None and (root / ending).exists():
+                return ending.as_posix()
+        return Path(token).name if os.path.isabs(os.path.expanduser(token)) else token
+
+    return _PATH_TOKEN.sub(replace, text)
+
+
+def _check_portable(text: str, what: str) -> None:
+    """Refuse to write an export file that names a path of this machine."""
+    found = MACHINE_PATH.search(text)
+    if found:
+        raise DreamgymError(f"export: {what} would name the path {found.group(0)!r} of this "
+                            "machine")  # fmt: skip
+
+
+def _export_file(source: Path, target: Path, root: Path) -> None:
     """A dreamgym checkpoint as float16 weights without training state; any other file as is."""
     try:
         tensors, meta = read_checkpoint(source)
@@ -66,8 +119,10 @@ def _export_file(source: Path, target: Path) -> None:
         for k, v in tensors.items()
         if k.startswith("model.")
     }
-    meta = {k: v for k, v in meta.items() if k not in _TRAINING_ONLY}
-    atomic_write_bytes(target, safetensors_bytes(weights, metadata={META_KEY: json.dumps(meta)}))
+    meta = portable({k: v for k, v in meta.items() if k not in _TRAINING_ONLY}, root)
+    text = json.dumps(meta)
+    _check_portable(text, f"{target.name}'s metadata")
+    atomic_write_bytes(target, safetensors_bytes(weights, metadata={META_KEY: text}))
 
 
 @contextlib.contextmanager
@@ -100,24 +155,30 @@ def export_bundle(world_model: str | Path, out: str | Path, controller: str | Pa
     Raises:
         DreamgymError: ``out`` is a non-empty directory, or an input is missing.
     """
-    out = Path(out)
+    out, source = Path(out), resolve_path(world_model)
     with _staged(out) as stage:
-        _write_export(resolve_path(world_model), stage, controller)
+        _write_export(source, stage, controller, source.resolve().parent)
     return out
 
 
-def _write_export(source: Path, out: Path, controller: str | Path | None) -> None:
+def _write_export(source: Path, out: Path, controller: str | Path | None, root: Path) -> None:
+    """The export of bundle ``source`` (and ``controller``) into ``out``; the paths they record
+    are written relative to ``root``."""
     info = bundle.read_info(source)
     for name in info["files"].values():
-        _export_file(source / name, out / name)
-    info = {**info, "exported": {"from": str(source.resolve()), "dtype": str(EXPORT_DTYPE)}}
+        _export_file(source / name, out / name, root)
+    info = portable({**info, "exported": {"from": str(source.resolve()),
+                                          "dtype": str(EXPORT_DTYPE)}}, root)  # fmt: skip
+    _check_portable(json.dumps(info), bundle.BUNDLE_FILE)
     atomic_write_json(out / bundle.BUNDLE_FILE, info)
     if controller is not None:
         agent, meta = Controller.load(controller)
         agent.check_fits(bundle.load(out))
         target = out / CONTROLLER_DIR
         agent.save(target)
-        atomic_write_json(target / "controller.json", {**meta, "world_model": ".."})
+        meta = portable({**meta, "world_model": ".."}, root)
+        _check_portable(json.dumps(meta), "controller.json")
+        atomic_write_json(target / "controller.json", meta)
 
 
 def decision_agreement(
@@ -219,13 +280,13 @@ def _card(name: str, run: Path, report: dict[str, Any], done_mode: str, agreemen
         "Rebuild it:",
         "",
         "```bash",
-        f"dreamgym pipeline --env {c['env']} --preset {c['preset']} --out runs/{name}",
-        f"dreamgym export --run runs/{name} --out {name}",
+        f"dreamgym pipeline --env {c['env']} --preset {c['preset']} --out {name}-run",
+        f"dreamgym export --run {name}-run --out {name}",
         "```",
         "",
         "## Fidelity of the dream",
         "",
-        *[f"- {v}" for v in s.get("fidelity", {}).get("verdicts", [])],
+        *[f"- {portable_text(v, run)}" for v in s.get("fidelity", {}).get("verdicts", [])],
         "",
         "## Float16",
         "",
@@ -239,7 +300,7 @@ def _card(name: str, run: Path, report: dict[str, Any], done_mode: str, agreemen
         "|---|---:|---|",
         *[f"| `{path}` | {b} | `{h}` |" for path, (b, h) in files.items()],
         "",
-        f"Source run: `{run}`.",
+        f"Source run: `{run.resolve().name}` (the paths above are relative to it).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -266,10 +327,11 @@ def export_run(
     if missing:
         raise DreamgymError(f"pipeline run {str(run)!r} has not finished {', '.join(missing)}")
     with _staged(out) as stage:
-        _write_export(world_model, stage, controller)
+        _write_export(world_model, stage, controller, run)
         agreement = decision_agreement(controller, stage / CONTROLLER_DIR, run / "data")
         done_mode = resolve_done_mode(bundle.load(stage), report["config"]["done_mode"])
         text = _card(name or out.name, run, report, done_mode, agreement, checksums(stage),
                      hardware, commit)  # fmt: skip
+        _check_portable(text, MODEL_CARD)
         atomic_write_bytes(stage / MODEL_CARD, text.encode())
     return out

@@ -334,7 +334,7 @@ class Pipeline:
             returns = evaluate_controller(
                 self.controller, c.evaluate_episodes, backend, temperature=c.temperature,
                 max_episode_steps=steps, workers=self.workers, address=self.address,
-                seed=c.seed + 1, done_mode=c.done_mode,
+                seed=c.seed + 1, done_mode=c.done_mode, progress=self.progress,
             )  # fmt: skip
             scores[backend] = _scores(returns)
             atomic_write_json(self.controller / f"evaluation-{backend}.json",
@@ -350,7 +350,7 @@ class Pipeline:
             env=c.env, episodes=c.evaluate_episodes, out=self.out / "baseline", policy=c.policy,
             workers=self.workers, seed=c.seed + 1, max_episode_steps=c.real_steps,
             address=self.address,
-        ), progress=self.progress)  # fmt: skip
+        ), progress=self.progress, label=f"baseline {c.policy} (real)")  # fmt: skip
         returns = np.array([e["return"] for e in RolloutDataset(self.out / "baseline").entries])
         return {"policy": c.policy, **_scores(returns)}
 

@@ -101,6 +101,9 @@ def check_export(run, tmp_path):
     assert "| this controller | real | 4 |" in card and "| brownian (the collection policy)" in card
     assert "agree with the float32 original's within 0.05 on 100.00% of steps" in card
     assert card_checksums(export) == checksums(export) and len(checksums(export)) == 6
+    for text in (card, (export / "bundle.json").read_text()):  # no path of this machine
+        assert str(tmp_path) not in text and "/evolve/mean" not in text
+    assert "- controller evolve/mean: dream " in card
     with safe_open(str(export / "vae.safetensors"), "pt") as f:
         assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}  # noqa: SIM118
         assert all(k.startswith("model.") for k in f.keys())  # noqa: SIM118
@@ -115,6 +118,18 @@ def check_export(run, tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert again.returncode == 2 and "is not empty" in again.stderr
+
+
+def test_the_baseline_stage_labels_its_progress(ray_local, tmp_path, capsys):
+    import dataclasses
+
+    from dreamgym.pipeline import Pipeline
+
+    config = dataclasses.replace(pipeline_preset("debug", "doom-takecover"), evaluate_episodes=1,
+                                 real_steps=10)  # fmt: skip
+    Pipeline(config, tmp_path / "run", workers=1)._run_stage("baseline")
+    err = capsys.readouterr().err
+    assert "baseline repeat (real): 1/1 ep (100%)" in err and "collect" not in err
 
 
 def test_pipeline_refuses_another_env_in_the_same_run_dir(tmp_path):

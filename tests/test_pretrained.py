@@ -3,6 +3,7 @@ their model cards say, and give way to the user's own bundles."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import gymnasium as gym
@@ -46,6 +47,38 @@ def test_the_shipped_controller_fits_and_drives_the_dream(name):
     assert returns.shape == (2,) and np.isfinite(returns).all()
 
 
+def test_shipped_files_hold_no_path_of_the_machine_that_made_them():
+    """Every shipped JSON and markdown file, and the metadata of every shipped checkpoint."""
+    from safetensors import safe_open
+
+    from dreamgym.export import MACHINE_PATH
+
+    texts = {p: p.read_text() for p in ROOT.rglob("*") if p.suffix in (".json", ".md")}
+    for path in ROOT.rglob("*.safetensors"):
+        with safe_open(str(path), "pt") as f:
+            texts[path] = json.dumps(f.metadata())
+    assert len(texts) == 2 * 7  # bundle.json, controller.json, MODEL_CARD.md, 4 checkpoints
+    for path, text in texts.items():
+        for machine in ("/work/", "/root/", "/home/", "/tmp/", "runs/"):
+            assert machine not in text, f"{path} names {machine!r}"
+        found = MACHINE_PATH.search(text)
+        assert found is None, f"{path} names the path {found.group(0)!r}"
+
+
+def test_every_form_of_a_controller_path_names_the_same_controller():
+    """One resolver for every command: a directory, its controller.json, pretrained:NAME."""
+    from dreamgym.agents.controller import controller_policy
+    from dreamgym.common.pretrained import resolve_controller
+
+    directory = ROOT / "doom-takecover" / "controller"
+    forms = ["pretrained:doom-takecover", directory, directory / "controller.json",
+             str(directory / "controller.json")]  # fmt: skip
+    assert {resolve_controller(form) for form in forms} == {directory}
+    params = [Controller.load(form)[0].get_params() for form in forms]
+    assert all(np.array_equal(params[0], p) for p in params[1:])
+    assert controller_policy("pretrained:doom-takecover").label == str(directory.resolve())
+
+
 def test_the_users_own_bundle_wins(car_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("DREAMGYM_HOME", str(tmp_path))
     shutil.copytree(car_bundle, tmp_path / "runs" / "car", ignore=shutil.ignore_patterns("tb"))
@@ -67,6 +100,11 @@ def test_short_names_work_on_the_command_line(tmp_path, capsys, monkeypatch):
             "--episodes", "2", "--max-steps", "20"]  # fmt: skip
     assert main(argv) == 0
     assert (tmp_path / "doom-takecover" / "evaluation-dream.json").exists()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == "wrote doom-takecover/evaluation-dream.json (choose where with --out)"
+    assert main([*argv, "--out", str(tmp_path / "e.json")]) == 0  # --out: where the JSON goes
+    assert json.loads((tmp_path / "e.json").read_text())["episodes"] == 2
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {tmp_path / 'e.json'}"
 
     out = tmp_path / "evolve"
     argv = ["evolve", "--world-model", "pretrained:doom-takecover", "--init",

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save
 
 from dreamgym.common import validate
 from dreamgym.common.io import atomic_write_bytes, atomic_write_json
-from dreamgym.common.pretrained import CONTROLLER_DIR, pretrained_name, resolve_path
+from dreamgym.common.pretrained import pretrained_name, resolve_controller
 from dreamgym.dreams.agent import WorldModelPolicy
 from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError
@@ -178,7 +178,7 @@ class Controller:
         """A saved controller and its metadata from its directory (or its ``controller.json``,
         or ``pretrained:NAME``). A relative ``world_model`` in the metadata is resolved against
         the controller's directory (exported controllers sit next to their bundle)."""
-        path = resolve_path(path, CONTROLLER_DIR)
+        path = resolve_controller(path)
         if not path.exists():
             raise DreamgymError(
                 f"controller {str(path)!r} does not exist (a directory holding controller.json "
@@ -278,7 +278,7 @@ def controller_policy(path: str | Path, noise: float = 0.0) -> ControllerPolicy:
     """
     from dreamgym import worldmodels
 
-    path = resolve_path(path, CONTROLLER_DIR)
+    path = resolve_controller(path)
     file = path / "controller.json" if path.is_dir() else path
     try:
         kind = json.loads(file.read_text()).get("kind")

@@ -36,9 +36,11 @@ def evaluate_agent(
     seed: int = 0,
     done_mode: str | None = None,
     progress: bool = False,
+    label: str | None = None,
 ) -> np.ndarray:
     """Returns (episodes,) of ``agent`` in the real env (``episodes`` tasks over ``workers`` Ray
-    actors, with a progress bar if ``progress``) or in ``model``'s dream (one batch).
+    actors, with a progress bar named ``label`` if ``progress``; default ``evaluate (real)``) or
+    in ``model``'s dream (one batch).
 
     Raises:
         DreamgymError: bad arguments, or an agent that does not fit the world model.
@@ -66,7 +68,8 @@ def evaluate_agent(
             for i in range(episodes):
                 env_seed = rollout_seed(seed, 0, i)  # the real backend's seeds for one candidate
                 pool.submit(lambda actor, s=env_seed: actor.run.remote([s]), i)
-            bar = progress_bar(total=episodes, desc="evaluate", unit="ep", disable=not progress)
+            bar = progress_bar(total=episodes, desc=label or f"evaluate ({backend})", unit="ep",
+                               disable=not progress)  # fmt: skip
             while pool.pending:
                 i, returns = pool.next()
                 results[i] = returns[0]
@@ -91,13 +94,16 @@ def evaluate_controller(
     device: str = "cpu",
     done_mode: str | None = None,
     progress: bool = False,
+    label: str | None = None,
 ) -> np.ndarray:
     """:func:`evaluate_agent` for a saved controller.
 
     Args:
-        controller: the controller's directory (``controller.json`` + ``.safetensors``).
+        controller: the controller's directory (``controller.json`` + ``.safetensors``), its
+            ``controller.json``, or ``pretrained:NAME``.
         world_model: the bundle it reads frames with; default the one it was trained for.
         device: where the dream runs (the real env's workers use the CPU).
+        label: the progress bar's name (default ``evaluate controller (BACKEND)``).
 
     Raises:
         DreamgymError: bad arguments, or a controller that does not fit the world model.
@@ -108,4 +114,5 @@ def evaluate_controller(
         raise DreamgymError(f"controller {str(controller)!r} names no world model; pass one")
     model = worldmodels.load(bundle, device if backend == "dream" else "cpu")
     return evaluate_agent(agent, model, episodes, backend, temperature, max_episode_steps,
-                          workers, address, seed, done_mode, progress)  # fmt: skip
+                          workers, address, seed, done_mode, progress,
+                          label or f"evaluate controller ({backend})")  # fmt: skip

@@ -28,7 +28,7 @@ from dreamgym.agents.evolution import Evolution, EvolutionConfig
 from dreamgym.common import validate
 from dreamgym.common.device import resolve_device
 from dreamgym.common.io import DirectoryLock, atomic_write_json, check_writable_dir
-from dreamgym.common.pretrained import CONTROLLER_DIR, resolve_path
+from dreamgym.common.pretrained import resolve_controller, resolve_path
 from dreamgym.common.progress import ProgressBar
 from dreamgym.common.progress import progress as progress_bar
 from dreamgym.common.runs import RunLogger
@@ -178,7 +178,7 @@ def evolve(
     settings.observation_mode = spec.observation_mode
     x0 = None
     if settings.init is not None:
-        settings.init = str(resolve_path(settings.init, CONTROLLER_DIR).resolve())
+        settings.init = str(resolve_controller(settings.init).resolve())
         x0 = _initial_params(settings.init, spec)
     validate.ray_address(address)
     check_writable_dir(out)

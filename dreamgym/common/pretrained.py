@@ -66,6 +66,19 @@ def resolve_path(path: str | os.PathLike, part: str = "") -> Path:
     return ROOT / name / part if part else ROOT / name
 
 
+def resolve_controller(path: str | os.PathLike) -> Path:
+    """The directory of a saved controller named by ``path``: the directory itself, its
+    ``controller.json``, or ``pretrained:NAME`` (the shipped model's controller).
+
+    Every command that takes a controller resolves it here, so each accepts the same forms.
+
+    Raises:
+        DreamgymError: ``pretrained:NAME`` names no shipped model.
+    """
+    path = resolve_path(path, CONTROLLER_DIR)
+    return path.parent if path.name == "controller.json" and path.is_file() else path
+
+
 def output_beside(path: str | os.PathLike, *parts: str) -> Path:
     """Where an output about ``path`` goes by default: ``path/parts...``, or for
     ``pretrained:NAME`` ``./NAME/parts...`` (the installed package is never written to)."""

@@ -96,8 +96,11 @@ class FollowResult:
     horizon 1..H (NaN where no episode reaches that horizon), for the dream and for the
     copy-the-start-frame baseline, plus ``frame_error_recon``, the
     error of V's own reconstruction of the real frame (a floor no dream can beat: the dream's
-    frames are decoded, the copy baseline's are real pixels); ``openloop_count`` says how many
-    episodes each horizon averages.
+    frames are decoded, the copy baseline's are real pixels), and ``frame_error_mean_frame``,
+    the error of predicting every frame as the per-pixel mean of the compared real frames
+    (weighted as the horizons are averaged, so that no constant frame, a decoder's blur, scores
+    lower averaged over the horizons); ``openloop_count`` says how many episodes each horizon
+    averages.
     """
 
     done_prob: list[np.ndarray]
@@ -108,6 +111,7 @@ class FollowResult:
     frame_error: np.ndarray
     frame_error_copy: np.ndarray
     frame_error_recon: np.ndarray
+    frame_error_mean_frame: np.ndarray
     openloop_count: np.ndarray
 
 
@@ -180,6 +184,10 @@ def follow_real_episodes(
     sums = {k: np.zeros(horizon)
             for k in ("latent", "latent_copy", "frame", "frame_copy", "frame_recon")}  # fmt: skip
     count = np.zeros(horizon)
+    # Per horizon: the sum of the compared real frames and of their mean squared pixel, from
+    # which the mean-frame baseline's error follows once the mean frame is known.
+    frame_sums = torch.zeros(horizon, *frames.shape[2:], dtype=torch.float64, device=device)
+    square_sums = np.zeros(horizon)
     for t in range(frames.shape[1] - 1):
         if done_k:
             alive = np.flatnonzero(lengths > t)
@@ -216,16 +224,38 @@ def follow_real_episodes(
         for key, value in errors.items():
             np.add.at(sums[key], h[valid], value.cpu().numpy())
         np.add.at(count, h[valid], 1)
+        frame_sums.index_add_(0, torch.as_tensor(h[valid], device=device), target_frame.double())
+        np.add.at(square_sums, h[valid], (target_frame.double() ** 2).mean((1, 2, 3)).cpu().numpy())
     with np.errstate(invalid="ignore", divide="ignore"):
         means = {k: np.where(count > 0, v / np.maximum(count, 1), np.nan) for k, v in sums.items()}
+    means["frame_mean_frame"] = _mean_frame_error(frame_sums.cpu().numpy(), square_sums, count)
     return FollowResult(
         done_prob=[done_prob[i, : lengths[i]] for i in range(n)],
         ends_within={k: [p[i, : lengths[i]] for i in range(n)] for k, p in ends.items()},
         reward_pred=[reward_pred[i, : lengths[i]] for i in range(n)],
         latent_error=means["latent"], latent_error_copy=means["latent_copy"],
         frame_error=means["frame"], frame_error_copy=means["frame_copy"],
-        frame_error_recon=means["frame_recon"], openloop_count=count,
+        frame_error_recon=means["frame_recon"],
+        frame_error_mean_frame=means["frame_mean_frame"], openloop_count=count,
     )  # fmt: skip
+
+
+def _mean_frame_error(frame_sums: np.ndarray, square_sums: np.ndarray,
+                      count: np.ndarray) -> np.ndarray:  # fmt: skip
+    """(H,) pixel MSE of predicting every frame as one mean frame, from per-horizon sums of the
+    real frames (H, 64, 64, 3) and of their mean squared pixel (H,), over ``count`` (H,) frames.
+
+    The mean frame averages the per-horizon means, so that it is the constant frame with the
+    lowest error averaged over the horizons: E_h[(c - x)^2] = c^2 - 2 c m_h + E_h[x^2]."""
+    valid = count > 0
+    out = np.full(len(count), np.nan)
+    if not valid.any():
+        return out
+    per_horizon = frame_sums[valid] / count[valid, None, None, None]
+    mean_frame = per_horizon.mean(0)
+    out[valid] = ((mean_frame**2).mean() - 2 * (per_horizon * mean_frame).mean((1, 2, 3))
+                  + square_sums[valid] / count[valid])  # fmt: skip
+    return out
 
 
 def _rows(rows: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -9,17 +9,28 @@ from matplotlib.figure import Figure
 
 
 def plot_survival(report: dict[str, Any]) -> Figure:
-    """Episode-length histograms, dream vs real, one panel per policy."""
+    """Episode-length histograms, dream vs real side by side, one panel per policy.
+
+    A panel whose every episode, dream and real, ran to the cap says nothing by its lengths: it
+    shows the returns instead, and says why in its title."""
     rows = report["survival"]
-    fig = Figure(figsize=(3.6 * len(rows), 3))
+    cap = report["config"]["max_episode_steps"]
+    fig = Figure(figsize=(3.6 * len(rows), 3.2))
     axes = fig.subplots(1, len(rows), squeeze=False)[0]
-    longest = max(max(r["lengths"]["real"] + r["lengths"]["dream"]) for r in rows)
-    bins = np.linspace(0, longest, 31)
     for ax, row in zip(axes, rows, strict=True):
-        ax.hist(row["lengths"]["real"], bins=bins, alpha=0.6, density=True, label="real")
-        ax.hist(row["lengths"]["dream"], bins=bins, alpha=0.6, density=True, label="dream")
-        ax.set_title(row["name"][:40], fontsize=9)
-        ax.set_xlabel("episode length (steps)")
+        title = row["name"][:40]
+        lengths = row["lengths"]["real"] + row["lengths"]["dream"]
+        if min(lengths) == cap and "returns" in row:
+            values, label = row["returns"], "episode return"
+            title += f"\nevery episode ran to the {cap}-step cap:\nreturns shown"
+        else:
+            values, label = row["lengths"], "episode length (steps)"
+        low, high = min(values["real"] + values["dream"]), max(values["real"] + values["dream"])
+        bins = np.linspace(low, high if high > low else low + 1, 21)
+        # Side by side, so that neither bar hides the other.
+        ax.hist([values["real"], values["dream"]], bins=bins, density=True, label=["real", "dream"])
+        ax.set_title(title, fontsize=8)
+        ax.set_xlabel(label)
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -53,6 +64,7 @@ def plot_openloop(report: dict[str, Any]) -> Figure:
     for ax, (key, label) in zip(axes, panels, strict=True):
         curves = [("", "dream"), ("_copy", "copy the start frame")]
         if key == "frame_error":
+            curves.append(("_mean_frame", "the real frames' mean frame (a blur)"))
             curves.append(("_recon", "V's reconstruction (floor)"))
         for suffix, name in curves:
             values = np.array([np.nan if v is None else v for v in o[key + suffix]])

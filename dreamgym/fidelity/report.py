@@ -8,20 +8,34 @@
       reliability.png                the done head's calibration
       openloop.png                   prediction error vs horizon, against copying the start frame
       real/<policy>/                 the real episodes run for probes and controllers (resumable)
+      real/held-out/                 held-out real episodes this report collected itself, when
+                                     none were given and the bundle's recorded ones are absent
 
 Checks and their thresholds (:data:`THRESHOLDS`):
 
 - **survival** (per policy: the collection policy, each probe, each controller): dream mean
   episode length within +-25% of the real mean. The same for the return. A probe whose dream
-  outlives the real game is a hole an optimiser will find.
+  outlives the real game is a hole an optimiser will find. The verdict line leads with the
+  quantity that decided it: the return when it is off (what an optimiser chases), else the
+  survival.
 - **done head**: AUROC of "the episode ends within the next 10 steps" >= 0.8 (k = 1 reported too),
   each step scored by the dream's own chance of ending within those steps (imagined from M's
   memory with the real actions, under the dream's done rule); expected calibration error of
-  "ends at this step" <= 0.05.
+  "ends at this step" <= 0.05, and the deaths per episode the head predicts along real
+  episodes within +-25% of those observed.
 - **reward head**: the mean absolute error of the per-episode summed reward within 25% of the
   real mean return.
 - **open-loop**: the dream's latent error averaged over horizons 1..H below copying the start
-  frame's.
+  frame's, and V's reconstructions of the same real frames closer to them (pixel MSE) than
+  their per-pixel mean frame, the best constant prediction: a V that decodes every frame to
+  one blur, whose latents then say little, cannot pass. (The dream's own decoded frames are
+  reported beside them but not judged against the mean frame: under MSE a blur beats a sharp
+  prediction that drifts, as a stochastic game's long-horizon predictions do.)
+
+Held-out real episodes come from ``data``, else from the validation episodes the bundle
+records; when neither is there (an exported or shipped model), the report collects
+``held_out`` episodes of the collection policy itself, with the seed :data:`HELD_OUT_SEED`
+(+ ``seed``), which no training run of dreamgym uses, and says so.
 """
 
 from __future__ import annotations
@@ -39,7 +53,7 @@ import torch
 
 from dreamgym.common import validate
 from dreamgym.common.io import atomic_write_bytes, atomic_write_json, check_writable_dir
-from dreamgym.common.pretrained import output_beside, resolve_path
+from dreamgym.common.pretrained import describe, output_beside, resolve_controller, resolve_path
 from dreamgym.errors import DreamgymError
 from dreamgym.fidelity import metrics
 from dreamgym.fidelity.measure import (
@@ -57,6 +71,10 @@ THRESHOLDS = {
     "reward_tolerance": 0.25,
 }
 DONE_K = (1, 10)
+# The base seed of held-out episodes a report collects itself: far from the small seeds (and
+# their +1, +1000 k offsets) that training data is collected with.
+HELD_OUT_SEED = 1_000_003
+HELD_OUT_DIR = "held-out"
 
 
 @dataclass
@@ -107,16 +125,25 @@ def _survival_entry(name: str, dream, real_lengths, real_returns, real_terminate
     d_len, r_len = metrics.summary(dream.lengths), metrics.summary(real_lengths)
     d_ret, r_ret = metrics.summary(dream.returns), metrics.summary(real_returns)
     ratio = d_len["mean"] / max(r_len["mean"], 1e-9)
-    ok = metrics.within(d_len["mean"], r_len["mean"], tol) and metrics.within(
-        d_ret["mean"], r_ret["mean"], tol
-    )
-    verdict = (
-        f"{name}: dream survival {ratio:.2f}x real ({d_len['mean']:.0f} vs {r_len['mean']:.0f}"
-        f" steps), return {d_ret['mean']:.1f} vs {r_ret['mean']:.1f}: "
-        + ("OK" if ok else ("EXPLOITABLE" if d_ret["mean"] > r_ret["mean"] else "TOO HARSH"))
-    )
+    length_ok = metrics.within(d_len["mean"], r_len["mean"], tol)
+    return_ok = metrics.within(d_ret["mean"], r_ret["mean"], tol)
+    survival = (f"survival {ratio:.2f}x real ({d_len['mean']:.0f} vs {r_len['mean']:.0f} "
+                "steps)")  # fmt: skip
+    returns = f"return {d_ret['mean']:.1f} vs {r_ret['mean']:.1f} real"
+    need = f"need within +-{tol:.0%}"
+    if not return_ok:  # what an optimiser chases decides first
+        decided_by, higher = "return", d_ret["mean"] > r_ret["mean"]
+        verdict = f"{name}: dream {returns} ({need}); {survival}: "
+    elif not length_ok:
+        decided_by, higher = "survival", d_len["mean"] > r_len["mean"]
+        verdict = f"{name}: dream {survival} ({need}); {returns}: "
+    else:
+        decided_by, higher = None, False
+        verdict = f"{name}: dream {survival}, {returns} (both {need}): "
+    verdict += "OK" if decided_by is None else ("EXPLOITABLE" if higher else "TOO HARSH")
     return {
-        "name": name, "kind": kind, "ok": ok, "verdict": verdict,
+        "name": name, "kind": kind, "ok": decided_by is None, "decided_by": decided_by,
+        "verdict": verdict,
         "dream": {"length": d_len, "return": d_ret,
                   "terminated": float(np.mean(dream.terminated))},
         "real": {"length": r_len, "return": r_ret,
@@ -124,6 +151,7 @@ def _survival_entry(name: str, dream, real_lengths, real_returns, real_terminate
         "ks_length": metrics.ks_statistic(dream.lengths, real_lengths),
         "transfer_gap": d_ret["mean"] - r_ret["mean"],
         "lengths": {"dream": dream.lengths.tolist(), "real": list(map(int, real_lengths))},
+        "returns": {"dream": dream.returns.tolist(), "real": list(map(float, real_returns))},
     }  # fmt: skip
 
 
@@ -131,14 +159,22 @@ class FidelityReport:
     """Measures one world model against real episodes (see the module docstring).
 
     Args:
-        world_model: the bundle directory.
-        out: where the report goes (default ``WORLD_MODEL/fidelity``).
+        world_model: the bundle directory (or ``pretrained:NAME``).
+        out: where the report goes (default ``WORLD_MODEL/fidelity``; ``./NAME/fidelity`` for
+            ``pretrained:NAME``).
         data: held-out real episodes (a dataset directory); default the validation episodes
-            recorded in the bundle.
-        policy: the policy that collected ``data`` (default: the dataset's, when built in).
-        controllers: saved controllers to compare in the dream and in the real game.
+            recorded in the bundle, else ``held_out`` episodes collected into
+            ``out/real/held-out``.
+        policy: the policy that collected ``data`` (default: the dataset's, when built in; for
+            collected episodes, the env's collection policy).
+        controllers: saved controllers to compare in the dream and in the real game (each a
+            directory, its ``controller.json``, or ``pretrained:NAME``).
         config: sizes, dream settings, Ray.
         device: where the world model runs.
+
+    Attributes:
+        files: the report files :meth:`run` wrote (``fidelity.md`` first); the real episodes
+            it ran or collected are under ``out/real``.
     """
 
     def __init__(self, world_model: str | Path, out: str | Path | None = None,
@@ -147,7 +183,7 @@ class FidelityReport:
                  device: str = "cpu", progress: bool = True) -> None:  # fmt: skip
         from dreamgym import worldmodels
         from dreamgym.dreams.core import resolve_done_mode, resolve_temperature
-        from dreamgym.rollouts import RolloutDataset
+        from dreamgym.envs import get_env_spec
         from dreamgym.rollouts.policies import BUILTIN_POLICIES
 
         self.config = config or FidelityConfig()
@@ -165,7 +201,57 @@ class FidelityReport:
             raise DreamgymError(str(exc)) from None
         self.max_steps = int(self.config.max_episode_steps or self.model.info["max_episode_steps"])
         self.out = Path(out) if out is not None else output_beside(world_model, "fidelity")
-        self.dataset, self.held_out = self._held_out(data, RolloutDataset)
+        self.dataset, self.held_out, self.collect_reason = self._held_out(data)
+        if self.dataset is None:
+            self.policy = policy or get_env_spec(self.model.env).collection_policy
+        else:
+            self._check_data()
+            self.policy = policy or self.dataset.meta.get("policy")
+        if self.policy not in BUILTIN_POLICIES:
+            raise DreamgymError(
+                f"the data's collection policy {self.policy!r} is not a built-in one; pass "
+                f"policy= (one of {', '.join(BUILTIN_POLICIES)})"
+            )
+        self.controllers = [resolve_controller(c) for c in controllers]
+        for given, c in zip(controllers, self.controllers, strict=True):
+            if not (c / "controller.json").is_file():
+                raise DreamgymError(
+                    f"controller {str(given)!r} is not a saved controller (a directory holding "
+                    "controller.json, its controller.json, or pretrained:NAME)"
+                )
+        self.progress = progress
+        self.files: list[Path] = []  # what run() wrote, the summary first
+        check_writable_dir(self.out)
+
+    def _held_out(self, data):
+        """(dataset, episode indices, None), or (None, None, why) when the report is to
+        collect its held-out episodes itself."""
+        from dreamgym.rollouts import RolloutDataset
+
+        if data is not None:
+            try:
+                dataset = RolloutDataset(data)
+            except DreamgymError as exc:
+                raise DreamgymError(
+                    f"held-out data: {exc}; pass --data DIR, a dataset of real episodes "
+                    f"of {self.model.env!r}, or leave --data out to collect them"
+                ) from None
+            return dataset, np.arange(min(len(dataset), self.config.held_out)), None
+        validation = self.model.info.get("training", {}).get("validation")
+        if not validation or not validation["episodes"]:
+            return None, None, "the bundle records no validation episodes"
+        recorded = Path(validation["data"])
+        # An exported bundle records its data relative to the run it came from: not here.
+        if not recorded.is_absolute() or not recorded.is_dir():
+            return None, None, f"the bundle's training data ({str(recorded)!r}) is not here"
+        try:
+            dataset = RolloutDataset(recorded)
+        except DreamgymError:
+            return None, None, f"the bundle's training data ({str(recorded)!r}) is unreadable"
+        episodes = np.asarray(validation["episodes"], dtype=np.int64)
+        return dataset, episodes[: self.config.held_out], None
+
+    def _check_data(self) -> None:
         data_cap = int(self.dataset.meta["max_episode_steps"])
         if self.max_steps > data_cap:
             raise DreamgymError(
@@ -177,34 +263,29 @@ class FidelityReport:
         if self.dataset.env != self.model.env:
             raise DreamgymError(
                 f"data {str(self.dataset.root)!r} holds {self.dataset.env!r} episodes; the world "
-                f"model is for {self.model.env!r}"
+                f"model is for {self.model.env!r}; pass --data with {self.model.env!r} episodes"
             )
-        self.policy = policy or self.dataset.meta.get("policy")
-        if self.policy not in BUILTIN_POLICIES:
-            raise DreamgymError(
-                f"the data's collection policy {self.policy!r} is not a built-in one; pass "
-                f"policy= (one of {', '.join(BUILTIN_POLICIES)})"
-            )
-        self.controllers = [Path(c) for c in controllers]
-        for c in self.controllers:
-            if not (c / "controller.json").exists():
-                raise DreamgymError(f"controller {str(c)!r} has no controller.json")
-        self.progress = progress
-        check_writable_dir(self.out)
 
-    def _held_out(self, data, dataset_class):
-        if data is not None:
-            dataset = dataset_class(data)
-            return dataset, np.arange(min(len(dataset), self.config.held_out))
-        validation = self.model.info.get("training", {}).get("validation")
-        if not validation or not validation["episodes"]:
-            raise DreamgymError(
-                f"bundle {str(self.world_model)!r} records no validation episodes; pass the "
-                "held-out real episodes with --data"
-            )
-        dataset = dataset_class(validation["data"])
-        episodes = np.asarray(validation["episodes"], dtype=np.int64)
-        return dataset, episodes[: self.config.held_out]
+    @property
+    def held_out_seed(self) -> int:
+        """The base seed of the held-out episodes this report collects itself."""
+        return self.config.seed + HELD_OUT_SEED
+
+    def _collect_held_out(self) -> None:
+        """Collect the held-out real episodes (resumably) when none were given or recorded."""
+        from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
+
+        c, root = self.config, self.out / "real" / HELD_OUT_DIR
+        print(f"fidelity: {self.collect_reason} and no --data was given: collecting "
+              f"{c.held_out} held-out real episodes of the {self.policy} policy (seed "
+              f"{self.held_out_seed}) into {root}", flush=True)  # fmt: skip
+        collect(CollectConfig(
+            env=self.model.env, episodes=c.held_out, out=root, policy=self.policy,
+            workers=c.workers, seed=self.held_out_seed, max_episode_steps=self.max_steps,
+            frame_skip=int(self.model.info.get("frame_skip", 1)), address=c.address,
+        ), progress=self.progress, label="fidelity held-out real episodes")  # fmt: skip
+        self.dataset = RolloutDataset(root)
+        self.held_out = np.arange(min(len(self.dataset), c.held_out))
 
     def _say(self, text: str) -> None:
         if self.progress:
@@ -216,8 +297,10 @@ class FidelityReport:
                               self.done_mode, self.max_steps, observation_mode,
                               c.seed + seed_offset)  # fmt: skip
 
-    def _real(self, name: str, policy) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Real episodes of ``policy``, collected (resumably) under ``out/real/<name>``."""
+    def _real(self, name: str, policy, shown: str | None = None,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """Real episodes of ``policy``, collected (resumably) under ``out/real/<name>``; the
+        progress bar says ``fidelity <shown> (real)``."""
         from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
 
         c = self.config
@@ -226,7 +309,7 @@ class FidelityReport:
             env=self.model.env, episodes=c.real_episodes, out=root, policy=policy,
             workers=c.workers, seed=c.seed + 7919, max_episode_steps=self.max_steps,
             frame_skip=int(self.model.info.get("frame_skip", 1)), address=c.address,
-        ), progress=self.progress)  # fmt: skip
+        ), progress=self.progress, label=f"fidelity {shown or name} (real)")  # fmt: skip
         entries = RolloutDataset(root).entries
         return (np.array([e["length"] for e in entries]), np.array([e["return"] for e in entries]),
                 np.array([e["terminated"] for e in entries]))  # fmt: skip
@@ -248,6 +331,8 @@ class FidelityReport:
         from dreamgym.rollouts.policies import ConstantPolicy, resolve_policy
 
         c, space = self.config, self.model.action_space
+        if self.dataset is None:
+            self._collect_held_out()
         episodes = [self.dataset.episode(int(i)) for i in self.held_out]
         # Held-out episodes as they would have gone under this report's cap.
         real_len = np.array([min(e.length, self.max_steps) for e in episodes])
@@ -274,19 +359,20 @@ class FidelityReport:
             probe = ConstantPolicy(action, space, name)
             dream = self._dream(policy_actions(self.model, [probe] * c.dream_episodes, seeds),
                                 seed_offset=k + 2)  # fmt: skip
-            real = self._real(f"probe {name}", probe)
+            real = self._real(f"probe {name}", probe, f"probe '{name}'")
             survival.append(_survival_entry(f"probe '{name}'", dream, *real, "probe"))
 
         for k, path in enumerate(self.controllers):
-            self._say(f"controller {path}: dream, then {c.real_episodes} real episodes")
+            shown = f"controller {describe(path)}"
+            self._say(f"{shown}: dream, then {c.real_episodes} real episodes")
             controller, _ = Controller.load(path)
             controller.check_fits(self.model)
             dream = self._dream(controller_actions(controller),
                                 controller.spec.observation_mode, 100 + k)  # fmt: skip
             digest = hashlib.sha256((path / "controller.safetensors").read_bytes()).hexdigest()
             real = self._real(f"controller {path.name} {digest[:12]}",
-                              str(path / "controller.json"))  # fmt: skip
-            survival.append(_survival_entry(f"controller {path}", dream, *real, "controller"))
+                              str(path / "controller.json"), shown)  # fmt: skip
+            survival.append(_survival_entry(shown, dream, *real, "controller"))
 
         self._say(f"following {len(episodes)} held-out real episodes (heads, open loop)")
         follow = follow_real_episodes(
@@ -297,11 +383,16 @@ class FidelityReport:
         if self.done_mode == "calibrated":  # judge the probabilities the dream draws from
             calibrated = end_probability(self.model, "calibrated")
             follow.done_prob = [calibrated(torch.from_numpy(p)).numpy() for p in follow.done_prob]
+        held_out = {"source": "given" if self.collect_reason is None else "collected",
+                    "policy": self.policy}  # fmt: skip
+        if self.collect_reason is not None:
+            held_out.update(seed=self.held_out_seed, reason=self.collect_reason)
         return {
-            "world_model": str(self.world_model.resolve()),
+            "world_model": describe(self.world_model.resolve()),
             "env": self.model.env,
             "data": str(self.dataset.root.resolve()),
             "held_out_episodes": len(episodes),
+            "held_out": held_out,
             "config": {**asdict(c), "temperature": self.temperature,
                        "done_mode": self.done_mode, "max_episode_steps": self.max_steps},
             "thresholds": THRESHOLDS,
@@ -318,12 +409,15 @@ class FidelityReport:
         report["verdicts"] = verdicts(report)
         report["ok"] = all(v.endswith(("OK", "n/a")) for v in report["verdicts"])
         atomic_write_json(self.out / "fidelity.json", report)
+        self.files = [self.out / "fidelity.json"]
         for name, figure in (("survival.png", plot_survival), ("reliability.png",
                              plot_reliability), ("openloop.png", plot_openloop)):  # fmt: skip
             buffer = io.BytesIO()
             figure(report).savefig(buffer, format="png", dpi=80)
             atomic_write_bytes(self.out / name, buffer.getvalue())
+            self.files.append(self.out / name)
         atomic_write_bytes(self.out / "fidelity.md", markdown(report).encode())
+        self.files.insert(0, self.out / "fidelity.md")
 
 
 def _finite(x: Any) -> Any:
@@ -385,17 +479,21 @@ def _openloop_section(follow) -> dict[str, Any]:
         "frame_error": clean(follow.frame_error),
         "frame_error_copy": clean(follow.frame_error_copy),
         "frame_error_recon": clean(follow.frame_error_recon),
+        "frame_error_mean_frame": clean(follow.frame_error_mean_frame),
         "latent_error_mean": float(np.nanmean(follow.latent_error[valid])),
         "latent_error_copy_mean": float(np.nanmean(follow.latent_error_copy[valid])),
         "frame_error_mean": float(np.nanmean(follow.frame_error[valid])),
         "frame_error_copy_mean": float(np.nanmean(follow.frame_error_copy[valid])),
         "frame_error_recon_mean": float(np.nanmean(follow.frame_error_recon[valid])),
+        "frame_error_mean_frame_mean": float(np.nanmean(follow.frame_error_mean_frame[valid])),
     }
 
 
 def verdicts(report: dict[str, Any]) -> list[str]:
-    """One line per check, ending in OK, in n/a (nothing to judge), or in what is wrong."""
+    """One line per check, ending in OK, in n/a (nothing to judge), or in what is wrong. Each
+    line leads with the quantity that decided its verdict, and that quantity's threshold."""
     t, lines = report["thresholds"], [s["verdict"] for s in report["survival"]]
+    tol = f"need within +-{t['survival_tolerance']:.0%}"
     d = report["done"]
     if d["deaths"] == 0:
         lines.append(
@@ -405,43 +503,57 @@ def verdicts(report: dict[str, Any]) -> list[str]:
     else:
         auc = d["auroc_k10"]
         lines.append(
-            f"done head: AUROC {d['auroc_k1']:.2f} (next step), {auc:.2f} (within 10 steps, "
-            f"scored by the dream's 10-step probability; need >= {t['done_auroc_k10']}; the "
-            f"next-step probability alone scores {d['auroc_k10_next_step_score']:.2f}): "
+            f"done head: AUROC {auc:.2f} within 10 steps (need >= {t['done_auroc_k10']}; "
+            f"scored by the dream's 10-step probability, the next-step probability alone scores "
+            f"{d['auroc_k10_next_step_score']:.2f}), {d['auroc_k1']:.2f} at the next step: "
             + ("OK" if auc >= t["done_auroc_k10"] else "WEAK")
         )
-    ok = d["ece"] <= t["done_ece"] and metrics.within(
-        d["predicted_deaths"], d["observed_deaths"], t["survival_tolerance"]
-    )
-    lines.append(
-        f"done calibration: ECE {d['ece']:.3f} (need <= {t['done_ece']}); summed along real "
-        f"episodes the head predicts {d['predicted_deaths']:.2f} deaths per episode, "
-        f"{d['observed_deaths']:.2f} observed: " + ("OK" if ok else "MISCALIBRATED")
-    )
+    ece = f"ECE {d['ece']:.3f} (need <= {t['done_ece']})"
+    deaths = (f"{d['predicted_deaths']:.2f} deaths per episode predicted along real episodes vs "
+              f"{d['observed_deaths']:.2f} observed")  # fmt: skip
+    if not metrics.within(d["predicted_deaths"], d["observed_deaths"], t["survival_tolerance"]):
+        lines.append(f"done calibration: {deaths} ({tol}); {ece}: MISCALIBRATED")
+    elif d["ece"] > t["done_ece"]:
+        lines.append(f"done calibration: {ece}; {deaths} ({tol}): MISCALIBRATED")
+    else:
+        lines.append(f"done calibration: {ece}, {deaths} ({tol}): OK")
     r = report["reward"]
-    ok = r["episode_mae"] <= t["reward_tolerance"] * max(abs(r["real_return_mean"]), 1.0)
+    allowed = t["reward_tolerance"] * max(abs(r["real_return_mean"]), 1.0)
     lines.append(
-        f"reward head: episode-sum error {r['episode_mae']:.1f} (bias {r['episode_bias']:+.1f}) "
-        f"on a real mean return of {r['real_return_mean']:.1f}: " + ("OK" if ok else "OFF")
+        f"reward head: episode-sum error {r['episode_mae']:.1f} (need <= {allowed:.1f}, "
+        f"{t['reward_tolerance']:.0%} of the real mean return {r['real_return_mean']:.1f}; bias "
+        f"{r['episode_bias']:+.1f}): " + ("OK" if r["episode_mae"] <= allowed else "OFF")
     )
     o = report["openloop"]
-    ok = o["latent_error_mean"] < o["latent_error_copy_mean"]
-    lines.append(
-        f"open loop (1..{o['horizons']} steps): latent error {o['latent_error_mean']:.3f} vs "
-        f"{o['latent_error_copy_mean']:.3f} copying the start frame: "
-        + ("OK" if ok else "NO BETTER THAN COPYING")
-    )
+    blur = (f"V's reconstruction error {o['frame_error_recon_mean']:.4f} vs "
+            f"{o['frame_error_mean_frame_mean']:.4f} predicting the real frames' mean "
+            "frame")  # fmt: skip
+    latent = (f"latent error {o['latent_error_mean']:.3f} vs {o['latent_error_copy_mean']:.3f} "
+              "copying the start frame")  # fmt: skip
+    head = f"open loop (1..{o['horizons']} steps): "
+    if not o["frame_error_recon_mean"] < o["frame_error_mean_frame_mean"]:
+        lines.append(f"{head}{blur} (need below it); {latent}: V NO BETTER THAN A BLUR")
+    elif not o["latent_error_mean"] < o["latent_error_copy_mean"]:
+        lines.append(f"{head}{latent} (need below it); {blur}: NO BETTER THAN COPYING")
+    else:
+        lines.append(f"{head}{latent}, {blur} (need below both): OK")
     return lines
 
 
 def markdown(report: dict[str, Any]) -> str:
     """The human summary: verdicts, then the survival table and the figures."""
     c = report["config"]
+    h = report.get("held_out", {})
+    if h.get("source") == "collected":
+        source = (f"collected by this report into `{report['data']}` ({h['reason']}; policy "
+                  f"{h['policy']}, seed {h['seed']})")  # fmt: skip
+    else:
+        source = f"from `{report['data']}`"
     lines = [
         f"# Dream fidelity: {report['env']}",
         "",
         f"World model `{report['world_model']}`; {report['held_out_episodes']} held-out real "
-        f"episodes from `{report['data']}`; dream at tau {c['temperature']:g}, done rule "
+        f"episodes {source}; dream at tau {c['temperature']:g}, done rule "
         f"{c['done_mode']}, {c['dream_episodes']} dream episodes per policy, "
         f"{c['real_episodes']} real episodes per probe or controller.",
         "",

@@ -187,8 +187,11 @@ def prepare_output(config: CollectConfig) -> tuple[dict[str, Any], dict[int, dic
     return meta, store.read_manifest(out, repair=True)
 
 
-def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
+def collect(config: CollectConfig, progress: bool = True,
+            label: str | None = None) -> CollectResult:  # fmt: skip
     """Collect episodes into ``config.out`` until it holds ``config.episodes`` kept episodes.
+
+    ``label`` names the progress bar (default ``collect ENV``): what the episodes are for.
 
     Re-running after a kill resumes: finished episodes are skipped and the rest are collected,
     with exactly the data an uninterrupted run would have written.
@@ -202,10 +205,10 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectResult:
     validate.ray_address(config.address)
     check_writable_dir(out)
     with DirectoryLock(out):
-        return _collect(config, progress)
+        return _collect(config, progress, label)
 
 
-def _collect(config: CollectConfig, progress: bool) -> CollectResult:
+def _collect(config: CollectConfig, progress: bool, label: str | None) -> CollectResult:
     meta, manifest = prepare_output(config)
     out = Path(config.out)
     kept = sum(1 for e in manifest.values() if e["kept"])
@@ -215,7 +218,7 @@ def _collect(config: CollectConfig, progress: bool) -> CollectResult:
     from dreamgym.common.cluster import ray_session  # Ray is imported only where it runs
 
     with ray_session(config.address, config.workers):
-        _run(config, meta, manifest, result, progress)
+        _run(config, meta, manifest, result, progress, label)
     return result
 
 
@@ -225,6 +228,7 @@ def _run(
     manifest: dict[int, dict],
     result: CollectResult,
     progress: bool,
+    label: str | None = None,
 ) -> None:
     import ray
 
@@ -255,7 +259,7 @@ def _run(
         initial=result.episodes,
         unit="ep",
         disable=not progress,
-        desc=f"collect {config.env}",
+        desc=label or f"collect {config.env}",
     )
     start = time.perf_counter()
     try:

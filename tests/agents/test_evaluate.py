@@ -45,3 +45,16 @@ def test_any_agent_over_a_world_model_is_evaluated(ray_local, car_bundle):
     assert real.shape == (2,) and np.isfinite(real).all()
     with pytest.raises(DreamgymError, match="episodes must be an integer >= 1"):
         evaluate_agent(FullGas(), model, 0)
+
+
+def test_the_real_evaluations_progress_bar_says_what_it_evaluates(ray_local, car_bundle,
+                                                                   tmp_path, capsys):  # fmt: skip
+    from dreamgym.agents.evaluate import evaluate_controller
+
+    model = worldmodels.load(car_bundle)
+    evaluate_agent(FullGas(), model, 2, "real", max_episode_steps=10, workers=1, progress=True)
+    assert "evaluate (real): 2/2 ep (100%)" in capsys.readouterr().err
+    Controller(ControllerSpec.for_world_model(model)).save(tmp_path / "c", car_bundle)
+    evaluate_controller(tmp_path / "c", 2, "real", max_episode_steps=10, workers=1, progress=True)
+    err = capsys.readouterr().err
+    assert "evaluate controller (real): 2/2 ep (100%)" in err and "collect" not in err
