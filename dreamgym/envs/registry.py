@@ -88,6 +88,7 @@ class RealEnvSpec:
     pipeline_presets: dict[str, dict[str, Any]] = field(default_factory=dict)
     goal_success: str | None = None
     goal_proprio: tuple[int, ...] | None = None
+    world_model: str = "vae-mdnrnn"
     aliases: tuple[str, ...] = ()
 
 
@@ -193,6 +194,7 @@ REAL_ENVS["pusht"] = RealEnvSpec(
     collection_policy="weak-expert",
     goal_success="dreamgym.envs.pusht:success",
     goal_proprio=(0, 1),
+    world_model="latent",
     aliases=("gym_pusht/PushT-v0",),
 )
 
