@@ -9,6 +9,7 @@ import shutil
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import damage_member
 
 from dreamgym.cli import main
 from dreamgym.common.io import DirectoryLock
@@ -178,3 +179,18 @@ def test_env_names_in_any_case_or_as_gym_ids_and_a_version(tmp_path, capsys, car
     assert main(argv) == 0  # the same dataset: nothing to do (only the lock's holder changes)
     unlocked = lambda files: {p: b for p, b in files.items() if p.name != ".dreamgym.lock"}  # noqa: E731
     assert unlocked(snapshot(data)) == unlocked(before)
+
+
+def test_train_skips_an_episode_whose_data_is_corrupt_only_when_asked(car_data, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(car_data, data, ignore=shutil.ignore_patterns("cache"))
+    damage_member(data / "episode_000002.npz")  # the zip directory stays valid
+    out = tmp_path / "vae"
+    argv = ["train", "vae", "--data", str(data), "--out", str(out), "--preset", "debug",
+            "--epochs", "1", "--device", "cpu", "--quiet"]  # fmt: skip
+    one_line_error(capsys, argv, "episode_000002.npz")
+    assert not out.exists()
+    with pytest.warns(UserWarning) as caught:
+        assert main([*argv, "--skip-corrupt"]) == 0
+    assert [str(w.message).count("episode_000002.npz") for w in caught] == [1]
+    assert "trained vae epochs 1-1" in capsys.readouterr().out
