@@ -202,6 +202,24 @@ def test_a_killed_run_leaves_no_ray_processes_after_the_next_run(tmp_path):
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         left = [p for p in ours(temp) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert not left, [p.cmdline() for p in left]
+        assert not list((temp / "ray").glob("session_*"))  # the killed run's folder went too
+    finally:
+        stop(ours(temp))
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_local_run_leaves_no_ray_session_folder(tmp_path):
+    temp = Path(tempfile.mkdtemp(prefix="rl", dir="/tmp"))  # Ray's temp dir: $TMPDIR/ray
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAY_")},
+           "TMPDIR": str(temp)}  # fmt: skip
+    try:
+        result = dreamgym("collect", "--env", "carracing", "--episodes", "2", "--max-steps", "20",
+                          "--workers", "2", "--quiet", "--out", str(tmp_path / "d"),
+                          env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert (temp / "ray").is_dir()  # Ray did keep its session there while it ran
+        assert sorted(p.name for p in (temp / "ray").glob("session_*")) == []
+        assert not list((temp / "dreamgym-ray-sessions").glob("*.json"))
     finally:
         stop(ours(temp))
         shutil.rmtree(temp, ignore_errors=True)
