@@ -738,7 +738,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fidelity_parser(commands)
     _add_export_parser(commands)
     _add_plan_parser(commands)
+    _add_threads(commands)
     return parser
+
+
+def _add_threads(commands) -> None:
+    """``--threads`` on every command that runs torch in this process."""
+    for name, parser in commands.choices.items():
+        if name in ("envs", "export"):
+            continue
+        subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for target in subcommands[0].choices.values() if subcommands else [parser]:
+            target.add_argument(
+                "--threads", type=int, metavar="N",
+                help="torch threads of this process (default: chosen for the kind of work, "
+                "as the README's 'Threads' says; Ray workers keep theirs)",
+            )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -749,6 +764,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         args.env = canonical_env_name(args.env)  # "CarRacing", "Real-CarRacing-v0" work too
     try:
+        if getattr(args, "threads", None) is not None:
+            from dreamgym.common.threads import set_threads
+
+            set_threads(args.threads)
         args.func(args)
     except DreamgymError as exc:
         print(f"dreamgym {args.command}: error: {exc}", file=sys.stderr)
