@@ -13,6 +13,8 @@ import pytest
 
 from dreamgym.pipeline import pipeline_preset, stage_names
 
+pytestmark = pytest.mark.slow  # whole pipelines
+
 
 def command(out):
     return [
