@@ -743,9 +743,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_threads(commands) -> None:
-    """``--threads`` on every command that runs torch in this process."""
+    """``--threads`` on every command that runs torch in this process (``collect`` runs it in
+    its Ray workers only)."""
     for name, parser in commands.choices.items():
-        if name in ("envs", "export"):
+        if name in ("envs", "collect", "export"):
             continue
         subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
         for target in subcommands[0].choices.values() if subcommands else [parser]:
