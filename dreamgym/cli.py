@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -764,11 +765,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dreamgym.envs.registry import canonical_env_name
 
         args.env = canonical_env_name(args.env)  # "CarRacing", "Real-CarRacing-v0" work too
+    # Warnings (an episode skipped, a cache rebuilt) as one line each, like the errors.
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: (
+        f"dreamgym {args.command}: warning: {message}\n"
+    )
+    threads = getattr(args, "threads", None)
     try:
-        if getattr(args, "threads", None) is not None:
+        if threads is not None:
             from dreamgym.common.threads import set_threads
 
-            set_threads(args.threads)
+            set_threads(threads)
         args.func(args)
     except DreamgymError as exc:
         print(f"dreamgym {args.command}: error: {exc}", file=sys.stderr)
@@ -779,6 +786,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:  # the process as it was, for callers of main() in Python
+        warnings.formatwarning = formatwarning
+        if threads is not None:
+            from dreamgym.common.threads import set_threads
+
+            set_threads(None)
     return 0
 
 
