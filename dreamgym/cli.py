@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -786,7 +787,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fidelity_parser(commands)
     _add_export_parser(commands)
     _add_plan_parser(commands)
+    _add_threads(commands)
     return parser
+
+
+def _add_threads(commands) -> None:
+    """``--threads`` on every command that runs torch in this process (``collect`` runs it in
+    its Ray workers only)."""
+    for name, parser in commands.choices.items():
+        if name in ("envs", "collect", "export"):
+            continue
+        subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for target in subcommands[0].choices.values() if subcommands else [parser]:
+            target.add_argument(
+                "--threads", type=int, metavar="N",
+                help="torch threads of this process (default: chosen for the kind of work, "
+                "as the README's 'Threads' says; Ray workers keep theirs)",
+            )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -796,7 +813,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dreamgym.envs.registry import canonical_env_name
 
         args.env = canonical_env_name(args.env)  # "CarRacing", "Real-CarRacing-v0" work too
+    # Warnings (an episode skipped, a cache rebuilt) as one line each, like the errors.
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: (
+        f"dreamgym {args.command}: warning: {message}\n"
+    )
+    threads = getattr(args, "threads", None)
     try:
+        if threads is not None:
+            from dreamgym.common.threads import set_threads
+
+            set_threads(threads)
         args.func(args)
     except DreamgymError as exc:
         print(f"dreamgym {args.command}: error: {exc}", file=sys.stderr)
@@ -807,6 +834,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:  # the process as it was, for callers of main() in Python
+        warnings.formatwarning = formatwarning
+        if threads is not None:
+            from dreamgym.common.threads import set_threads
+
+            set_threads(None)
     return 0
 
 

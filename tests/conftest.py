@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,10 @@ os.environ.setdefault("RAY_ACCEPT_CLUSTER_AUTO_SHUTDOWN", "1")
 def ray_local():
     """A local Ray instance with 2 CPUs, shared by every in-process test that needs Ray."""
     start_local_ray()
+    session = ray._private.worker.global_worker.node.get_session_dir_path()
     yield
     ray.shutdown()
+    shutil.rmtree(session, ignore_errors=True)  # as dreamgym's own local Ray does
 
 
 @pytest.fixture(scope="session")

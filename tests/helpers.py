@@ -3,6 +3,7 @@ logic), and the frame-causality check of the latent predictors."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,22 @@ def model_with_heads(bundle: Path, done_bias: float, reward_bias: float = 0.0):
             head.weight.zero_()
             head.bias.fill_(bias)
     return model
+
+
+def damage_member(path: Path, member: str = "frames.npy") -> None:
+    """Flip bytes in the middle of one member's compressed data of the .npz at ``path``: its
+    zip directory (and every other member) stays intact, the member no longer decompresses."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    raw = bytearray(path.read_bytes())
+    name_size, extra_size = (int.from_bytes(raw[info.header_offset + k : info.header_offset + k
+                                                + 2], "little") for k in (26, 28))  # fmt: skip
+    start = info.header_offset + 30 + name_size + extra_size  # after the local file header
+    middle = start + info.compress_size // 2
+    raw[middle : middle + 32] = bytes(b ^ 0xFF for b in raw[middle : middle + 32])
+    path.write_bytes(bytes(raw))
+    with zipfile.ZipFile(path) as archive:  # the directory still reads; the member does not
+        assert archive.testzip() == member
 
 
 def run(env, seed: int, actions: np.ndarray):

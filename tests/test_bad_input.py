@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import damage_member
 
 from dreamgym.cli import main
 from dreamgym.common.io import DirectoryLock
@@ -179,3 +182,19 @@ def test_env_names_in_any_case_or_as_gym_ids_and_a_version(tmp_path, capsys, car
     assert main(argv) == 0  # the same dataset: nothing to do (only the lock's holder changes)
     unlocked = lambda files: {p: b for p, b in files.items() if p.name != ".dreamgym.lock"}  # noqa: E731
     assert unlocked(snapshot(data)) == unlocked(before)
+
+
+def test_train_skips_an_episode_whose_data_is_corrupt_only_when_asked(car_data, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(car_data, data, ignore=shutil.ignore_patterns("cache"))
+    damage_member(data / "episode_000002.npz")  # the zip directory stays valid
+    out = tmp_path / "vae"
+    argv = ["train", "vae", "--data", str(data), "--out", str(out), "--preset", "debug",
+            "--epochs", "1", "--device", "cpu", "--quiet"]  # fmt: skip
+    one_line_error(capsys, argv, "episode_000002.npz")
+    assert not out.exists()
+    result = subprocess.run([sys.executable, "-m", "dreamgym.cli", *argv, "--skip-corrupt"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0 and "trained vae epochs 1-1" in result.stdout, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "episode_000002.npz" in line]
+    assert line.startswith("dreamgym train: warning: skipping episode file")

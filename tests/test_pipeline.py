@@ -8,8 +8,12 @@ import sys
 import time
 
 import imageio.v3 as iio
+import numpy as np
+import pytest
 
 from dreamgym.pipeline import pipeline_preset, stage_names
+
+pytestmark = pytest.mark.slow  # whole pipelines
 
 
 def command(out):
@@ -80,7 +84,10 @@ def test_debug_pipeline_runs_end_to_end_and_resumes_after_a_kill(tmp_path):
         assert (out / plot).stat().st_size > 0
     for backend in ("dream", "real"):
         scores = report["stages"]["evaluate"][backend]
-        assert scores["episodes"] == 4 and scores["std"] >= 0
+        saved = json.loads((out / "evolve" / "mean" / f"evaluation-{backend}.json").read_text())
+        assert scores["episodes"] == 4 and len(saved["returns"]) == 4
+        assert scores["mean"] == pytest.approx(np.mean(saved["returns"]))
+        assert scores["std"] == pytest.approx(np.std(saved["returns"]))
     check_export(out, tmp_path)
 
 

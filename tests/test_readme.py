@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARK = "<!-- runnable: tests/test_readme.py runs this block -->"
 FENCE = re.compile(re.escape(MARK) + r"\n```(bash|python)\n(.*?)```", re.DOTALL)
@@ -30,6 +32,7 @@ def test_every_marker_precedes_a_block():
     assert README.read_text().count(MARK) == len(FENCE.findall(README.read_text())) >= 8
 
 
+@pytest.mark.slow
 def test_the_readme_runs_as_pasted(tmp_path):
     env = {
         **os.environ,

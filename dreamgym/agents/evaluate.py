@@ -18,12 +18,14 @@ from dreamgym.agents.backends import BACKENDS
 from dreamgym.agents.controller import Controller
 from dreamgym.common import validate
 from dreamgym.common.progress import progress as progress_bar
+from dreamgym.common.threads import torch_threads
 from dreamgym.dreams.agent import DreamAgent, check_agent_fits
 from dreamgym.dreams.core import DreamCore, resolve_temperature, run_episodes
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import WorldModel
 
 
+@torch_threads("inference")
 def evaluate_agent(
     agent: DreamAgent,
     model: WorldModel,

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from dreamgym.common import validate
+from dreamgym.common.threads import torch_threads
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
@@ -384,6 +385,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+@torch_threads("inference")
 def evaluate_goal_reaching(
     env: str,
     data: str | Path | PairSet,

@@ -16,11 +16,11 @@ from collections.abc import Callable
 
 import numpy as np
 import ray
-import torch
 
 from dreamgym.agents.controller import Controller, ControllerSpec
 from dreamgym.common.cluster import ActorPool, connect_ray, disconnect_ray
 from dreamgym.common.seeding import derive_seed
+from dreamgym.common.threads import use_threads
 from dreamgym.dreams.agent import DreamAgent, WorldModelPolicy
 from dreamgym.envs import make_env
 from dreamgym.rollouts.episode import play
@@ -38,7 +38,7 @@ class EpisodeActor:
     through the world model; used by the evolution's real backend and by ``evaluate``."""
 
     def __init__(self, agent: DreamAgent, model: WorldModel, max_episode_steps: int | None) -> None:
-        torch.set_num_threads(1)
+        use_threads("inference")
         self.env = make_env(model.env, max_episode_steps=max_episode_steps,
                             frame_skip=model.info.get("frame_skip", 1))  # fmt: skip
         self.policy = WorldModelPolicy(agent, model)

@@ -32,6 +32,7 @@ from dreamgym.common.pretrained import resolve_controller, resolve_path
 from dreamgym.common.progress import ProgressBar
 from dreamgym.common.progress import progress as progress_bar
 from dreamgym.common.runs import RunLogger
+from dreamgym.common.threads import torch_threads
 from dreamgym.dreams.core import resolve_done_mode, resolve_dropout, resolve_temperature
 from dreamgym.errors import CorruptFileError, DreamgymError
 
@@ -138,6 +139,7 @@ def _initial_params(path: str, spec: ControllerSpec):
     return controller.get_params()
 
 
+@torch_threads("inference")
 def evolve(
     settings: EvolveSettings,
     out: str | Path,

@@ -1,5 +1,7 @@
 """Starting or joining Ray: a fast, clear error for an unreachable cluster, a local instance that
-is really local, and no Ray processes left behind by a run that was killed.
+is really local, and nothing left behind: a local instance's session folder (its logs, under
+Ray's temp directory) goes with it, and the processes of a run that was killed are stopped by the
+next run, which removes that run's session folder too.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import warnings
@@ -133,11 +136,14 @@ def connect_ray(address: str | None, workers: int) -> bool:
 
 
 def disconnect_ray(started: bool) -> None:
-    """Shut Ray down if :func:`connect_ray` started it (a joined cluster is left running)."""
+    """Shut Ray down if :func:`connect_ray` started it (a joined cluster is left running); a
+    local instance's session folder is removed with it."""
     if started and ray.is_initialized():
         ray.shutdown()
-        with contextlib.suppress(FileNotFoundError):
-            _session_note(os.getpid()).unlink()
+        note = _session_note(os.getpid())
+        with contextlib.suppress(OSError, ValueError, KeyError):  # no note: a joined cluster
+            _remove_session_dir(json.loads(note.read_text())["session_dir"])
+        note.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -164,6 +170,20 @@ def _note_session() -> None:
     atomic_write_json(_session_note(me.pid), note)
 
 
+def _remove_session_dir(session_dir: str) -> None:
+    """Remove a local Ray instance's session folder (``.../ray/session_<date>_<pid>``: its logs
+    and sockets, which nothing reads once it is down; a dreamgym run reports its own errors) and
+    Ray's ``session_latest`` link when that names it."""
+    path = Path(session_dir)
+    if not path.name.startswith("session_"):  # never anything but a Ray session folder
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    latest = path.parent / "session_latest"
+    with contextlib.suppress(OSError):
+        if latest.is_symlink() and Path(os.readlink(latest)).name == path.name:
+            latest.unlink()
+
+
 def _alive(pid: int, create_time: float) -> bool:
     try:
         return abs(psutil.Process(pid).create_time() - create_time) < 1e-3
@@ -184,9 +204,10 @@ def _uses(process: psutil.Process, session_dir: str) -> bool:
 
 
 def reap_orphans() -> list[int]:
-    """Stop the processes of local Ray instances whose dreamgym driver is gone; returns their
-    pids. Ray stops most of an instance when its driver is killed (SIGKILL), but not all: its
-    dashboard and runtime-env agents log that the raylet died and then hang on, forever."""
+    """Stop the processes of local Ray instances whose dreamgym driver is gone and remove their
+    session folders; returns the pids stopped. Ray stops most of an instance when its driver is
+    killed (SIGKILL), but not all: its dashboard and runtime-env agents log that the raylet died
+    and then hang on, forever."""
     stopped: list[int] = []
     for path in sorted(SESSIONS_DIR.glob("*.json")):
         try:
@@ -204,6 +225,7 @@ def reap_orphans() -> list[int]:
                 process.kill()
         psutil.wait_procs(orphans, timeout=10)
         stopped += [p.pid for p in orphans]
+        _remove_session_dir(session_dir)
         path.unlink(missing_ok=True)
     return stopped
 

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 from dreamgym.common import validate
 from dreamgym.common.io import check_writable_dir
 from dreamgym.common.progress import progress as progress_bar
+from dreamgym.common.threads import torch_threads
 from dreamgym.dreams.agent import DreamAgent, WorldModelPolicy, check_agent_fits
 from dreamgym.dreams.core import (
     DreamCore,
@@ -207,6 +208,7 @@ def temperature_tracks(
     ]
 
 
+@torch_threads("inference")
 def render_video(
     world_model: str | Path | WorldModel,
     out: str | Path,

@@ -95,6 +95,7 @@ class RealEnvSpec:
     goal_proprio: tuple[int, ...] | None = None
     goal_object: tuple[int, ...] | None = None
     goal_object_bins: tuple[float, ...] = ()
+    world_model: str = "vae-mdnrnn"
     aliases: tuple[str, ...] = ()
 
 
@@ -223,6 +224,7 @@ REAL_ENVS["pusht"] = RealEnvSpec(
     goal_proprio=(0, 1),
     goal_object=(2, 3),
     goal_object_bins=(15.0, 50.0),
+    world_model="latent",
     aliases=("gym_pusht/PushT-v0",),
 )
 

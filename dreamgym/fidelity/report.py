@@ -54,6 +54,7 @@ import torch
 from dreamgym.common import validate
 from dreamgym.common.io import atomic_write_bytes, atomic_write_json, check_writable_dir
 from dreamgym.common.pretrained import describe, output_beside, resolve_controller, resolve_path
+from dreamgym.common.threads import torch_threads
 from dreamgym.errors import DreamgymError
 from dreamgym.fidelity import metrics
 from dreamgym.fidelity.measure import (
@@ -314,6 +315,7 @@ class FidelityReport:
         return (np.array([e["length"] for e in entries]), np.array([e["return"] for e in entries]),
                 np.array([e["terminated"] for e in entries]))  # fmt: skip
 
+    @torch_threads("inference")
     def run(self) -> dict[str, Any]:
         """Measure everything, write the report files, and return the report."""
         from dreamgym.common.cluster import ray_session

@@ -89,6 +89,9 @@ class EpisodeWorker:
     """A Ray actor body: one env and one policy, running whole episodes on request."""
 
     def __init__(self, env: str, frame_skip: int, max_episode_steps: int, policy: PolicyArg):
+        from dreamgym.common.threads import use_threads
+
+        use_threads("inference")  # a controller policy runs V and M on one frame per step
         self.env = make_env(env, max_episode_steps=max_episode_steps, frame_skip=frame_skip)
         self.policy = resolve_policy(policy, self.env.action_space)
 

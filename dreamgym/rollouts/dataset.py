@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamgym.common.io import dreamgym_home, temporary_name
+from dreamgym.common.io import atomic_write_json, dreamgym_home, temporary_name
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.rollouts import store
 from dreamgym.rollouts.episode import FRAME_INFO_KEYS, Episode, check_episode_file, load_episode
@@ -142,7 +142,11 @@ class RolloutDataset(_EpisodeIndex):
     Args:
         root: the dataset directory.
         skip_corrupt: leave corrupt or truncated episode files out with a warning instead of
-            raising :class:`~dreamgym.errors.CorruptFileError`.
+            raising :class:`~dreamgym.errors.CorruptFileError`. Every episode is then read at
+            once (:meth:`read_all`), so that one whose data cannot be decompressed is left out
+            of everything (frames, steps, the cache) before any row is handed out; the files
+            left out are noted beside the frame cache, so that a dataset read again is not
+            read twice over.
 
     Raises:
         DreamgymError: when ``root`` is not a dataset directory or holds no episode.
@@ -176,11 +180,57 @@ class RolloutDataset(_EpisodeIndex):
         self._frames: np.ndarray | None = None
         self._steps: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._frame_info: dict[str, np.ndarray] = {}
+        if skip_corrupt:
+            self._skip_noted()
+            self.read_all()
 
     def _skip_or_raise(self, exc: CorruptFileError) -> None:
         if not self.skip_corrupt:
             raise exc
         warnings.warn(f"skipping {exc}", stacklevel=3)
+
+    def read_all(self) -> None:
+        """Read every episode now (the frame cache, the step and per-frame arrays), so that a
+        corrupt one is found before any row is handed out: raised as a CorruptFileError naming
+        it, or, with ``skip_corrupt``, left out of everything with one warning naming it.
+
+        Trainers call it before they write anything.
+        """
+        full = self.cache_key()
+        before = {entry["file"] for entry in self.entries}
+        while True:
+            self.frames()  # built (reading the small arrays on the way) or reused
+            count = len(self.entries)
+            self.frame_info()  # read unless they came with the frames; may leave one out
+            if len(self.entries) == count:
+                break
+        skipped = sorted(before - {entry["file"] for entry in self.entries})
+        if skipped:
+            note = self.cache_dir() / f"skipped-{full}.json"
+            for stale in self.cache_dir().glob("skipped-*.json"):
+                stale.unlink()
+            atomic_write_json(note, {"skipped": skipped})
+
+    def _skip_noted(self) -> None:
+        """Leave out, with a warning each, the files that an earlier :meth:`read_all` of these
+        very episode files found corrupt (the note is keyed by their sizes and times)."""
+        note = self.cache_dir() / f"skipped-{self.cache_key()}.json"
+        try:
+            skipped = set(json.loads(note.read_text())["skipped"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        for name in sorted(skipped):
+            warnings.warn(f"skipping episode file {str(self.root / name)!r}, found corrupt when "
+                          f"the dataset was last read (noted in {str(note)!r})",
+                          stacklevel=3)  # fmt: skip
+        self._drop(lambda entry: entry["file"] in skipped)
+
+    def _drop(self, corrupt) -> None:
+        """Leave out the entries for which ``corrupt(entry)`` holds."""
+        kept = [entry for entry in self.entries if not corrupt(entry)]
+        if not kept:
+            raise DreamgymError(f"dataset {str(self.root)!r} holds no readable episodes")
+        self._set_entries(kept)
 
     def _set_entries(self, entries: list[dict]) -> None:
         self.entries = entries
@@ -246,27 +296,29 @@ class RolloutDataset(_EpisodeIndex):
             corrupt = self._write_frames(path)
             if corrupt is None:
                 return path
-            self._set_entries(self.entries[:corrupt] + self.entries[corrupt + 1 :])
-            if not self.entries:
-                raise DreamgymError(f"dataset {str(self.root)!r} holds no readable episodes")
+            self._drop(lambda entry, file=self.entries[corrupt]["file"]: entry["file"] == file)
 
     def _write_frames(self, path: Path) -> int | None:
         """Write the frame cache; returns the position of a skipped corrupt episode, if any."""
         tmp = temporary_name(path)
         shape = (self.num_frames, *self.meta["observation_shape"])
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        episodes = []
         try:
             for i, offset in enumerate(self.frame_offsets):
                 try:
-                    frames = self.episode(i).frames
+                    episode = self.episode(i)
                 except CorruptFileError as exc:
                     self._skip_or_raise(exc)
                     tmp.unlink()
                     return i
-                array[offset : offset + len(frames)] = frames
+                array[offset : offset + len(episode.frames)] = episode.frames
+                episode.frames = episode.frames[:0]  # the small arrays are kept, not the frames
+                episodes.append(episode)
             array.flush()
             del array
             os.replace(tmp, path)
+            self._keep_small_arrays(episodes)  # read on the way: no second pass for them
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -293,10 +345,22 @@ class RolloutDataset(_EpisodeIndex):
 
     def _read_small_arrays(self) -> None:
         """Read every episode once for the step arrays and the per-frame info arrays."""
+        episodes, corrupt = [], set()
+        for i in range(len(self)):
+            try:
+                episodes.append(self.episode(i))
+            except CorruptFileError as exc:
+                self._skip_or_raise(exc)
+                corrupt.add(self.entries[i]["file"])
+        if corrupt:  # frame rows move: a frame cache built before no longer lines up
+            self._drop(lambda entry: entry["file"] in corrupt)
+            self._frames = None
+        self._keep_small_arrays(episodes)
+
+    def _keep_small_arrays(self, episodes: list[Episode]) -> None:
         actions, rewards, dones = [], [], []
         info: dict[str, list] = {key: [] for key in FRAME_INFO_KEYS}
-        for i in range(len(self)):
-            episode = self.episode(i)
+        for episode in episodes:
             actions.append(episode.actions)
             rewards.append(episode.rewards)
             dones.append(episode.dones)
@@ -370,6 +434,11 @@ class DatasetUnion(_EpisodeIndex):
     def open(cls, roots: Sequence[str | os.PathLike], skip_corrupt: bool = False) -> DatasetUnion:
         """The union of the dataset directories ``roots`` (see :class:`RolloutDataset`)."""
         return cls([RolloutDataset(root, skip_corrupt=skip_corrupt) for root in roots])
+
+    def read_all(self) -> None:
+        """:meth:`RolloutDataset.read_all` for each dataset."""
+        for dataset in self.datasets:
+            dataset.read_all()
 
     # Computed on every access: a dataset may leave out a corrupt episode while its frame cache
     # is built (skip_corrupt), and the union must follow.

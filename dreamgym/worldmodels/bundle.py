@@ -24,6 +24,7 @@ import torch
 from dreamgym.common.device import resolve_device
 from dreamgym.common.io import HOME_VARIABLE, atomic_write_json, dreamgym_home
 from dreamgym.common.pretrained import describe, pretrained_for_env, resolve_path
+from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.protocol import WorldModel
 
@@ -149,15 +150,25 @@ def find_bundle(env: str) -> Path:
     if not found and (shipped := pretrained_for_env(env)) is not None:
         return shipped
     if not found:
-        out = home / "runs" / env
         raise DreamgymError(
             f"no world model for {env!r} under {str(home)!r} (set ${HOME_VARIABLE} to look "
             f"elsewhere, or pass world_model=PATH). Train one with:\n"
-            f"  dreamgym collect --env {env} --episodes 100 --workers 2 --out {out}/data\n"
-            f"  dreamgym train vae --data {out}/data --out {out}\n"
-            f"  dreamgym train mdnrnn --data {out}/data --vae {out} --out {out}"
+            + "\n".join(f"  {line}" for line in training_recipe(env, home / "runs" / env))
         )
     return max(found)[1]
+
+
+def training_recipe(env: str, out: Path) -> list[str]:
+    """The commands that make a world model of real env ``env`` in run directory ``out``, for
+    the env's world-model family (its spec's ``world_model``), collecting with its collection
+    policy."""
+    spec = get_env_spec(env)
+    collect = (f"dreamgym collect --env {env} --policy {spec.collection_policy} "
+               f"--episodes 100 --workers 2 --out {out}/data")  # fmt: skip
+    if spec.world_model == "latent":
+        return [collect, f"dreamgym train latent --data {out}/data --out {out}"]
+    return [collect, f"dreamgym train vae --data {out}/data --out {out}",
+            f"dreamgym train mdnrnn --data {out}/data --vae {out} --out {out}"]  # fmt: skip
 
 
 def resolve_world_model(

@@ -208,6 +208,7 @@ class LatentTrainer(EpochTrainer):
     ) -> None:
         roots = [data] if isinstance(data, str | os.PathLike) else list(data)
         self.dataset = DatasetUnion.open(roots, skip_corrupt=skip_corrupt)
+        self.dataset.read_all()  # a corrupt episode is named (or left out) before any writing
         self.proprio = self.dataset.frame_info().get("proprio")
         action_size = self.dataset.action_dim
         proprio_size = 0 if self.proprio is None else self.proprio.shape[1]

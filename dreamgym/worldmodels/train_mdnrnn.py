@@ -137,6 +137,7 @@ class MDNRNNTrainer(EpochTrainer):
     ) -> None:
         roots = [data] if isinstance(data, str | os.PathLike) else list(data)
         self.dataset = DatasetUnion.open(roots, skip_corrupt=skip_corrupt)
+        self.dataset.read_all()  # a corrupt episode is named (or left out) before any writing
         out = Path(out)
         check_writable_dir(out)
         vae_source = Path(vae_dir) / VAE_FILE if Path(vae_dir).is_dir() else Path(vae_dir)

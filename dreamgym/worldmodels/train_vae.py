@@ -90,6 +90,7 @@ class VAETrainer(EpochTrainer):
         frames_on_device: bool | None = None,
     ) -> None:
         self.dataset = RolloutDataset(data, skip_corrupt=skip_corrupt)
+        self.dataset.frames()  # a corrupt episode is named (or left out) before anything is written
 
         def check_saved(saved: VAEConfig, meta: dict[str, Any]) -> None:
             if meta["env"] != self.dataset.env:

@@ -22,6 +22,7 @@ from dreamgym.common.device import resolve_device
 from dreamgym.common.io import DirectoryLock, atomic_write_json, check_writable_dir
 from dreamgym.common.progress import progress as progress_bar
 from dreamgym.common.runs import RunLogger
+from dreamgym.common.threads import torch_threads
 from dreamgym.rollouts import RolloutDataset
 from dreamgym.worldmodels.checkpoint import (
     load_model,
@@ -113,7 +114,8 @@ class EpochTrainer(ABC):
     def fit(self, progress: bool = True) -> list[dict[str, Any]]:
         """Train until ``config.epochs``; checkpoint atomically after every epoch."""
         try:
-            return self._fit(progress)
+            with torch_threads("training"):
+                return self._fit(progress)
         finally:
             self._lock.release()
 

@@ -151,6 +151,7 @@ def test_mpc_with_a_perfect_model_reaches_its_goals_and_random_does_not(method):
     assert reached["planner"] == 6 and reached["random"] <= 1
 
 
+@pytest.mark.slow
 def test_a_tiny_trained_model_plans_better_than_random():
     model = LearnedPointMass(seed=0)
     assert model.loss < 5e-4  # it learnt the dynamics (RMSE ~0.01; the walls clamp)

@@ -22,6 +22,7 @@ def candidates(spec: ControllerSpec, n: int) -> np.ndarray:
     return np.random.default_rng(0).normal(0, 0.3, (n, spec.num_params)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_real_backend_runs_real_episodes_per_candidate(ray_local, car_bundle):
     model = worldmodels.load(car_bundle)
     spec = ControllerSpec.for_world_model(model)
@@ -66,6 +67,7 @@ def two_node_cluster():
         start_local_ray()
 
 
+@pytest.mark.slow
 def test_losing_a_node_mid_generation_loses_no_candidate(two_node_cluster, car_bundle):
     cluster, nodes = two_node_cluster
     model = worldmodels.load(car_bundle)
@@ -86,6 +88,7 @@ def test_losing_a_node_mid_generation_loses_no_candidate(two_node_cluster, car_b
         backend.close()
 
 
+@pytest.mark.slow
 def test_sharded_dream_backend_matches_in_process_and_reruns_a_lost_shard(ray_local, car_bundle):
     model = worldmodels.load(car_bundle)
     spec = ControllerSpec.for_world_model(model)

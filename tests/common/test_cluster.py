@@ -92,6 +92,7 @@ def dreamgym(*argv: str, env: dict[str, str], timeout: float = 300) -> subproces
 
 
 @pytest.mark.parametrize("ray_start_cluster", ["token", "none"], indirect=True)
+@pytest.mark.slow
 def test_collect_joins_a_ray_start_cluster_by_address_and_by_ray_address(ray_start_cluster,
                                                                          tmp_path):  # fmt: skip
     address, env, _ = ray_start_cluster
@@ -117,6 +118,7 @@ def test_collect_joins_a_ray_start_cluster_by_address_and_by_ray_address(ray_sta
         assert no_token.stderr.count("\n") == 1 and "token" in no_token.stderr, no_token.stderr
 
 
+@pytest.mark.slow
 def test_evolution_on_a_ray_start_cluster_survives_a_killed_worker(ray_start_cluster, car_bundle,
                                                                    tmp_path):  # fmt: skip
     address, env, temp = ray_start_cluster
@@ -162,6 +164,7 @@ def test_evolution_on_a_ray_start_cluster_survives_a_killed_worker(ray_start_clu
     assert not alive, f"the sharded backend left actors behind: {alive}"
 
 
+@pytest.mark.slow
 def test_local_means_local_even_with_a_stale_ray_address_file(tmp_path):
     """A `ray start` head that died leaves Ray's address file behind; a plain run must start
     its own Ray, not try to join the dead cluster."""
@@ -179,6 +182,7 @@ def test_local_means_local_even_with_a_stale_ray_address_file(tmp_path):
         shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_no_ray_processes_after_the_next_run(tmp_path):
     temp = Path(tempfile.mkdtemp(prefix="ro", dir="/tmp"))
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAY_")},
@@ -202,6 +206,25 @@ def test_a_killed_run_leaves_no_ray_processes_after_the_next_run(tmp_path):
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         left = [p for p in ours(temp) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert not left, [p.cmdline() for p in left]
+        assert not list((temp / "ray").glob("session_*"))  # the killed run's folder went too
+    finally:
+        stop(ours(temp))
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_local_run_leaves_no_ray_session_folder(tmp_path):
+    temp = Path(tempfile.mkdtemp(prefix="rl", dir="/tmp"))  # Ray's temp dir: $TMPDIR/ray
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RAY_")},
+           "TMPDIR": str(temp)}  # fmt: skip
+    try:
+        result = dreamgym("collect", "--env", "carracing", "--episodes", "2", "--max-steps", "20",
+                          "--workers", "2", "--quiet", "--out", str(tmp_path / "d"),
+                          env=env)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert (temp / "ray").is_dir()  # Ray did keep its session there while it ran
+        assert sorted(p.name for p in (temp / "ray").glob("session_*")) == []
+        assert not list((temp / "dreamgym-ray-sessions").glob("*.json"))
     finally:
         stop(ours(temp))
         shutil.rmtree(temp, ignore_errors=True)

@@ -13,7 +13,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import dreamgym
 from dreamgym.dreams import DreamEnv, DreamVectorEnv
 from dreamgym.errors import DreamgymError
-from dreamgym.worldmodels import state_index
+from dreamgym.worldmodels import bundle, state_index
 from dreamgym.worldmodels.bundle import find_bundle
 
 pytestmark = [
@@ -149,15 +149,32 @@ def test_higher_temperature_spreads_next_z_more(car_bundle):
 
 def test_world_model_lookup_and_errors(car_bundle, doom_bundle, tmp_path, monkeypatch):
     monkeypatch.setenv("DREAMGYM_HOME", str(tmp_path))
-    with pytest.raises(
-        DreamgymError, match="(?s)no world model for 'doom-basic'.*dreamgym train vae"
-    ):
+    with pytest.raises(DreamgymError) as doom:
         find_bundle("doom-basic")  # no bundle of the user's and none shipped
+    assert "no world model for 'doom-basic'" in str(doom.value)
+    assert "--policy repeat" in str(doom.value)  # Doom's collection policy
+    assert "dreamgym train vae" in str(doom.value) and "train latent" not in str(doom.value)
     shutil.copytree(car_bundle, tmp_path / "runs" / "car", ignore=shutil.ignore_patterns("tb"))
     env = gym.make("Dream-CarRacing-v0")
     assert env.unwrapped.world_model.env == "carracing"
     with pytest.raises(DreamgymError, match="models 'doom-takecover', not 'carracing'"):
         gym.make("Dream-CarRacing-v0", world_model=str(doom_bundle))
+
+
+def test_a_push_t_dream_without_a_model_names_the_latent_recipe(tmp_path, monkeypatch):
+    monkeypatch.setenv("DREAMGYM_HOME", str(tmp_path))
+    # Whether or not a Push-T model is shipped, the recipe is the one for a user without one.
+    monkeypatch.setattr(bundle, "pretrained_for_env", lambda env: None)
+    with pytest.raises(DreamgymError) as error:
+        gym.make("Dream-PushT-v0")
+    lines = str(error.value).splitlines()
+    assert lines[0].startswith("no world model for 'pusht'")
+    out = tmp_path / "runs" / "pusht"
+    assert lines[1:] == [
+        f"  dreamgym collect --env pusht --policy weak-expert --episodes 100 --workers 2 "
+        f"--out {out}/data",
+        f"  dreamgym train latent --data {out}/data --out {out}",
+    ]
 
 
 def test_register_dream_for_another_bundle(doom_bundle):

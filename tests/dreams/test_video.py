@@ -79,4 +79,6 @@ def test_bad_render_arguments(car_bundle, tmp_path):
     assert result.returncode == 2 and "comma-separated numbers" in result.stderr
     with pytest.raises(ValueError, match="temperature must be"):
         render_video(car_bundle, tmp_path / "x.mp4", temperature=0.0)
-    assert gym.make("Dream-CarRacing-v0", world_model=str(car_bundle)) is not None
+    # The refused temperature changed nothing: the dream keeps CarRacing's default tau.
+    env = gym.make("Dream-CarRacing-v0", world_model=str(car_bundle))
+    assert env.unwrapped.temperature == 1.0

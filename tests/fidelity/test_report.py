@@ -117,6 +117,7 @@ def test_a_replaying_dream_is_faithful(doom_data, tmp_path):
         assert (bundle / "fidelity" / name).stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_fidelity_cli_with_probes_and_a_controller(doom_bundle, doom_data, tmp_path, ray_local,
                                                    capsys):  # fmt: skip
     model = worldmodels.load(doom_bundle)

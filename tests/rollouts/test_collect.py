@@ -155,6 +155,7 @@ def test_cli_exit_status_and_envs_listing():
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_completes_exactly(tmp_path):
     out = tmp_path / "killed"
     args = [

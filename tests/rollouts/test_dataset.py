@@ -6,9 +6,10 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import damage_member
 
 from dreamgym.errors import CorruptFileError, DreamgymError
-from dreamgym.rollouts import RolloutDataset, load_episode
+from dreamgym.rollouts import DatasetUnion, RolloutDataset, load_episode
 from dreamgym.rollouts.episode import Episode
 
 
@@ -82,6 +83,34 @@ def test_corrupt_data_inside_a_complete_file_is_reported_by_name(car_data, tmp_p
     assert frames.shape[0] == 3 * 41
     with pytest.raises(CorruptFileError, match="episode_000001.npz"):
         load_episode(victim)
+
+
+def test_a_skipped_episode_is_left_out_of_everything_and_named_once(car_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(car_data, data, ignore=shutil.ignore_patterns("cache"))
+    damage_member(data / "episode_000001.npz")  # its zip directory reads: only reading finds it
+    with pytest.raises(CorruptFileError, match="episode_000001.npz"):
+        RolloutDataset(data).read_all()
+    with pytest.warns(UserWarning) as caught:
+        ds = RolloutDataset(data, skip_corrupt=True)
+        seq = ds.sample_sequences(64, 40, np.random.default_rng(0))
+    assert [str(w.message).count("episode_000001.npz") for w in caught] == [1]
+    kept = [RolloutDataset(car_data).episode(i) for i in (0, 2, 3)]
+    assert [e["file"] for e in ds.entries] == [f"episode_00000{i}.npz" for i in (0, 2, 3)]
+    assert ds.frames().shape[0] == 3 * 41 and len(ds.step_arrays()[0]) == 3 * 40
+    np.testing.assert_array_equal(ds.frames()[41:82], kept[1].frames)
+    np.testing.assert_array_equal(ds.step_arrays()[0][40:80], kept[1].actions)
+    for b in range(64):  # every window is one kept episode's frames and actions, aligned
+        (match,) = [e for e in kept if np.array_equal(e.frames, seq.frames[b])]
+        np.testing.assert_array_equal(match.actions, seq.actions[b])
+
+    (cache,) = (data / "cache").glob("frames-*.npy")
+    stamp = cache.stat().st_mtime_ns
+    with pytest.warns(UserWarning) as caught:  # read again: the noted file is left out at once
+        again = DatasetUnion.open([data], skip_corrupt=True)
+    assert [str(w.message).count("episode_000001.npz") for w in caught] == [1]
+    assert len(again) == 3 and again.cache_key() == ds.cache_key()
+    assert cache.stat().st_mtime_ns == stamp  # the cache of the kept episodes was reused
 
 
 def test_not_a_dataset(tmp_path):

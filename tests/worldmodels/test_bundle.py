@@ -150,6 +150,7 @@ def run_cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_trains_v_then_m_into_one_bundle_and_resumes(car_data, tmp_path):
     run = tmp_path / "run"
     train_v = ["train", "vae", "--data", str(car_data), "--out", str(run), "--preset", "debug",

@@ -97,6 +97,7 @@ def test_without_proprio_bad_shapes_and_bad_settings():
             LatentConfig(action_size=2, **settings).check()
 
 
+@pytest.mark.slow
 def test_it_learns_push_t_better_than_copying_through_the_protocol(pusht_data, tmp_path):
     """Real Push-T episodes: after a little training the model's own step (``rollout``, from a
     real history) predicts the next frames better than copying the current one."""

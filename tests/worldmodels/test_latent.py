@@ -217,6 +217,7 @@ def test_the_cosine_schedule_warms_up_and_anneals(latent_run, car_data, tmp_path
         train_latent(car_data, tmp_path / "bad", **{**kw, "lr_schedule": "linear"})
 
 
+@pytest.mark.slow
 def test_the_rollout_loss_imagines_as_planning_does(latent_run, car_data, tmp_path):
     run = train_latent(car_data, tmp_path, preset="debug", device="cpu", progress=False,
                        rollout=3, rollout_from=1)  # fmt: skip
@@ -351,6 +352,7 @@ def test_the_pixel_encoder_pools_centres_and_scales_frames(car_data, tmp_path):
     np.testing.assert_allclose(tokens[5].view(3, 4, 4)[:, 0, 1].numpy(), expected, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_readouts_decode_and_predict_rewards_without_touching_the_core(car_data, latent_run,
                                                                        tmp_path):  # fmt: skip
     """A decoder and reward/done heads, trained on detached embeddings: the encoder and the

@@ -132,6 +132,7 @@ def test_presets_follow_the_paper():
     assert car.done_pos_weight == 10.0
 
 
+@pytest.mark.slow
 def test_training_and_validation_loss_fall(car_data, car_bundle, tmp_path):
     trainer = MDNRNNTrainer(car_data, car_bundle, tmp_path, preset="debug",
                             overrides={"epochs": 40}, device="cpu")  # fmt: skip

@@ -52,6 +52,7 @@ def test_frame_conversion_round_trips():
     assert torch.equal(output_to_frames(x), frames)
 
 
+@pytest.mark.slow
 def test_training_and_validation_loss_fall_on_real_carracing(car_data, tmp_path):
     history = VAETrainer(
         car_data, tmp_path, preset="debug", overrides={"epochs": 4}, device="cpu"
@@ -71,6 +72,7 @@ def test_training_and_validation_loss_fall_on_real_carracing(car_data, tmp_path)
     assert (tmp_path / "vae-metrics.csv").read_text().count("\n") == 5
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_where_it_stopped(car_data, tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     VAETrainer(car_data, straight, preset="debug", overrides={"epochs": 3}).fit(False)
@@ -105,6 +107,7 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error(car_bundle, tmp_path):
         load_vae(tmp_path / "nothing.safetensors")
 
 
+@pytest.mark.slow
 def test_frames_on_device_train_exactly_like_the_memory_map(car_data, tmp_path):
     runs = []
     for on_device in (False, True):
