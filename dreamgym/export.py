@@ -270,7 +270,8 @@ def _card(name: str, run: Path, report: dict[str, Any], done_mode: str, agreemen
         "",
         f"- Data: {'; then '.join(data)} (policy `{c['policy']}`, then the controller with "
         f"exploration noise {c['iteration_noise']:g} for each of {c['iterations']} iteration(s)).",
-        f"- Models: preset `{c['model_preset']}`; controller input `{c['observation_mode']}`, "
+        f"- Models: V and M at their `{c['model_preset']}` presets; controller input "
+        f"`{c['observation_mode']}`, "
         f"bias {str(c['bias']).lower()}; {c['generations']} CMA-ES generations of "
         f"{c['popsize']} x {c['rollouts']} dream rollouts at tau {tau:g}, done rule "
         f"{done_mode}.",

@@ -48,7 +48,13 @@ PRESETS = ("debug", "small", "cpu", "paper")
 
 @dataclass
 class PipelineConfig:
-    """Every setting of a pipeline run (see :func:`pipeline_preset`)."""
+    """Every setting of a pipeline run (see :func:`pipeline_preset`).
+
+    ``iteration_*`` configure the paper's iterative training (``iterations`` rounds): episodes
+    collected by the last controller with Gaussian noise on its outputs, capped at
+    ``iteration_steps`` steps (default: ``max_steps``); M continues ``iteration_epochs`` more
+    epochs per round on all the data.
+    """
 
     env: str
     preset: str
@@ -78,6 +84,7 @@ class PipelineConfig:
     iteration_noise: float = 0.3
     iteration_epochs: int = 10
     iteration_warm_start: bool = False
+    iteration_steps: int | None = None
     fidelity_episodes: int = 256
     fidelity_real_episodes: int = 20
     seed: int = 0
@@ -193,6 +200,8 @@ class Pipeline:
         check_writable_dir(self.out)
         self.state = self._read_state()
         saved = self.state.get("config")
+        if saved is not None:
+            saved.setdefault("iteration_steps", None)  # runs from before the setting existed
         wanted = json.loads(json.dumps(dataclasses.asdict(config)))
         if saved is not None and saved != wanted:
             differing = sorted(k for k in wanted if saved.get(k) != wanted[k])
@@ -251,13 +260,14 @@ class Pipeline:
         self.state["stages"][name] = {"seconds": time.perf_counter() - start, **result}
         atomic_write_json(self.out / "pipeline.json", self.state)
 
-    def _collect(self, out: Path, policy, episodes: int, seed: int) -> dict[str, Any]:
+    def _collect(self, out: Path, policy, episodes: int, seed: int,
+                 max_steps: int | None) -> dict[str, Any]:  # fmt: skip
         from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
 
         c = self.config
         result = collect(CollectConfig(
             env=c.env, episodes=episodes, out=out, policy=policy, workers=self.workers,
-            seed=seed, max_episode_steps=c.max_steps, min_length=c.min_length,
+            seed=seed, max_episode_steps=max_steps, min_length=c.min_length,
             address=self.address,
         ), progress=self.progress)  # fmt: skip
         dataset = RolloutDataset(out)
@@ -271,11 +281,12 @@ class Pipeline:
     def _stage_collect(self, k: int) -> dict[str, Any]:
         c = self.config
         if k == 0:
-            return self._collect(self.data(0), c.policy, c.episodes, c.seed)
+            return self._collect(self.data(0), c.policy, c.episodes, c.seed, c.max_steps)
         from dreamgym.agents.controller import controller_policy
 
         policy = controller_policy(self.evolve_dir(k - 1) / "mean", noise=c.iteration_noise)
-        return self._collect(self.data(k), policy, c.iteration_episodes, c.seed + 1000 * k)
+        return self._collect(self.data(k), policy, c.iteration_episodes, c.seed + 1000 * k,
+                             c.iteration_steps or c.max_steps)  # fmt: skip
 
     def _stage_train_vae(self, k: int) -> dict[str, Any]:
         from dreamgym.worldmodels.train_vae import VAETrainer

@@ -164,7 +164,7 @@ def test_iterative_training_stages(tmp_path, ray_local):
         pipeline_preset("debug", "doom-takecover"), episodes=4, max_steps=60, dream_steps=60,
         vae_overrides={"epochs": 1}, mdnrnn_overrides={"epochs": 2}, generations=1, popsize=4,
         rollouts=1, eval_every=1, eval_rollouts=2, iterations=1, iteration_episodes=2,
-        iteration_noise=0.3, iteration_epochs=1,
+        iteration_noise=0.3, iteration_epochs=1, iteration_steps=20,
     )  # fmt: skip
     pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
     assert pipeline.stages[:7] == [
@@ -175,6 +175,8 @@ def test_iterative_training_stages(tmp_path, ray_local):
     meta = RolloutDataset(tmp_path / "data-1").meta
     assert meta["policy"].startswith(str((tmp_path / "evolve" / "mean").resolve()))
     assert "noise=0.3" in meta["policy"]
+    assert meta["max_episode_steps"] == 20  # iteration_steps caps the controller's episodes
+    assert RolloutDataset(tmp_path / "data").meta["max_episode_steps"] == 60
     bundle = json.loads((tmp_path / "worldmodel-1" / "bundle.json").read_text())
     assert len(bundle["training"]["datasets"]) == 2
     assert bundle["training"]["mdnrnn_epochs"] == 3  # continued: 2 + 1

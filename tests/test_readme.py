@@ -48,3 +48,12 @@ def test_the_readme_runs_as_pasted(tmp_path):
     for output in ("doom.mp4", "car.mp4", "runs/car/report.md", "dream.mp4", "dream.gif",
                    "compare.mp4", "taus.mp4"):  # fmt: skip
         assert (tmp_path / output).stat().st_size > 0, output
+
+
+def test_the_envs_sample_is_what_the_command_prints():
+    sample = README.read_text().split("$ dreamgym envs\n", 1)[1].split("```", 1)[0]
+    printed = subprocess.run(
+        [sys.executable, "-m", "dreamgym.cli", "envs"], capture_output=True, text=True, timeout=120
+    ).stdout.splitlines()
+    lines = [line for line in sample.splitlines() if line != "..."]
+    assert len(lines) >= 3 and all(line in printed for line in lines)

@@ -161,23 +161,30 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
             "small": {"max_steps": 300, "dream_steps": 300, "real_steps": 300},
             # A controller trained only in the dream that drives (docs/carracing.md): episodes
             # of the road driver (standing, crawling and driving on the road, swerving off it
-            # and back), M trained with Dropout's Dream Land's dropout on many short windows
-            # and dreaming with a fresh inference-dropout mask every episode.
+            # and back), V on 40 of them, M trained with Dropout's Dream Land's dropout and
+            # dreaming with a fresh inference-dropout mask every episode, then one round of
+            # the paper's iterative training (the first controller's own noisy, shorter
+            # episodes show M what its errors led to; a second round made it worse).
             "cpu-driver": {
                 "base": "cpu",
                 "policy": "road-driver",
-                "episodes": 160,
+                "episodes": 110,
+                "vae_overrides": {"epochs": 1, "max_episodes": 40},
                 "mdnrnn_overrides": {
-                    "epochs": 300,
+                    "epochs": 200,
                     "seq_len": 200,
                     "dropout": 0.05,
                     "dream_dropout": 0.1,
                 },
-                "generations": 40,
+                "generations": 60,
                 "popsize": 32,
                 "rollouts": 4,
                 "eval_every": 10,
                 "eval_rollouts": 64,
+                "iterations": 1,
+                "iteration_episodes": 50,
+                "iteration_steps": 500,
+                "iteration_epochs": 120,
                 "fidelity_real_episodes": 5,
             },
         },
