@@ -628,13 +628,14 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     report = evaluate_goal_reaching(model.env, pairs, policies, args.episodes, args.goal_offset,
                                     args.budget, args.pair_seed, args.videos, say)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
+    videos = []
     for name, result in report["policies"].items():
         for k, r in enumerate(result["results"]):
             frames = r.pop("frames")
             if frames:
                 goal = dataset.episode(r["episode"]).frames[r["start"] + args.goal_offset]
-                write_video([np.concatenate([f, goal], axis=1) for f in frames],
-                            out / f"{name}-{k}.mp4", fps=10)  # fmt: skip
+                videos.append(write_video([np.concatenate([f, goal], axis=1) for f in frames],
+                                          out / f"{name}-{k}.mp4", fps=10))  # fmt: skip
     for line in summary_lines(report):
         print(line)
     report["planner"] = {**dataclasses.asdict(config),
@@ -643,6 +644,8 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     title = f"Goal reaching: {model.env}, {model.info.get('source', args.world_model)}"
     atomic_write_bytes(out / "plan.md", markdown(report, title).encode())
     print(f"report in {out / 'plan.json'} and {out / 'plan.md'}")
+    if videos:
+        print(f"videos (agent | goal): {', '.join(str(v) for v in videos)}")
 
 
 def _add_plan_parser(commands) -> None:

@@ -201,4 +201,6 @@ def test_plan_command_on_push_t_scores_planner_random_and_oracle(pusht_data, tmp
     # Replaying the recorded actions reaches the recorded goal: the protocol is sound.
     assert report["policies"]["oracle"]["successes"] == 3
     assert (out / "planner-0.mp4").stat().st_size > 0
-    assert "planner: " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "planner: " in printed
+    assert f"videos (agent | goal): {out / 'planner-0.mp4'}" in printed  # every file it wrote
