@@ -14,6 +14,7 @@ window from step 0, zero-padded and masked out of every loss.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -147,6 +148,13 @@ class MDNRNNTrainer(EpochTrainer):
                 f"V in {str(vae_source)!r} was trained on {self.vae_meta['env']!r} data, but "
                 f"{str(self.dataset.root)!r} holds {self.dataset.env!r} data"
             )
+        z_size, action_size = self.vae.z_size, self.dataset.action_dim
+        # Bad settings are named before V is copied into ``out``.
+        known = {f.name for f in dataclasses.fields(MDNRNNConfig)}
+        dataclasses.replace(
+            mdnrnn_preset(preset, self.dataset.env, z_size, action_size),
+            **{k: v for k, v in (overrides or {}).items() if v is not None and k in known},
+        )
         self.vae_path = out / VAE_FILE
         if vae_source.resolve() != self.vae_path.resolve():
             if (out / MDNRNN_FILE).exists() and _file_digest(vae_source) != _file_digest(
@@ -160,7 +168,6 @@ class MDNRNNTrainer(EpochTrainer):
             shutil.copyfile(vae_source, tmp)
             tmp.replace(self.vae_path)
             shutil.copyfile(vae_source.with_suffix(".json"), out / "vae.json")
-        z_size, action_size = self.vae.z_size, self.dataset.action_dim
 
         def check_saved(saved: MDNRNNConfig, meta: dict[str, Any]) -> None:
             if (saved.z_size, saved.action_size) != (z_size, action_size):
