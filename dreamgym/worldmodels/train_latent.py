@@ -91,8 +91,9 @@ def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentC
       most 14 of the 50 Push-T goals with it (``cpu-vit``); pooled pixels cannot drift to suit
       the predictor, and the convolution learns contact once for every place in the frame
       (``docs/planning.md``);
-    - ``cpu-vit``: LeWM's recipe at a size 2 CPU cores can train (the ``cpu`` preset until
-      2026-11-27): a tiny ViT trained jointly with SIGReg, its CLS token the latent, history 3,
+    - ``cpu-vit``: LeWM's recipe at a size 2 CPU cores can train (the ``cpu`` preset's
+      earlier recipe, see CHANGELOG.md): a tiny ViT trained jointly with SIGReg, its CLS token
+      the latent, history 3,
       frameskip 5, DINO-WM's predictor shape (dropout 0.1) on one token per frame, proprio when
       the data has it (DINO-WM); AdamW, weight decay 1e-3 (LeWM), a 5% warm-up then a cosine
       decay (LeWM warms up and anneals); 40 epochs of 5,120 windows of batch 64, 19 minutes on

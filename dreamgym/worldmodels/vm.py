@@ -111,6 +111,8 @@ class VMWorldModel:
         masks = None
         z_mask, h_mask = state.z_mask, state.h_mask
         if rate > 0:
+            # Drawn for every row and kept where an episode starts: no data-dependent branch, so
+            # the step stays free of host syncs (a captured CUDA graph replays it as is).
             fresh = dropout_masks(len(state.z), self.z_size, self.hidden_size, rate,
                                   self.device, generator)  # fmt: skip
             first = state.first.unsqueeze(1)
