@@ -275,6 +275,7 @@ def _card(name: str, run: Path, report: dict[str, Any], done_mode: str, agreemen
         f"bias {str(c['bias']).lower()}; {c['generations']} CMA-ES generations of "
         f"{c['popsize']} x {c['rollouts']} dream rollouts at tau {tau:g}, done rule "
         f"{done_mode}.",
+        *_selection(c, s),
         f"- Training time: {total / 60:.1f} min end to end ({hardware}).",
         f"- Commit: `{commit}`.",
         "",
@@ -304,6 +305,16 @@ def _card(name: str, run: Path, report: dict[str, Any], done_mode: str, agreemen
         f"Source run: `{run.resolve().name}` (the paths above are relative to it).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _selection(config: dict[str, Any], stages: dict[str, Any]) -> list[str]:
+    if "select" not in stages:
+        return []
+    candidates = stages["select"]["candidates"]
+    seeds = ", ".join(str(r["evolution_seed"]) for r in candidates)
+    return [f"- Chosen among {len(candidates)} controllers evolved in the same dream (evolution "
+            f"seeds {seeds}) by {config['select_episodes']} real episodes each, on seeds apart "
+            "from the scores above; the weights were trained only in the dream."]  # fmt: skip
 
 
 def export_run(

@@ -13,6 +13,8 @@ baseline -> fidelity -> render.
                              of the last controller (with exploration noise), M continued on all
                              the data, a controller evolved again in the new dream (from zeros,
                              or from the last controller with iteration_warm_start)
+      evolve[-K]-cJ/         with candidates > 1: more controllers evolved in the final dream
+                             (other evolution seeds); the select stage keeps the best in real play
       baseline/              real episodes of the collection policy (the random baseline)
       fidelity/              the final dream's fidelity report           (dreamgym fidelity)
       videos/                dream.mp4, compare.mp4, temperatures.mp4
@@ -54,6 +56,13 @@ class PipelineConfig:
     collected by the last controller with Gaussian noise on its outputs, capped at
     ``iteration_steps`` steps (default: ``max_steps``); M continues ``iteration_epochs`` more
     epochs per round on all the data.
+
+    ``candidates`` > 1 evolves that many controllers in the final dream (evolution seeds one
+    apart) and keeps the one whose ``select_episodes`` real episodes score best. Their weights are
+    trained only in the dream; the real episodes only choose among them, on seeds of their own, and
+    the evaluate stage then scores the chosen one on other seeds (a pick by real score inflates
+    the score it was picked on). The paper evolves once; evolution seeds in one dream moved the
+    real CarRacing score by hundreds (docs/carracing.md).
     """
 
     env: str
@@ -87,6 +96,8 @@ class PipelineConfig:
     iteration_steps: int | None = None
     fidelity_episodes: int = 256
     fidelity_real_episodes: int = 20
+    candidates: int = 1
+    select_episodes: int = 0
     seed: int = 0
 
 
@@ -95,6 +106,8 @@ def stage_names(config: PipelineConfig) -> list[str]:
     names = ["collect", "train_vae", "train_mdnrnn", "evolve"]
     for k in range(1, config.iterations + 1):
         names += [f"collect_{k}", f"train_mdnrnn_{k}", f"evolve_{k}"]
+    if config.candidates > 1:
+        names.append("select")
     return names + ["evaluate", "baseline", "fidelity", "render"]
 
 
@@ -169,8 +182,15 @@ def _bundle_dir(out: Path, k: int) -> Path:
     return out / ("worldmodel" if k == 0 else f"worldmodel-{k}")
 
 
-def _evolve_dir(out: Path, k: int) -> Path:
-    return out / ("evolve" if k == 0 else f"evolve-{k}")
+def _evolve_dir(out: Path, k: int, candidate: int = 0) -> Path:
+    name = "evolve" if k == 0 else f"evolve-{k}"
+    return out / (name if candidate == 0 else f"{name}-c{candidate}")
+
+
+def _final_controller(out: Path, config: dict[str, Any], stages: dict[str, Any]) -> Path:
+    """The select stage's choice, or else the ES mean of the last evolution."""
+    chosen = stages.get("select", {}).get("chosen")
+    return out / chosen if chosen else _evolve_dir(out, config["iterations"]) / "mean"
 
 
 def final_products(run: str | Path) -> tuple[Path, Path, dict[str, Any]]:
@@ -184,8 +204,9 @@ def final_products(run: str | Path) -> tuple[Path, Path, dict[str, Any]]:
         report = json.loads((run / "report.json").read_text())
     except (OSError, json.JSONDecodeError):
         raise DreamgymError(f"{str(run)!r} holds no pipeline report (report.json)") from None
-    k = report["config"]["iterations"]
-    return _bundle_dir(run, k), _evolve_dir(run, k) / "mean", report
+    config = report["config"]
+    return (_bundle_dir(run, config["iterations"]),
+            _final_controller(run, config, report["stages"]), report)  # fmt: skip
 
 
 class Pipeline:
@@ -197,11 +218,15 @@ class Pipeline:
         self.config, self.out = config, Path(out)
         self.workers, self.address, self.device, self.progress = workers, address, device, progress
         validate.ray_address(address)
+        validate.integer("candidates", config.candidates)
+        if config.candidates > 1:
+            validate.integer("select_episodes", config.select_episodes)
         check_writable_dir(self.out)
         self.state = self._read_state()
         saved = self.state.get("config")
-        if saved is not None:
-            saved.setdefault("iteration_steps", None)  # runs from before the setting existed
+        for f in dataclasses.fields(PipelineConfig) if saved is not None else ():
+            if f.name not in saved and f.default is not dataclasses.MISSING:
+                saved[f.name] = json.loads(json.dumps(f.default))  # a run from before f existed
         wanted = json.loads(json.dumps(dataclasses.asdict(config)))
         if saved is not None and saved != wanted:
             differing = sorted(k for k in wanted if saved.get(k) != wanted[k])
@@ -230,13 +255,13 @@ class Pipeline:
         """The world model of iteration ``k`` (default: the last one)."""
         return _bundle_dir(self.out, self.config.iterations if k is None else k)
 
-    def evolve_dir(self, k: int | None = None) -> Path:
-        return _evolve_dir(self.out, self.config.iterations if k is None else k)
+    def evolve_dir(self, k: int | None = None, candidate: int = 0) -> Path:
+        return _evolve_dir(self.out, self.config.iterations if k is None else k, candidate)
 
     @property
     def controller(self) -> Path:
-        """The final controller: the ES mean of the last evolution."""
-        return self.evolve_dir() / "mean"
+        """The final controller: the ES mean of the last evolution, or the select stage's pick."""
+        return _final_controller(self.out, self.state["config"], self.state["stages"])
 
     def run(self, stop_after: str | None = None) -> dict[str, Any]:
         """Run every unfinished stage (up to ``stop_after``), then write the report."""
@@ -314,7 +339,7 @@ class Pipeline:
                                 device=self.device)  # fmt: skip
         return _last_losses(trainer.fit(self.progress))
 
-    def _stage_evolve(self, k: int) -> dict[str, Any]:
+    def _stage_evolve(self, k: int, candidate: int = 0) -> dict[str, Any]:
         from dreamgym.agents import EvolutionConfig
         from dreamgym.agents.run import EvolveSettings, evolve
 
@@ -328,13 +353,43 @@ class Pipeline:
                                   init=init,
                                   evolution=EvolutionConfig(c.popsize, c.rollouts, 0.1,
                                                             c.eval_every, c.eval_rollouts,
-                                                            c.seed + k))  # fmt: skip
+                                                            c.seed + k + candidate))  # fmt: skip
         # The dream evolves in this process (on its GPU if any); `dreamgym evolve --workers`
         # shards one over a cluster.
-        evolution = evolve(settings, self.evolve_dir(k), c.generations, None, None, self.device,
-                           self.progress)  # fmt: skip
+        evolution = evolve(settings, self.evolve_dir(k, candidate), c.generations, None, None,
+                           self.device, self.progress)  # fmt: skip
         return {"generations": evolution.generation, "best_fitness": evolution.best_fitness,
-                "temperature": settings.temperature, "warm_start": init is not None}  # fmt: skip
+                "temperature": settings.temperature, "warm_start": init is not None,
+                "seed": c.seed + k + candidate}  # fmt: skip
+
+    def _stage_select(self, k: int) -> dict[str, Any]:
+        """Evolve ``candidates - 1`` more controllers in the final dream, score each on
+        ``select_episodes`` real episodes (seeds the evaluation does not use) and keep the best."""
+        from dreamgym.agents.evaluate import evaluate_controller
+
+        c, k = self.config, self.config.iterations
+        results = []
+        for j in range(c.candidates):
+            controller = self.evolve_dir(k, j) / "mean"
+            evolved = self.state["stages"][f"evolve_{k}" if k else "evolve"]
+            if j > 0:  # each evolution resumes by itself after a kill
+                evolved = self._stage_evolve(k, j)
+            saved = controller / "selection-real.json"
+            if saved.exists():
+                returns = np.array(json.loads(saved.read_text())["returns"])
+            else:
+                returns = evaluate_controller(
+                    controller, c.select_episodes, "real", max_episode_steps=c.real_steps,
+                    workers=self.workers, address=self.address, seed=c.seed + 2,
+                    progress=self.progress, label=f"select {j + 1}/{c.candidates} (real)",
+                )  # fmt: skip
+                atomic_write_json(saved, {**_scores(returns), "returns": returns.tolist()})
+            results.append({"controller": str(controller.relative_to(self.out)),
+                            "evolution_seed": c.seed + k + j,
+                            "dream_best_fitness": evolved["best_fitness"],
+                            **_scores(returns)})  # fmt: skip
+        best = max(results, key=lambda r: r["mean"])
+        return {"candidates": results, "chosen": best["controller"]}
 
     def _stage_evaluate(self, k: int) -> dict[str, Any]:
         from dreamgym.agents.evaluate import evaluate_controller
@@ -463,6 +518,15 @@ def _markdown(report: dict[str, Any]) -> str:
                 f"fitness {x['best_fitness']:.2f} "
                 f"([fitness curve](evolve{where}/evolve-curves.png))"
             )
+    if "select" in s:
+        x = s["select"]
+        scores = ", ".join(f"`{r['controller']}` {r['mean']:.1f}" for r in x["candidates"])
+        lines.append(
+            f"- Selection: {len(x['candidates'])} controllers evolved in the final dream "
+            f"(evolution seeds {', '.join(str(r['evolution_seed']) for r in x['candidates'])}), "
+            f"each scored on {c['select_episodes']} real episodes: {scores}; kept "
+            f"`{x['chosen']}` (scored again below on other seeds)"
+        )
     if "evaluate" in s:
         lines += ["", "| policy | env | episodes | return mean +- std |", "|---|---|---:|---:|"]
         for backend in ("dream", "real"):

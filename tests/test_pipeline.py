@@ -205,3 +205,55 @@ def test_env_recipes_are_presets_of_their_own_env_only():
         assert "unknown pipeline preset 'cpu-driver' for doom-takecover" in str(exc)
     else:
         raise AssertionError("a CarRacing recipe was accepted for Doom")
+
+
+def test_select_keeps_the_candidate_that_scores_best_in_the_real_game(tmp_path, ray_local):
+    """Controllers evolved with other seeds in the final dream; the real episodes choose."""
+    import dataclasses
+
+    from dreamgym.agents.evaluate import evaluate_controller
+    from dreamgym.pipeline import Pipeline, final_products
+
+    config = dataclasses.replace(
+        pipeline_preset("debug", "carracing"), episodes=3, max_steps=60, dream_steps=40,
+        vae_overrides={"epochs": 1}, mdnrnn_overrides={"epochs": 2}, generations=1, popsize=4,
+        rollouts=1, eval_every=1, eval_rollouts=2, real_steps=40, candidates=3,
+        select_episodes=2,
+    )  # fmt: skip
+    pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
+    assert pipeline.stages[3:6] == ["evolve", "select", "evaluate"]
+    pipeline.run(stop_after="select")
+    select = pipeline.state["stages"]["select"]
+    candidates = select["candidates"]
+    assert [r["controller"] for r in candidates] == ["evolve/mean", "evolve-c1/mean",
+                                                     "evolve-c2/mean"]  # fmt: skip
+    assert [r["evolution_seed"] for r in candidates] == [0, 1, 2]
+    weights = [(tmp_path / r["controller"] / "controller.safetensors").read_bytes()
+               for r in candidates]  # fmt: skip
+    assert len(set(weights)) == 3  # other seeds, other controllers
+    assert select["chosen"] == max(candidates, key=lambda r: r["mean"])["controller"]
+    assert pipeline.controller == tmp_path / select["chosen"]
+    assert final_products(tmp_path)[1] == pipeline.controller
+    again = evaluate_controller(tmp_path / "evolve-c1" / "mean", 2, "real", max_episode_steps=40,
+                                workers=1, seed=config.seed + 2)  # fmt: skip
+    assert again.mean() == pytest.approx(candidates[1]["mean"])  # its own seeds, reproducible
+    text = (tmp_path / "report.md").read_text()
+    assert "- Selection: 3 controllers evolved in the final dream (evolution seeds 0, 1, 2)" in text
+
+
+def test_select_needs_real_episodes_and_old_runs_still_resume(tmp_path):
+    import dataclasses
+
+    from dreamgym.errors import DreamgymError
+    from dreamgym.pipeline import Pipeline
+
+    config = pipeline_preset("debug", "carracing")
+    with pytest.raises(DreamgymError, match="select_episodes must be"):
+        Pipeline(dataclasses.replace(config, candidates=2), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    Pipeline(config, tmp_path / "old")
+    state = json.loads((tmp_path / "old" / "pipeline.json").read_text())
+    for name in ("candidates", "select_episodes", "iteration_steps"):
+        del state["config"][name]  # as written before these settings existed
+    (tmp_path / "old" / "pipeline.json").write_text(json.dumps(state))
+    assert Pipeline(config, tmp_path / "old").stages == stage_names(config)
