@@ -457,6 +457,8 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
         if args.iterations < 0:
             raise DreamgymError(f"--iterations must be >= 0, got {args.iterations}")
         config = dataclasses.replace(config, iterations=args.iterations)
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
     pipeline = Pipeline(config, args.out, args.workers, args.address, args.device,
                         progress=not args.quiet)  # fmt: skip
     report = pipeline.run()
@@ -499,6 +501,10 @@ def _add_pipeline_parser(commands) -> None:
         help="rounds of the paper's iterative training after the first evolution: collect with "
         "the controller (+ noise), continue M on all data, evolve again (default: the preset's)",
     )
+    pipeline.add_argument(
+        "--seed", type=int,
+        help="base seed of the data, training and evolution: an independent run (default: 0)",
+    )  # fmt: skip
     pipeline.add_argument("--workers", type=int, default=2, help="Ray workers")
     pipeline.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
     pipeline.add_argument("--device", default="auto", help="auto | cpu | cuda")

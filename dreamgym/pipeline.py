@@ -131,7 +131,8 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
     - ``paper``: the paper's sizes (a GPU and a Ray cluster).
 
     An env may add recipes of its own under new names (a preset name never changes meaning):
-    their settings name the generic preset they start from as ``"base"``.
+    their settings name the preset they start from as ``"base"`` (a generic preset or another
+    of the env's recipes).
 
     Raises:
         DreamgymError: an unknown preset or env.
@@ -144,8 +145,14 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
         raise DreamgymError(
             f"unknown pipeline preset {preset!r} for {env}; known: {', '.join(known)}"
         )
-    own = dict(spec.pipeline_presets.get(preset, {}))
-    base = own.pop("base", preset)
+    own, base = {}, preset
+    while True:  # an env recipe names the preset it builds on; the generic one ends the chain
+        step = dict(spec.pipeline_presets.get(base, {}))
+        parent = step.pop("base", base)
+        own = {**step, **own}
+        if parent == base:
+            break
+        base = parent
     generic = {
         "debug": dict(
             episodes=12, max_steps=None, min_length=0, vae_overrides={"epochs": 3},

@@ -189,6 +189,8 @@ def test_iterative_training_stages(tmp_path, ray_local):
 
 
 def test_env_recipes_are_presets_of_their_own_env_only():
+    import dataclasses
+
     from dreamgym.errors import DreamgymError
     from dreamgym.pipeline import preset_names
 
@@ -199,6 +201,10 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     assert driver.policy == "road-driver" and cpu.policy == "brownian"  # cpu keeps its meaning
     assert driver.mdnrnn_overrides["dream_dropout"] == 0.1
     assert driver.evaluate_episodes == cpu.evaluate_episodes == 100  # the base's, unless set
+    select = pipeline_preset("cpu-driver-select", "carracing")  # built on cpu-driver
+    same = dataclasses.replace(select, preset="cpu-driver", candidates=1, select_episodes=0)
+    assert same == driver
+    assert (select.candidates, select.select_episodes) == (4, 20) and driver.candidates == 1
     try:
         pipeline_preset("cpu-driver", "doom-takecover")
     except DreamgymError as exc:
