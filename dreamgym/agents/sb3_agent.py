@@ -44,6 +44,7 @@ from dreamgym.common.io import (
     atomic_write_bytes,
     atomic_write_json,
     check_writable_dir,
+    remove_stale_temporaries,
 )
 from dreamgym.common.pretrained import pretrained_name, resolve_controller, resolve_path
 from dreamgym.common.progress import progress as progress_bar
@@ -476,6 +477,7 @@ def train_agent(
             "observation_mode": config.observation_mode, "config": settings,
             "preset": resolve_preset(preset, model.env)}  # fmt: skip
     with DirectoryLock(out):
+        remove_stale_temporaries(out)  # a checkpoint cut short by a kill
         venv = DreamSB3VecEnv(
             config.num_envs, world_model=model, temperature=config.temperature,
             observation_mode=config.observation_mode, done_mode=config.done_mode,
