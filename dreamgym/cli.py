@@ -58,13 +58,13 @@ def _cmd_collect(args: argparse.Namespace) -> None:
 
     policy = args.policy
     if args.policy_noise is not None:
-        from dreamgym.agents.controller import controller_policy
+        from dreamgym.agents.saved import agent_policy
 
         if policy in BUILTIN_POLICIES:
             raise DreamgymError(
-                f"--policy-noise applies to a saved controller policy, not to {policy!r}"
+                f"--policy-noise applies to a saved controller or agent, not to {policy!r}"
             )
-        policy = controller_policy(policy, args.policy_noise)
+        policy = agent_policy(policy, args.policy_noise)
     config = CollectConfig(
         env=args.env,
         episodes=args.episodes,
@@ -91,6 +91,9 @@ def _cmd_collect(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
+    if args.component == "agent":
+        _cmd_train_agent(args)
+        return
     overrides = {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
     }  # fmt: skip
@@ -134,8 +137,82 @@ def _cmd_train(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_train_agent(args: argparse.Namespace) -> None:
+    import json
+
+    from dreamgym.agents.sb3_agent import AGENT_JSON, train_agent
+
+    net_arch = None
+    if args.net_arch is not None:
+        try:
+            net_arch = tuple(int(x) for x in args.net_arch.split(","))
+        except ValueError:
+            raise DreamgymError(
+                f"--net-arch must be comma-separated layer sizes, got {args.net_arch!r}"
+            ) from None
+    overrides = {"algo": args.algo, "timesteps": args.timesteps, "num_envs": args.num_envs,
+                 "learning_rate": args.lr, "net_arch": net_arch, "seed": args.seed,
+                 "temperature": args.temperature, "observation_mode": args.observation,
+                 "done_mode": args.done_mode, "dropout": args.dropout,
+                 "max_episode_steps": args.max_steps,
+                 "checkpoint_every": args.checkpoint_every}  # fmt: skip
+    out = Path(args.out)
+    before = json.loads((out / AGENT_JSON).read_text()).get("timesteps") if (
+        out / AGENT_JSON).is_file() else None  # fmt: skip
+    agent, meta = train_agent(args.world_model, out, args.preset, overrides, args.device,
+                              progress=not args.quiet)  # fmt: skip
+    if before == meta["timesteps"]:
+        print(f"{out}: {meta['algo']} agent already trained for {meta['timesteps']} steps")
+        return
+    print(f"trained {meta['algo']} agent for {meta['timesteps']} dream steps "
+          f"({meta['observation_mode']} observations) -> {out}")  # fmt: skip
+    print(f"next: dreamgym evaluate --controller {out} --backend real")
+
+
+def _add_train_agent_parser(parts) -> None:
+    from dreamgym.agents.sb3_agent import AGENT_PRESETS, ALGOS
+
+    agent = parts.add_parser(
+        "agent",
+        help="train a stable-baselines3 agent (PPO, SAC, TD3) in a world model's batched dream",
+        description="Trains an SB3 policy on the batched dream (CPU or GPU) and saves agent.zip "
+        "(SB3's file, a pickle: load only agents you trained or trust) beside agent.json, which "
+        "names its world model and observation mode. The directory is a policy wherever a "
+        "controller is (evaluate, render, collect --policy, fidelity --controller). Re-running "
+        "the same command resumes from the last checkpoint.",
+    )
+    agent.add_argument("--world-model", required=True, help="world-model bundle or pretrained:NAME")
+    agent.add_argument("--out", required=True, help="agent directory (resumed if it holds one)")
+    agent.add_argument("--algo", choices=ALGOS, help="override the preset's algorithm (ppo)")
+    agent.add_argument(
+        "--preset", choices=list(AGENT_PRESETS),
+        help="settings preset (default: the one named after the world model's env, else "
+        "default; debug trains in seconds)",
+    )  # fmt: skip
+    agent.add_argument("--timesteps", type=int, help="override the preset's dream steps")
+    agent.add_argument("--num-envs", type=int, help="override the preset's dreams per step")
+    agent.add_argument("--lr", type=float, help="override the preset's learning rate")
+    agent.add_argument("--net-arch", help="override the preset's hidden layers, e.g. 64,64")
+    agent.add_argument("--seed", type=int, help="override the preset's seed (0)")
+    agent.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
+    agent.add_argument("--observation",
+                       help="agent input: one of the world model's feature modes (default: the "
+                       "model's, V+M's zh)")  # fmt: skip
+    _add_done_mode(agent)
+    agent.add_argument("--dropout", type=float,
+                       help="the dream's inference dropout (default: the bundle's)")  # fmt: skip
+    agent.add_argument("--max-steps", type=int, help="dream episode cap (default: the env's)")
+    agent.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                       help="override the preset's steps between checkpoints")  # fmt: skip
+    agent.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    agent.add_argument("--quiet", action="store_true", help="no progress bar")
+    agent.set_defaults(func=_cmd_train)
+
+
 def _add_train_parser(commands) -> None:
-    train = commands.add_parser("train", help="train world-model components (V, then M)")
+    train = commands.add_parser(
+        "train", help="train world-model components (V, then M), or an agent in a dream"
+    )
     parts = train.add_subparsers(dest="component", required=True, metavar="COMPONENT")
     vae = parts.add_parser(
         "vae",
@@ -226,6 +303,7 @@ def _add_train_parser(commands) -> None:
         )
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
         parser.set_defaults(func=_cmd_train)
+    _add_train_agent_parser(parts)
     vae.add_argument("--z-size", type=int, help="latent size (default: 32 CarRacing, 64 Doom)")
     mdn.add_argument("--vae", required=True, help="V's run directory")
     mdn.add_argument("--seq-len", type=int, help="override the preset's sequence length")
@@ -284,12 +362,14 @@ def _cmd_evolve(args: argparse.Namespace) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from dreamgym.agents.controller import Controller
     from dreamgym.agents.evaluate import evaluate_controller
+    from dreamgym.agents.saved import load_agent
     from dreamgym.common.io import atomic_write_json, check_writable_dir
+    from dreamgym.common.pretrained import resolve_controller
 
-    out = Path(args.out or output_beside(args.controller, f"evaluation-{args.backend}.json"))
-    Controller.load(args.controller)  # a missing controller is named before anything is made
+    load_agent(args.controller)  # a missing controller is named before anything is made
+    beside = output_beside(resolve_controller(args.controller), f"evaluation-{args.backend}.json")
+    out = Path(args.out or beside)
     check_writable_dir(out.parent)  # before the episodes, so that none are run for nothing
     returns = evaluate_controller(
         args.controller, args.episodes, args.backend, args.world_model, args.temperature,
@@ -371,13 +451,15 @@ def _add_agent_parsers(commands) -> None:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="mean +- std return of a saved controller over many episodes",
-        description="Scores a saved controller (a directory, or pretrained:NAME) over many "
+        help="mean +- std return of a saved controller or agent over many episodes",
+        description="Scores a saved controller (a directory, or pretrained:NAME) or SB3 agent "
+        "(a `dreamgym train agent` directory) over many "
         "episodes in the real env (episodes spread over Ray workers) or in the dream, prints "
         "mean +- std and writes every episode's return to JSON.",
     )
     evaluate.add_argument("--controller", required=True,
-                          help="controller directory or pretrained:NAME")  # fmt: skip
+                          help="controller directory, pretrained:NAME, or agent "
+                          "directory")  # fmt: skip
     evaluate.add_argument("--episodes", type=int, default=100, help="episodes (default: 100)")
     evaluate.add_argument("--backend", choices=["dream", "real"], default="real",
                           help="the real env (default) or the dream")  # fmt: skip
@@ -411,9 +493,9 @@ def _cmd_render(args: argparse.Namespace) -> None:
             ) from None
     agent = None
     if args.controller:
-        from dreamgym.agents import Controller
+        from dreamgym.agents.saved import load_agent
 
-        agent, _ = Controller.load(args.controller)
+        agent, _ = load_agent(args.controller)
     path = render_video(
         args.world_model, args.out, agent, args.temperature, args.compare,
         temperatures, args.steps, args.seed, args.size, args.fps, not args.no_overlay,
@@ -432,7 +514,8 @@ def _add_render_parser(commands) -> None:
     )
     render.add_argument("--world-model", required=True, help="world-model bundle directory")
     render.add_argument("--out", required=True, help="output video (.mp4 or .gif)")
-    render.add_argument("--controller", help="controller directory (default: --policy)")
+    render.add_argument("--controller",
+                        help="controller or agent directory (default: --policy)")  # fmt: skip
     render.add_argument("--policy", default="brownian", help="random | brownian | repeat")
     render.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
     render.add_argument("--compare", action="store_true", help="real | V reconstruction | dream")
@@ -459,6 +542,8 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
         config = dataclasses.replace(config, iterations=args.iterations)
     if args.seed is not None:
         config = dataclasses.replace(config, seed=args.seed)
+    if args.agent is not None:
+        config = dataclasses.replace(config, agent=args.agent)
     pipeline = Pipeline(config, args.out, args.workers, args.address, args.device,
                         progress=not args.quiet)  # fmt: skip
     report = pipeline.run()
@@ -504,6 +589,11 @@ def _add_pipeline_parser(commands) -> None:
     pipeline.add_argument(
         "--seed", type=int,
         help="base seed of the data, training and evolution: an independent run (default: 0)",
+    )  # fmt: skip
+    pipeline.add_argument(
+        "--agent", choices=["cmaes", "ppo", "sac", "td3"],
+        help="the final agent: the paper's linear controller evolved with CMA-ES (default), or "
+        "an SB3 agent trained in the final dream (docs/agents.md)",
     )  # fmt: skip
     pipeline.add_argument("--workers", type=int, default=2, help="Ray workers")
     pipeline.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
@@ -557,7 +647,7 @@ def _add_fidelity_parser(commands) -> None:
     fidelity.add_argument(
         "--controller",
         action="append",
-        help="a saved controller to compare, or pretrained:NAME (repeatable)",
+        help="a saved controller or agent to compare, or pretrained:NAME (repeatable)",
     )
     fidelity.add_argument("--episodes", type=int, default=256, help="dream episodes per policy")
     fidelity.add_argument(
@@ -763,15 +853,16 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument(
         "--policy",
         default="brownian",
-        help="random | brownian | repeat (random action held 1-10 steps) | a saved policy file "
-        "(default: brownian)",
+        help="random | brownian | repeat (random action held 1-10 steps) | a saved policy file, "
+        "controller or agent directory (default: brownian)",
     )
     collect.add_argument(
         "--policy-noise",
         type=float,
         metavar="SIGMA",
         help="with a saved controller as --policy: add Gaussian noise of this std to its tanh "
-        "outputs (clipped to [-1, 1]) for exploration, seeded per episode",
+        "outputs (clipped to [-1, 1]) for exploration, seeded per episode (an agent: to its "
+        "actions scaled to [-1, 1])",
     )
     collect.add_argument("--workers", type=int, default=1, help="Ray workers (default: 1)")
     collect.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")

@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from dreamgym.agents.controller import Controller
+from dreamgym.agents.saved import is_controller
 from dreamgym.common.io import atomic_write_bytes, atomic_write_json
 from dreamgym.common.pretrained import CONTROLLER_DIR, MODEL_CARD, resolve_path
 from dreamgym.dreams.core import resolve_done_mode
@@ -172,6 +173,11 @@ def _write_export(source: Path, out: Path, controller: str | Path | None, root: 
     _check_portable(json.dumps(info), bundle.BUNDLE_FILE)
     atomic_write_json(out / bundle.BUNDLE_FILE, info)
     if controller is not None:
+        if not is_controller(controller):
+            raise DreamgymError(
+                f"{str(controller)!r} is an SB3 agent; export shares linear controllers only "
+                "(an agent's zip is a pickle, see docs/agents.md)"
+            )
         agent, meta = Controller.load(controller)
         agent.check_fits(bundle.load(out))
         target = out / CONTROLLER_DIR

@@ -15,6 +15,8 @@ baseline -> fidelity -> render.
                              or from the last controller with iteration_warm_start)
       evolve[-K]-cJ/         with candidates > 1: more controllers evolved in the final dream
                              (other evolution seeds); the select stage keeps the best in real play
+      agent[-K]/             with agent ppo, sac or td3: the SB3 agent trained in the final dream
+                             in place of its evolution                (dreamgym train agent)
       baseline/              real episodes of the collection policy (the random baseline)
       fidelity/              the final dream's fidelity report           (dreamgym fidelity)
       videos/                dream.mp4, compare.mp4, temperatures.mp4
@@ -63,6 +65,13 @@ class PipelineConfig:
     the evaluate stage then scores the chosen one on other seeds (a pick by real score inflates
     the score it was picked on). The paper evolves once; evolution seeds in one dream moved the
     real CarRacing score by hundreds (docs/carracing.md).
+
+    ``agent`` other than ``cmaes`` (``ppo``, ``sac``, ``td3``) trains that SB3 agent in the final
+    dream instead of the final evolution (earlier iterations still evolve controllers to collect
+    with), at the agent preset ``agent_preset`` (default: ``debug`` for the debug pipeline, else
+    the env's, see ``dreamgym.agents.sb3_agent.agent_config``); ``dream_steps``,
+    ``temperature``, ``done_mode``, ``observation_mode`` and ``seed`` apply to it as to the
+    evolution.
     """
 
     env: str
@@ -99,13 +108,21 @@ class PipelineConfig:
     candidates: int = 1
     select_episodes: int = 0
     seed: int = 0
+    agent: str = "cmaes"
+    agent_preset: str | None = None
+
+
+AGENTS = ("cmaes", "ppo", "sac", "td3")
 
 
 def stage_names(config: PipelineConfig) -> list[str]:
-    """The stages of a run, in order (iteration K adds collect_K, train_mdnrnn_K, evolve_K)."""
+    """The stages of a run, in order (iteration K adds collect_K, train_mdnrnn_K, evolve_K; an
+    SB3 agent replaces the last evolve[_K] by train_agent[_K])."""
     names = ["collect", "train_vae", "train_mdnrnn", "evolve"]
     for k in range(1, config.iterations + 1):
         names += [f"collect_{k}", f"train_mdnrnn_{k}", f"evolve_{k}"]
+    if config.agent != "cmaes":
+        names[-1] = names[-1].replace("evolve", "train_agent")
     if config.candidates > 1:
         names.append("select")
     return names + ["evaluate", "baseline", "fidelity", "render"]
@@ -194,8 +211,14 @@ def _evolve_dir(out: Path, k: int, candidate: int = 0) -> Path:
     return out / (name if candidate == 0 else f"{name}-c{candidate}")
 
 
+def _agent_dir(out: Path, k: int) -> Path:
+    return out / ("agent" if k == 0 else f"agent-{k}")
+
+
 def _final_controller(out: Path, config: dict[str, Any], stages: dict[str, Any]) -> Path:
-    """The select stage's choice, or else the ES mean of the last evolution."""
+    """The SB3 agent, the select stage's choice, or else the ES mean of the last evolution."""
+    if config.get("agent", "cmaes") != "cmaes":
+        return _agent_dir(out, config["iterations"])
     chosen = stages.get("select", {}).get("chosen")
     return out / chosen if chosen else _evolve_dir(out, config["iterations"]) / "mean"
 
@@ -228,6 +251,12 @@ class Pipeline:
         validate.integer("candidates", config.candidates)
         if config.candidates > 1:
             validate.integer("select_episodes", config.select_episodes)
+        validate.choice("agent", config.agent, AGENTS)
+        if config.agent != "cmaes" and config.candidates > 1:
+            raise DreamgymError(
+                f"candidates > 1 selects among evolved controllers; agent {config.agent!r} "
+                "trains one SB3 agent (use candidates=1)"
+            )
         check_writable_dir(self.out)
         self.state = self._read_state()
         saved = self.state.get("config")
@@ -267,7 +296,8 @@ class Pipeline:
 
     @property
     def controller(self) -> Path:
-        """The final controller: the ES mean of the last evolution, or the select stage's pick."""
+        """The final controller: the ES mean of the last evolution, the select stage's pick, or
+        the SB3 agent's directory."""
         return _final_controller(self.out, self.state["config"], self.state["stages"])
 
     def run(self, stop_after: str | None = None) -> dict[str, Any]:
@@ -369,6 +399,22 @@ class Pipeline:
                 "temperature": settings.temperature, "warm_start": init is not None,
                 "seed": c.seed + k + candidate}  # fmt: skip
 
+    def _stage_train_agent(self, k: int) -> dict[str, Any]:
+        from dreamgym.agents.sb3_agent import train_agent
+
+        c = self.config
+        preset = c.agent_preset or ("debug" if c.preset == "debug" else None)
+        overrides = {"algo": c.agent, "seed": c.seed + k, "temperature": c.temperature,
+                     "done_mode": c.done_mode, "observation_mode": c.observation_mode,
+                     "max_episode_steps": c.dream_steps}  # fmt: skip
+        _, meta = train_agent(self.bundle(k), _agent_dir(self.out, k), preset, overrides,
+                              self.device, self.progress)  # fmt: skip
+        returns = [float(r) for r in meta.get("episode_returns", [])]
+        return {"algo": meta["algo"], "timesteps": meta["timesteps"],
+                "temperature": meta["config"]["temperature"],
+                "preset": meta.get("preset"), "seed": c.seed + k,
+                "dream_return": float(np.mean(returns)) if returns else None}  # fmt: skip
+
     def _stage_select(self, k: int) -> dict[str, Any]:
         """Evolve ``candidates - 1`` more controllers in the final dream, score each on
         ``select_episodes`` real episodes (seeds the evaluation does not use) and keep the best."""
@@ -448,10 +494,10 @@ class Pipeline:
         from dreamgym.dreams.video import render_video
 
         c = self.config
-        from dreamgym.agents import Controller
+        from dreamgym.agents.saved import load_agent
 
         videos, bundle = self.out / "videos", self.bundle()
-        controller, _ = Controller.load(self.controller)
+        controller, _ = load_agent(self.controller)
         paths = {
             "dream": render_video(bundle, videos / "dream.mp4", controller,
                                   steps=c.render_steps, seed=c.seed),
@@ -507,6 +553,13 @@ def _markdown(report: dict[str, Any]) -> str:
                 f"{x.get('val_loss', float('nan')):.1f} ([curves](worldmodel/vae-curves.png), "
                 "[reconstructions](worldmodel/vae-reconstructions.png))"
             )
+        elif name.startswith("train_agent"):
+            mean = x.get("dream_return")
+            shown = "" if mean is None else f", mean return of its last dream episodes {mean:.1f}"
+            lines.append(
+                f"- {x['algo'].upper()} agent{where} (dream, tau {x['temperature']:g}): "
+                f"{x['timesteps']:,} dream steps{shown} ([agent](agent{where}/agent.json))"
+            )
         elif name.startswith("train_mdnrnn"):
             lines.append(
                 f"- M{where}: {x['epochs']} epochs, train loss {x['train_loss']:.3f}, validation "
@@ -536,9 +589,11 @@ def _markdown(report: dict[str, Any]) -> str:
         )
     if "evaluate" in s:
         lines += ["", "| policy | env | episodes | return mean +- std |", "|---|---|---:|---:|"]
+        who = ("controller (ES mean)" if c.get("agent", "cmaes") == "cmaes"
+               else f"{c['agent'].upper()} agent")  # fmt: skip
         for backend in ("dream", "real"):
             x = s["evaluate"][backend]
-            lines.append(f"| controller (ES mean), trained in the dream | {backend} | "
+            lines.append(f"| {who}, trained in the dream | {backend} | "
                          f"{x['episodes']} | {x['mean']:.1f} +- {x['std']:.1f} |")  # fmt: skip
         if "baseline" in s:
             x = s["baseline"]

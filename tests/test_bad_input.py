@@ -143,6 +143,15 @@ CASES = [
     (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--dropout", "1.5"], "dropout must be a finite number >= 0 and <= 0.9, got 1.5"),  # noqa: E501
     (["train", "mdnrnn", "--data", "DATA", "--vae", "BUNDLE", "--out", "OUT/m", "--dropout", "-0.1"], "dropout must be a finite number >= 0"),  # noqa: E501
     (["pipeline", "--env", "doom-takecover", "--preset", "cpu-driver", "--out", "OUT/p"], "unknown pipeline preset 'cpu-driver' for doom-takecover"),  # noqa: E501
+    (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--timesteps", "0"], "timesteps must be an integer >= 1, got 0"),  # noqa: E501
+    (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--num-envs", "-2"], "num_envs must be an integer >= 1, got -2"),  # noqa: E501
+    (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--lr", "0"], "learning_rate must be a finite number > 0, got 0.0"),  # noqa: E501
+    (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--net-arch", "64,x"], "--net-arch must be comma-separated layer sizes, got '64,x'"),  # noqa: E501
+    (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--temperature", "0"], "temperature must be a finite number > 0"),  # noqa: E501
+    (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--observation", "pixels"], "observation mode must be one of"),  # noqa: E501
+    (["train", "agent", "--world-model", "DATA", "--out", "OUT/a"], "is not a world-model bundle"),  # noqa: E501
+    (["train", "agent", "--world-model", "BUNDLE", "--out", "DATA"], "is not an agent directory (it holds"),  # noqa: E501
+    (["evaluate", "--controller", "DATA"], "is not a saved controller or agent"),
 ]  # fmt: skip
 
 

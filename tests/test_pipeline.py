@@ -263,3 +263,38 @@ def test_select_needs_real_episodes_and_old_runs_still_resume(tmp_path):
         del state["config"][name]  # as written before these settings existed
     (tmp_path / "old" / "pipeline.json").write_text(json.dumps(state))
     assert Pipeline(config, tmp_path / "old").stages == stage_names(config)
+
+
+def test_an_sb3_agent_replaces_the_final_evolution(tmp_path, ray_local):
+    """--agent ppo: the final dream trains a PPO agent; evaluate, fidelity and the videos use it."""
+    import dataclasses
+
+    from dreamgym.errors import DreamgymError
+    from dreamgym.pipeline import Pipeline, final_products
+
+    config = dataclasses.replace(
+        pipeline_preset("debug", "carracing"), episodes=3, max_steps=60, dream_steps=20,
+        vae_overrides={"epochs": 1}, mdnrnn_overrides={"epochs": 2}, evaluate_episodes=2,
+        real_steps=20, render_steps=10, fidelity_episodes=8, fidelity_real_episodes=1,
+        agent="ppo",
+    )  # fmt: skip
+    with pytest.raises(DreamgymError, match="candidates > 1 selects among evolved controllers"):
+        Pipeline(dataclasses.replace(config, candidates=2, select_episodes=2), tmp_path / "bad")
+    pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
+    assert pipeline.stages[:4] == ["collect", "train_vae", "train_mdnrnn", "train_agent"]
+    report = pipeline.run()
+    assert report["finished"] and pipeline.controller == tmp_path / "agent"
+    agent = json.loads((tmp_path / "agent" / "agent.json").read_text())
+    assert agent["kind"] == "sb3" and agent["preset"] == "debug"
+    assert agent["world_model"] == str((tmp_path / "worldmodel").resolve())
+    assert agent["config"]["max_episode_steps"] == 20  # the pipeline's dream_steps
+    stages = report["stages"]
+    assert stages["train_agent"]["timesteps"] == agent["timesteps"] == 256
+    assert stages["evaluate"]["real"]["episodes"] == 2
+    assert (tmp_path / "agent" / "evaluation-real.json").exists()
+    assert final_products(tmp_path)[1] == tmp_path / "agent"
+    assert iio.imread(tmp_path / "videos" / "compare.mp4").shape[1:] == (256, 3 * 256, 3)
+    text = (tmp_path / "report.md").read_text()
+    assert "- PPO agent (dream, tau 1): 256 dream steps" in text
+    assert "| PPO agent, trained in the dream | real | 2 |" in text
+    assert "agent " in (tmp_path / "fidelity" / "fidelity.md").read_text()

@@ -1,11 +1,15 @@
 """Agents: the paper's linear controller and its evolution with CMA-ES, in the dream or in the
-real env on Ray."""
+real env on Ray; stable-baselines3 agents trained in the dream (:mod:`.sb3_agent`); any saved one
+loaded by :func:`load_agent`."""
 
 from dreamgym.agents.backends import DreamBackend
 from dreamgym.agents.controller import Controller, ControllerPolicy, ControllerSpec
 from dreamgym.agents.evolution import EvaluationBackend, Evolution, EvolutionConfig
+from dreamgym.agents.saved import load_agent
+from dreamgym.agents.sb3_agent import AgentConfig, SB3Agent, train_agent
 
 __all__ = [
+    "AgentConfig",
     "Controller",
     "ControllerPolicy",
     "ControllerSpec",
@@ -13,4 +17,7 @@ __all__ = [
     "EvaluationBackend",
     "Evolution",
     "EvolutionConfig",
+    "SB3Agent",
+    "load_agent",
+    "train_agent",
 ]

@@ -3,8 +3,8 @@
 
 Any agent over a world model works (:class:`~dreamgym.dreams.agent.DreamAgent`: the linear
 controller, a planner, a wrapped SB3 model); :func:`evaluate_controller` loads a saved controller
-and its world model first. Episode ``i`` of an evaluation with ``seed`` always uses the same env
-seed, so a re-run, or a run with another number of workers, gives the same returns.
+(or SB3 agent) and its world model first. Episode ``i`` of an evaluation with ``seed`` always uses
+the same env seed, so a re-run, or a run with another number of workers, gives the same returns.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 from dreamgym import worldmodels
 from dreamgym.agents.backends import BACKENDS
 from dreamgym.agents.controller import Controller
+from dreamgym.agents.saved import load_agent
 from dreamgym.common import validate
 from dreamgym.common.progress import progress as progress_bar
 from dreamgym.common.threads import torch_threads
@@ -98,23 +99,26 @@ def evaluate_controller(
     progress: bool = False,
     label: str | None = None,
 ) -> np.ndarray:
-    """:func:`evaluate_agent` for a saved controller.
+    """:func:`evaluate_agent` for a saved controller or SB3 agent.
 
     Args:
         controller: the controller's directory (``controller.json`` + ``.safetensors``), its
-            ``controller.json``, or ``pretrained:NAME``.
+            ``controller.json``, ``pretrained:NAME``, or an SB3 agent's directory
+            (``agent.json`` + ``agent.zip``, see :mod:`dreamgym.agents.sb3_agent`).
         world_model: the bundle it reads frames with; default the one it was trained for.
         device: where the dream runs (the real env's workers use the CPU).
-        label: the progress bar's name (default ``evaluate controller (BACKEND)``).
+        label: the progress bar's name (default ``evaluate controller (BACKEND)``, or
+            ``evaluate agent (BACKEND)`` for an SB3 agent).
 
     Raises:
         DreamgymError: bad arguments, or a controller that does not fit the world model.
     """
-    agent, meta = Controller.load(controller)
+    agent, meta = load_agent(controller)
+    kind = "controller" if isinstance(agent, Controller) else "agent"
     bundle = world_model or meta.get("world_model")
     if bundle is None:
-        raise DreamgymError(f"controller {str(controller)!r} names no world model; pass one")
+        raise DreamgymError(f"{kind} {str(controller)!r} names no world model; pass one")
     model = worldmodels.load(bundle, device if backend == "dream" else "cpu")
     return evaluate_agent(agent, model, episodes, backend, temperature, max_episode_steps,
                           workers, address, seed, done_mode, progress,
-                          label or f"evaluate controller ({backend})")  # fmt: skip
+                          label or f"evaluate {kind} ({backend})")  # fmt: skip

@@ -67,8 +67,9 @@ def resolve_path(path: str | os.PathLike, part: str = "") -> Path:
 
 
 def resolve_controller(path: str | os.PathLike) -> Path:
-    """The directory of a saved controller named by ``path``: the directory itself, its
-    ``controller.json``, or ``pretrained:NAME`` (the shipped model's controller).
+    """The directory of a saved controller (or SB3 agent) named by ``path``: the directory
+    itself, its ``controller.json`` (``agent.json``), or ``pretrained:NAME`` (the shipped
+    model's controller).
 
     Every command that takes a controller resolves it here, so each accepts the same forms.
 
@@ -76,7 +77,8 @@ def resolve_controller(path: str | os.PathLike) -> Path:
         DreamgymError: ``pretrained:NAME`` names no shipped model.
     """
     path = resolve_path(path, CONTROLLER_DIR)
-    return path.parent if path.name == "controller.json" and path.is_file() else path
+    named = path.name in ("controller.json", "agent.json")
+    return path.parent if named and path.is_file() else path
 
 
 def output_beside(path: str | os.PathLike, *parts: str) -> Path:

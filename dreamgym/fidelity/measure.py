@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dreamgym.agents.controller import Controller
+from dreamgym.dreams.agent import DreamAgent
 from dreamgym.dreams.core import DreamCore, run_episodes
 from dreamgym.rollouts.episode import Episode
 from dreamgym.worldmodels import WorldModel, state_index, state_where
@@ -21,8 +21,9 @@ from dreamgym.worldmodels import WorldModel, state_index, state_where
 DreamActions = Callable[[object, torch.Tensor], torch.Tensor]
 
 
-def controller_actions(controller: Controller) -> DreamActions:
-    """All N dreams driven by one linear controller in one batched op."""
+def controller_actions(controller: DreamAgent) -> DreamActions:
+    """All N dreams driven by one agent (a linear controller, an SB3 agent) in one batched
+    op."""
     return lambda state, obs: controller.act(obs).to(obs.device)
 
 

@@ -168,8 +168,8 @@ class FidelityReport:
             ``out/real/held-out``.
         policy: the policy that collected ``data`` (default: the dataset's, when built in; for
             collected episodes, the env's collection policy).
-        controllers: saved controllers to compare in the dream and in the real game (each a
-            directory, its ``controller.json``, or ``pretrained:NAME``).
+        controllers: saved controllers (or SB3 agents) to compare in the dream and in the
+            real game (each a directory, its ``controller.json``, or ``pretrained:NAME``).
         config: sizes, dream settings, Ray.
         device: where the world model runs.
 
@@ -213,13 +213,11 @@ class FidelityReport:
                 f"the data's collection policy {self.policy!r} is not a built-in one; pass "
                 f"policy= (one of {', '.join(BUILTIN_POLICIES)})"
             )
+        from dreamgym.agents.saved import agent_files
+
         self.controllers = [resolve_controller(c) for c in controllers]
-        for given, c in zip(controllers, self.controllers, strict=True):
-            if not (c / "controller.json").is_file():
-                raise DreamgymError(
-                    f"controller {str(given)!r} is not a saved controller (a directory holding "
-                    "controller.json, its controller.json, or pretrained:NAME)"
-                )
+        for c in controllers:
+            agent_files(c)  # a path that holds no saved agent is named now
         self.progress = progress
         self.files: list[Path] = []  # what run() wrote, the summary first
         check_writable_dir(self.out)
@@ -327,7 +325,8 @@ class FidelityReport:
         return report
 
     def _measure(self) -> dict[str, Any]:
-        from dreamgym.agents.controller import Controller
+        from dreamgym.agents.saved import agent_files, load_agent
+        from dreamgym.dreams.agent import check_agent_fits
         from dreamgym.dreams.core import end_probability
         from dreamgym.envs import get_env_spec
         from dreamgym.rollouts.policies import ConstantPolicy, resolve_policy
@@ -365,15 +364,16 @@ class FidelityReport:
             survival.append(_survival_entry(f"probe '{name}'", dream, *real, "probe"))
 
         for k, path in enumerate(self.controllers):
-            shown = f"controller {describe(path)}"
+            file, weights = agent_files(path)
+            kind = "controller" if file.name == "controller.json" else "agent"
+            shown = f"{kind} {describe(path)}"
             self._say(f"{shown}: dream, then {c.real_episodes} real episodes")
-            controller, _ = Controller.load(path)
-            controller.check_fits(self.model)
+            controller, _ = load_agent(path)
+            check_agent_fits(controller, self.model)
             dream = self._dream(controller_actions(controller),
-                                controller.spec.observation_mode, 100 + k)  # fmt: skip
-            digest = hashlib.sha256((path / "controller.safetensors").read_bytes()).hexdigest()
-            real = self._real(f"controller {path.name} {digest[:12]}",
-                              str(path / "controller.json"), shown)  # fmt: skip
+                                controller.observation_mode, 100 + k)  # fmt: skip
+            digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+            real = self._real(f"{kind} {path.name} {digest[:12]}", str(file), shown)
             survival.append(_survival_entry(shown, dream, *real, "controller"))
 
         self._say(f"following {len(episodes)} held-out real episodes (heads, open loop)")

@@ -272,15 +272,17 @@ PolicyLoader = Callable[[Path, dict[str, Any]], Policy]
 # points), so that this layer names the agents' formats without importing the layers above it.
 _FILE_LOADERS: dict[str, PolicyLoader | str] = {
     "linear-controller": "dreamgym.agents.controller:load_controller_policy",
+    "sb3": "dreamgym.agents.sb3_agent:load_sb3_policy",
 }
 
 
 def register_policy_file_kind(kind: str, loader: PolicyLoader) -> None:
     """Teach :func:`load_policy_file` a saved-policy format.
 
-    A saved policy is a JSON file (or a directory holding ``policy.json`` or ``controller.json``)
-    whose ``"kind"`` field names the loader; the loader gets the JSON file's path and its parsed
-    content. dreamgym's own controllers are kind ``linear-controller``.
+    A saved policy is a JSON file (or a directory holding ``policy.json``, ``controller.json``
+    or ``agent.json``) whose ``"kind"`` field names the loader; the loader gets the JSON file's
+    path and its parsed content. dreamgym's own controllers are kind ``linear-controller``, its
+    SB3 agents kind ``sb3``.
     """
     _FILE_LOADERS[kind] = loader
 
@@ -293,10 +295,8 @@ def load_policy_file(path: str | Path) -> Policy:
     """
     path = resolve_path(path, CONTROLLER_DIR)
     if path.is_dir():
-        path = next(
-            (path / n for n in ("policy.json", "controller.json") if (path / n).exists()),
-            path / "policy.json",
-        )
+        names = ("policy.json", "controller.json", "agent.json")
+        path = next((path / n for n in names if (path / n).exists()), path / "policy.json")
     try:
         meta = json.loads(path.read_text())
     except FileNotFoundError:

@@ -70,7 +70,7 @@ def test_cli_policy_noise_needs_a_controller(saved_controller, tmp_path, capsys)
     base = ["collect", "--env", "carracing", "--episodes", "1", "--out", str(out), "--quiet"]
     assert main([*base, "--policy-noise", "0.1"]) == 2
     err = capsys.readouterr().err
-    assert "--policy-noise applies to a saved controller policy, not to 'brownian'" in err
+    assert "--policy-noise applies to a saved controller or agent, not to 'brownian'" in err
     assert len(err.strip().splitlines()) == 1
     other = tmp_path / "policy.json"
     other.write_text(json.dumps({"kind": "something-else"}))
