@@ -512,9 +512,9 @@ class LatentTrainer(EpochTrainer):
 
         Why: the tiny ViT's outputs differ little between Push-T frames and the projector's
         BatchNorm scales those differences up; its running averages (momentum 0.1 over a moving
-        network) missed the mean by more than the spread, so eval-mode embeddings were far from
-        the training ones (measured: validation loss 100x the training loss, running variance
-        8e-5). Exact averages over fixed weights remove the mismatch.
+        network) can miss the mean by more than the spread, and eval-mode embeddings are then far
+        from the training ones (``docs/notes/planning.md``). Exact averages over fixed weights
+        remove the mismatch.
         """
         norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not norms:
