@@ -108,7 +108,7 @@ class LatentConfig:
             MSE of the imagined tokens (and proprio) against the real ones; 0 (or 1, whose one
             step is teacher forcing's): none.
         rollout_from: the first epoch (counted from 0) with the rollout loss; with rollout 5 the
-            teacher-forced epochs before it cost about a third as much (``docs/planning.md``).
+            teacher-forced epochs before it cost about a third as much (``docs/benchmarks.md``).
         done_pos_weight: the done head's weight on episode ends (M's: 10).
         sigreg_weight: weight of SIGReg on the jointly trained encoder's embeddings (LeWM: 0.09).
         sigreg_slices: SIGReg's random directions (LeWM: 1024).
@@ -258,11 +258,11 @@ class PixelEncoder(nn.Module):
     token of ``3 * grid * grid``. uint8 frames (N, H, W, 3) -> (N, 1, D), without gradients.
 
     Not in DINO-WM or LeWM. Why: on 2 CPU cores the tiny ViT, trained for the few thousand
-    steps they allow, places Push-T's block only roughly (a linear probe is 43 px off), and
-    DINOv2 is a GPU model. Pooled pixels move continuously with the objects in the frame, so
-    their squared distance grows with the block's displacement over about a pooled cell
-    (64 px of Push-T at grid 8) and ranks the block's distance between two frames of an episode
-    better than the trained CLS token (Spearman 0.93 against 0.90, ``docs/planning.md``). The
+    steps they allow, places Push-T's block only roughly, and DINOv2 is a GPU model. Pooled
+    pixels move continuously with the objects in the frame, so their squared distance grows
+    with the block's displacement over about a pooled cell and ranks the block's distance
+    between two frames of an episode better than the trained CLS token
+    (``docs/notes/planning.md``). The
     mean and scale are fitted once on training frames (:meth:`fit`) and saved with the model.
     The ``cpu`` preset reads it at grid 16 with the convolutional predictor, which sees the
     token as the pooled image it is.

@@ -25,16 +25,16 @@ channels of its residual stream and reads proprio from the first token; this one
 linear read-out to D + Pd and averages the proprio read-out over the frame's tokens. It
 predicts the next (z-scored) proprioception itself, where DINO-WM predicts its embedding: the
 embedding is learnt (and starts at weights of 0.02), so an embedding target can shrink towards
-zero and with it the proprio loss, which left a CPU-trained model's imagined agent 20 px off
-after one Push-T step (``docs/planning.md``); a z-scored target keeps its scale. The attention
-projections have biases (DINO-WM's qkv has none).
+zero and with it the proprio loss, which left a CPU-trained model's imagined agent far off
+(``docs/notes/planning.md``); a z-scored target keeps its scale. The attention projections have
+biases (DINO-WM's qkv has none).
 
-With ``residual`` (the ``cpu`` preset; not in DINO-WM or LeWM) the read-out is a change: the
+With ``residual`` (the ``cpu-vit`` preset; not in DINO-WM or LeWM) the read-out is a change: the
 next tokens are the current ones plus the read-out, and the next proprio is the current one
 plus the read-out plus a linear map of the current proprio and action block. Copying is then
 the untrained predictor's answer and the agent's own (nearly linear) dynamics have a direct
-path: on Push-T a linear map of (proprio, action block) alone puts the agent 5 px from where it
-lands after a model step, where the CPU-trained absolute read-out was 16 px off.
+path: on Push-T a linear map of (proprio, action block) alone places the agent after a model
+step better than the absolute read-out did.
 """
 
 from __future__ import annotations

@@ -86,23 +86,20 @@ def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentC
       (``conv_predictor.py``, 32 channels), history 3, frameskip 5, proprio when the data has
       it, and the rollout loss over 3 model steps from the first epoch; AdamW 1e-3, weight
       decay 1e-3, a 5% warm-up then a cosine decay; 40 epochs of 5,120 windows of batch 64.
-      Not DINO-WM's or LeWM's recipe: a transformer over one latent token per frame, trained on
-      2 cores, imagined hardly any of what a push does to the frame, and planning reached at
-      most 14 of the 50 Push-T goals with it (``cpu-vit``); pooled pixels cannot drift to suit
-      the predictor, and the convolution learns contact once for every place in the frame
-      (``docs/planning.md``);
+      Not DINO-WM's or LeWM's recipe: trained on 2 cores, a transformer over one latent token
+      per frame imagined hardly any of what a push does to the frame; pooled pixels cannot
+      drift to suit the predictor, and the convolution learns contact once for every place in
+      the frame (``docs/planning.md``);
     - ``cpu-vit``: LeWM's recipe at a size 2 CPU cores can train (the ``cpu`` preset's
       earlier recipe, see CHANGELOG.md): a tiny ViT trained jointly with SIGReg, its CLS token
-      the latent, history 3,
-      frameskip 5, DINO-WM's predictor shape (dropout 0.1) on one token per frame, proprio when
-      the data has it (DINO-WM); AdamW, weight decay 1e-3 (LeWM), a 5% warm-up then a cosine
-      decay (LeWM warms up and anneals); 40 epochs of 5,120 windows of batch 64, 19 minutes on
-      Push-T at the 200 windows/s measured on the 2 cores. Where it differs from LeWM, on
-      purpose: the ViT is smaller (patch 16, 128-d, depth 4, 4 heads, against patch 8, 192-d,
-      depth 6), the peak learning rate higher (5e-4, DINO-WM's, against 5e-5), and the
-      predictor reads out changes (``residual``). At LeWM's size and rate the 2 cores managed
-      800 optimizer steps in 52 minutes, and the predictor learnt the identity; at this size
-      they manage 3,200 steps in 19 minutes;
+      the latent, history 3, frameskip 5, DINO-WM's predictor shape (dropout 0.1) on one token
+      per frame, proprio when the data has it (DINO-WM); AdamW, weight decay 1e-3 (LeWM), a 5%
+      warm-up then a cosine decay (LeWM warms up and anneals); 40 epochs of 5,120 windows of
+      batch 64. Where it differs from LeWM, on purpose: the ViT is smaller (patch 16, 128-d,
+      depth 4, 4 heads, against patch 8, 192-d, depth 6), the peak learning rate higher (5e-4,
+      DINO-WM's, against 5e-5), and the predictor reads out changes (``residual``). At LeWM's
+      size and rate 2 cores manage about a tenth of the optimizer steps per minute, too few
+      for the predictor to learn more than the identity (``docs/notes/planning.md``);
     - ``paper``: DINO-WM: frozen DINOv2 ViT-S/14 patch tokens at 196 px (14 x 14 x 384),
       history 3, frameskip 5, 10-d action and proprio embeddings, predictor depth 6, 16 heads
       of 64, MLP 2048, dropout 0.1, 100 epochs of batch 32, AdamW 5e-4; a GPU job.
@@ -515,9 +512,9 @@ class LatentTrainer(EpochTrainer):
 
         Why: the tiny ViT's outputs differ little between Push-T frames and the projector's
         BatchNorm scales those differences up; its running averages (momentum 0.1 over a moving
-        network) missed the mean by more than the spread, so eval-mode embeddings were far from
-        the training ones (measured: validation loss 100x the training loss, running variance
-        8e-5). Exact averages over fixed weights remove the mismatch.
+        network) can miss the mean by more than the spread, and eval-mode embeddings are then far
+        from the training ones (``docs/notes/planning.md``). Exact averages over fixed weights
+        remove the mismatch.
         """
         norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not norms:
