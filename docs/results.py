@@ -10,9 +10,10 @@ One row per env and preset, each from one source:
   ``hardware`` (the machine), and for a plan ``model`` (the world model and its preset) and
   optionally ``minutes`` (the wall time of data and training) and ``command``.
 
-A shipped model's card is the row of its env and preset; a committed run adds the rows that
-no card covers. ``--check`` exits with status 1 when the README's table is not the generated
-one (``tests/test_docs.py`` asserts the same).
+A shipped model's card is the row of its env, preset and seed; a committed run adds the rows
+that no card covers (independent runs of one preset, with other seeds, each get a row).
+``--check`` exits with status 1 when the README's table is not the generated one
+(``tests/test_docs.py`` asserts the same).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ _SCORE = re.compile(
     r"(?P<mean>-?[\d.]+) \+- (?P<std>[\d.]+) \|$",
     re.M,
 )
+_SEED = re.compile(r"^dreamgym pipeline .*--seed (?P<seed>\d+)", re.M)
 _TIME = re.compile(r"^- Training time: (?P<minutes>[\d.]+) min end to end \((?P<hw>.*)\)\.$", re.M)
 
 
@@ -61,6 +63,10 @@ def _versus(real: float, base: float) -> str:
     return f"{real / base:.2f}x" if base > 0 else f"{real - base:+.1f}"
 
 
+def _preset(preset: str, seed: int) -> str:
+    return preset if seed == 0 else f"{preset} (seed {seed})"
+
+
 def card_row(card: Path) -> dict[str, str]:
     """The row of a shipped model, from its model card.
 
@@ -76,10 +82,10 @@ def card_row(card: Path) -> dict[str, str]:
         raise SourceError(f"{card}: no title, real scores or training time where a card has them")
     real, base = float(controller["mean"]), float(baseline["mean"])
     policy = baseline["policy"].removesuffix(" (the collection policy)")
-    rel = _link(card)
+    rel, seed = _link(card), _SEED.search(text)
     return {
         "env": made["env"],
-        "preset": made["preset"],
+        "preset": _preset(made["preset"], int(seed["seed"]) if seed else 0),
         "score": f"**{controller['mean']} +- {controller['std']}** ({controller['episodes']}; "
         f"{_versus(real, base)})",
         "baseline": f"{policy}: {baseline['mean']} +- {baseline['std']} ({baseline['episodes']})",
@@ -102,7 +108,7 @@ def pipeline_row(report: dict[str, Any], run: dict[str, Any], where: str) -> dic
     minutes = sum(x["seconds"] for x in s.values()) / 60
     return {
         "env": c["env"],
-        "preset": c["preset"],
+        "preset": _preset(c["preset"], c.get("seed", 0)),
         "score": f"**{real['mean']:.1f} +- {real['std']:.1f}** ({real['episodes']}; "
         f"{_versus(real['mean'], base['mean'])})",
         "baseline": f"{base['policy']}: {base['mean']:.1f} +- {base['std']:.1f} "

@@ -288,7 +288,8 @@ def _card(name: str, run: Path, report: dict[str, Any], done_mode: str, agreemen
         "Rebuild it:",
         "",
         "```bash",
-        f"dreamgym pipeline --env {c['env']} --preset {c['preset']} --out {name}-run",
+        f"dreamgym pipeline --env {c['env']} --preset {c['preset']} --out {name}-run"
+        + (f" --seed {c['seed']}" if c.get("seed", 0) else ""),
         f"dreamgym export --run {name}-run --out {name}",
         "```",
         "",
