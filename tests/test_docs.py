@@ -96,14 +96,17 @@ def test_committed_runs_add_rows_no_card_covers(tmp_path):
     shutil.copytree(ROOT / "dreamgym" / "pretrained" / "doom-takecover", cards / "doom-takecover",
                     ignore=shutil.ignore_patterns("*.safetensors", "controller"))  # fmt: skip
     runs = tmp_path / "results"
-    for name, file, report, preset in (
+    for name, file, report, preset, *seed in (
         ("a-doom", "report.json", pipeline_report(1, 1), "cpu"),
         ("b-doom", "report.json", pipeline_report(1, 1), None),
         ("c-pusht", "plan.json", plan_report(True), None),
+        ("d-doom", "report.json", pipeline_report(2, 1), "cpu", 1),  # another seed: its own row
     ):
         (runs / name).mkdir(parents=True)
         if preset:  # the card's env and preset: the card's row stands
             report["config"]["preset"] = preset
+        if seed:
+            report["config"]["seed"] = seed[0]
         (runs / name / file).write_text(json.dumps(report))
         (runs / name / "run.json").write_text(json.dumps({"hardware": "h", "model": "m"}))
     found = results.rows(cards, runs)
@@ -111,6 +114,7 @@ def test_committed_runs_add_rows_no_card_covers(tmp_path):
         ("doom-takecover", "cpu"),
         ("doom-takecover", "small"),
         ("pusht", "m"),
+        ("doom-takecover", "cpu (seed 1)"),
     ]
     assert found[1]["source"].endswith("b-doom/report.json)")
 
