@@ -35,8 +35,8 @@ SEARCH_DEPTH = 3
 Loader = Callable[[Path, dict[str, Any], "str | torch.device"], WorldModel]
 # Loaders by kind: a function, or "module:function" imported on first use.
 _LOADERS: dict[str, Loader | str] = {
-    "vae-mdnrnn": "dreamgym.worldmodels.vm:load_vm",
-    "latent": "dreamgym.worldmodels.latent:load_latent",
+    "vae-mdnrnn": "dreamgym.worldmodels.vm.model:load_vm",
+    "latent": "dreamgym.worldmodels.latent.model:load_latent",
 }
 _CACHE: dict[tuple[str, int, str], WorldModel] = {}
 

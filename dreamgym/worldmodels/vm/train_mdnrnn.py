@@ -32,17 +32,17 @@ from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import DatasetUnion, RolloutDataset
 from dreamgym.worldmodels.bundle import write_info
 from dreamgym.worldmodels.common import autocast, split_episodes
-from dreamgym.worldmodels.mdnrnn import (
+from dreamgym.worldmodels.trainer import EpochTrainer
+from dreamgym.worldmodels.vm.mdnrnn import (
     MDNRNN,
     MDNRNNConfig,
     fit_logit_offset,
     mdnrnn_losses,
     mdnrnn_preset,
 )
-from dreamgym.worldmodels.train_vae import VAE_FILE, load_vae
-from dreamgym.worldmodels.trainer import EpochTrainer
-from dreamgym.worldmodels.vae import ConvVAE, frames_to_input
-from dreamgym.worldmodels.vm import BUNDLE_KIND
+from dreamgym.worldmodels.vm.model import BUNDLE_KIND
+from dreamgym.worldmodels.vm.train_vae import VAE_FILE, load_vae
+from dreamgym.worldmodels.vm.vae import ConvVAE, frames_to_input
 
 MDNRNN_FILE = "mdnrnn.safetensors"
 LATENTS_FILE = "latents.safetensors"
@@ -118,7 +118,7 @@ class MDNRNNTrainer(EpochTrainer):
             all of them, and a larger ``epochs`` trains further.
         preset: ``paper``, ``small`` or ``debug`` (see :func:`mdnrnn_preset`).
         overrides: config fields to change from the preset, e.g. ``{"seq_len": 100}``.
-        device, bf16, skip_corrupt: as for :class:`~dreamgym.worldmodels.train_vae.VAETrainer`.
+        device, bf16, skip_corrupt: as for :class:`~dreamgym.worldmodels.vm.train_vae.VAETrainer`.
     """
 
     name = "mdnrnn"
@@ -296,7 +296,7 @@ class MDNRNNTrainer(EpochTrainer):
     @torch.no_grad()
     def done_calibration(self) -> dict[str, Any] | None:
         """The done head's logit offset fitted on whole validation episodes (see
-        :func:`~dreamgym.worldmodels.mdnrnn.fit_logit_offset`); None without a death there."""
+        :func:`~dreamgym.worldmodels.vm.mdnrnn.fit_logit_offset`); None without a death there."""
         val = self.val_eps[:256]
         if len(val) == 0:
             return None

@@ -18,7 +18,7 @@ from dreamgym.worldmodels.checkpoint import (
 )
 from dreamgym.worldmodels.common import autocast, reconstruction_grid, split_episodes
 from dreamgym.worldmodels.trainer import EpochTrainer
-from dreamgym.worldmodels.vae import (
+from dreamgym.worldmodels.vm.vae import (
     ConvVAE,
     VAEConfig,
     frames_to_input,
