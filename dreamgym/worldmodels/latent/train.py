@@ -62,7 +62,7 @@ from dreamgym.worldmodels.latent.model import BUNDLE_KIND, PAIR_KEYS, LatentNet,
 from dreamgym.worldmodels.latent.presets import latent_preset
 from dreamgym.worldmodels.latent.readouts import decoded_grid, readout_losses
 from dreamgym.worldmodels.latent.sigreg import sigreg
-from dreamgym.worldmodels.trainer import EpochTrainer
+from dreamgym.worldmodels.trainer import EpochMeans, EpochTrainer, optimizer_step
 
 LATENT_FILE = "latent.safetensors"
 INITIAL_FILE = "initial_frames.safetensors"
@@ -392,11 +392,14 @@ class LatentTrainer(EpochTrainer):
         return terms
 
     def train_epoch(self, progress: bool) -> dict[str, float]:
+        """An epoch of windows (``windows_per_epoch``): AdamW at the rate :func:`learning_rate`
+        gives each step, the gradient norm clipped at ``grad_clip`` (unless 0), the readouts
+        apart from the core; metrics are means over windows."""
         c = self.config
         self.model.train()
         starts = int((self.dataset.lengths[self.train_eps] - self.span + 1).sum())
         total = c.windows_per_epoch or starts
-        sums: dict[str, torch.Tensor | float] = {}
+        means = EpochMeans(per_sample=True, on_device=True)
         start = time.perf_counter()
         batches = range(0, total, c.batch_size)
         devices = []
@@ -412,21 +415,14 @@ class LatentTrainer(EpochTrainer):
                 size = min(c.batch_size, total - first)
                 terms = self.losses(self.windows(self.train_eps, size, self.rng), self.generator)
                 step = self.epoch * len(batches) + first // c.batch_size
-                for group in self.optimizer.param_groups:
-                    group["lr"] = learning_rate(c, step, c.epochs * len(batches))
-                self.optimizer.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                if c.grad_clip:  # the readouts apart, so that they never rescale the core
-                    for group in self._clip_groups():
-                        torch.nn.utils.clip_grad_norm_(group, c.grad_clip)
-                self.optimizer.step()
-                # Summed on the device: reading a value every step would stall a GPU.
-                for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + value.detach() * size
+                # The readouts are clipped apart, so that they never rescale the core.
+                optimizer_step(terms["loss"], self.optimizer, clip=c.grad_clip or None,
+                               clip_groups=self._clip_groups(),
+                               lr=learning_rate(c, step, c.epochs * len(batches)))  # fmt: skip
+                means.add(terms, size)
         seconds = time.perf_counter() - start
         self._precise_batchnorm()
-        row = {f"train/{k}": float(v) / total for k, v in sums.items()}
-        return {**row, "windows_per_second": total / seconds}
+        return {**means.means(), "windows_per_second": total / seconds}
 
     def _clip_groups(self) -> list[list[nn.Parameter]]:
         readouts = [m for m in (self.model.decoder, self.model.heads) if m is not None]
