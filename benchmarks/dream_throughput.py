@@ -20,8 +20,8 @@ import torch
 from dreamgym import worldmodels
 from dreamgym.dreams import DreamEnv, DreamVectorEnv
 from dreamgym.envs import make_env
-from dreamgym.worldmodels.mdnrnn import MDNRNN, mdnrnn_preset, sample_mdn
-from dreamgym.worldmodels.vae import ConvVAE
+from dreamgym.worldmodels.vm.mdnrnn import MDNRNN, mdnrnn_preset, sample_mdn
+from dreamgym.worldmodels.vm.vae import ConvVAE
 
 INFO = {"env": "carracing", "action_low": [-1.0, 0.0, 0.0], "action_high": [1.0, 1.0, 1.0]}
 

@@ -20,8 +20,8 @@ import torch
 
 from dreamgym.agents import ControllerSpec, DreamBackend
 from dreamgym.worldmodels import VMWorldModel
-from dreamgym.worldmodels.mdnrnn import MDNRNN, mdnrnn_preset
-from dreamgym.worldmodels.vae import ConvVAE
+from dreamgym.worldmodels.vm.mdnrnn import MDNRNN, mdnrnn_preset
+from dreamgym.worldmodels.vm.vae import ConvVAE
 
 POPSIZE, ROLLOUTS = 64, 16
 

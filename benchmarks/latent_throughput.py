@@ -29,8 +29,8 @@ from dreamgym.agents.planning import Planner, planner_preset
 from dreamgym.dreams import DreamVectorEnv
 from dreamgym.rollouts import CollectConfig, collect
 from dreamgym.worldmodels import load
-from dreamgym.worldmodels.train_latent import train_latent
-from dreamgym.worldmodels.vit import VisionTransformer, dinov2_vits14
+from dreamgym.worldmodels.latent.encoders import VisionTransformer, dinov2_vits14
+from dreamgym.worldmodels.latent.train import train_latent
 
 
 def push_t_data(root: Path) -> Path:

@@ -38,9 +38,9 @@ from dreamgym.agents.planning import Planner, planner_preset
 from dreamgym.dreams import DreamEnv, DreamVectorEnv
 from dreamgym.dreams.agent import WorldModelPolicy
 from dreamgym.envs import make_env
-from dreamgym.worldmodels.latent import LatentNet, latent_world_model
-from dreamgym.worldmodels.train_latent import latent_preset
-from dreamgym.worldmodels.vae import ConvVAE, vae_loss
+from dreamgym.worldmodels.latent.model import LatentNet, latent_world_model
+from dreamgym.worldmodels.latent.presets import latent_preset
+from dreamgym.worldmodels.vm.vae import ConvVAE, vae_loss
 
 
 def spin() -> None:

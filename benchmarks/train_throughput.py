@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from dreamgym.rollouts import CollectConfig, collect
-from dreamgym.worldmodels.mdnrnn import MDNRNN, mdnrnn_losses
-from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
-from dreamgym.worldmodels.train_vae import VAETrainer
-from dreamgym.worldmodels.vae import ConvVAE, vae_loss
+from dreamgym.worldmodels.vm.mdnrnn import MDNRNN, mdnrnn_losses
+from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
+from dreamgym.worldmodels.vm.train_vae import VAETrainer
+from dreamgym.worldmodels.vm.vae import ConvVAE, vae_loss
 
 
 def sync(device: torch.device) -> None:

@@ -102,7 +102,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         "skip_corrupt": args.skip_corrupt,
     }  # fmt: skip
     if args.component == "latent":
-        from dreamgym.worldmodels.train_latent import LatentTrainer
+        from dreamgym.worldmodels.latent.train import LatentTrainer
 
         overrides.update(encoder=args.encoder, dinov2_weights=args.dinov2_weights, vae=args.vae,
                          frameskip=args.frameskip, history=args.history,
@@ -114,12 +114,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
                                 {k: v for k, v in overrides.items() if v is not None},
                                 args.device, args.bf16, args.skip_corrupt)  # fmt: skip
     elif args.component == "vae":
-        from dreamgym.worldmodels.train_vae import VAETrainer
+        from dreamgym.worldmodels.vm.train_vae import VAETrainer
 
         overrides.update(z_size=args.z_size, max_episodes=args.max_episodes)
         trainer = VAETrainer(args.data, args.out, **common)
     else:
-        from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
+        from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
 
         overrides.update(seq_len=args.seq_len, hidden_size=args.hidden_size,
                          dropout=args.dropout, dream_dropout=args.dream_dropout)  # fmt: skip

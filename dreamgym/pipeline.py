@@ -351,14 +351,14 @@ class Pipeline:
                              c.iteration_steps or c.max_steps)  # fmt: skip
 
     def _stage_train_vae(self, k: int) -> dict[str, Any]:
-        from dreamgym.worldmodels.train_vae import VAETrainer
+        from dreamgym.worldmodels.vm.train_vae import VAETrainer
 
         trainer = VAETrainer(self.data(0), self.bundle(0), preset=self.config.model_preset,
                              overrides=self.config.vae_overrides, device=self.device)  # fmt: skip
         return _last_losses(trainer.fit(self.progress))
 
     def _stage_train_mdnrnn(self, k: int) -> dict[str, Any]:
-        from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
+        from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
 
         c, bundle = self.config, self.bundle(k)
         overrides = dict(c.mdnrnn_overrides)

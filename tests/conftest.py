@@ -38,8 +38,8 @@ def car_data(ray_local, tmp_path_factory) -> Path:
 
 def train_tiny_bundle(data: Path, out: Path, vae_epochs: int, mdnrnn_epochs: int) -> Path:
     """V then M with the debug presets, into one bundle directory."""
-    from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
-    from dreamgym.worldmodels.train_vae import VAETrainer
+    from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
+    from dreamgym.worldmodels.vm.train_vae import VAETrainer
 
     VAETrainer(data, out, preset="debug", overrides={"epochs": vae_epochs}, device="cpu").fit(False)
     MDNRNNTrainer(

@@ -1,5 +1,6 @@
 """Imports point down the layers: envs -> rollouts -> worldmodels -> dreams -> agents -> fidelity ->
-pipeline / CLI, with shared infrastructure below them all. Lazy (function-level) imports count."""
+pipeline / CLI, with shared infrastructure below them all; inside worldmodels, the shared modules
+-> vm/ -> latent/. Lazy (function-level) imports count."""
 
 from __future__ import annotations
 
@@ -43,3 +44,25 @@ def test_every_import_points_down_the_layers():
             if layer(target) > layer(module):
                 upward.append(f"{module} imports {target}")
     assert not upward, "imports against the layers:\n" + "\n".join(upward)
+
+
+FAMILIES = {"vm": 1, "latent": 2}  # worldmodels' own folders; the rest is shared (level 0)
+
+
+def family(module: str) -> int:
+    """A worldmodels module's level: shared modules 0, then V+M, then the latent family (whose
+    ``vae`` encoder is a trained V)."""
+    parts = module.split(".")
+    return FAMILIES.get(parts[2], 0) if len(parts) > 2 else 0
+
+
+def test_world_model_families_import_the_shared_modules_not_the_reverse():
+    upward = []
+    for path in sorted((PACKAGE / "worldmodels").rglob("*.py")):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if module == "dreamgym.worldmodels.__init__":
+            continue  # the package re-exports each family's world model
+        for target in sorted(imports(path)):
+            if target.startswith("dreamgym.worldmodels.") and family(target) > family(module):
+                upward.append(f"{module} imports {target}")
+    assert not upward, "imports against the world-model families:\n" + "\n".join(upward)

@@ -17,7 +17,6 @@ spec's ``goal_object``: Push-T's block), since that decides how hard a pair is.
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -28,11 +27,13 @@ from typing import Any
 import numpy as np
 
 from dreamgym.common import validate
+from dreamgym.common.resolve import resolve_callable
 from dreamgym.common.threads import torch_threads
 from dreamgym.envs import get_env_spec, make_env
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
 from dreamgym.rollouts.collect import episode_seed
+from dreamgym.rollouts.episode import play
 from dreamgym.rollouts.policies import BUILTIN_POLICIES
 from dreamgym.rollouts.store import read_manifest, read_meta
 
@@ -307,8 +308,7 @@ def success_rule(env: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     name = get_env_spec(env).goal_success
     if name is None:
         raise DreamgymError(f"env {env!r} has no goal-success rule; goal reaching needs one")
-    module, _, function = name.partition(":")
-    return getattr(importlib.import_module(module), function)
+    return resolve_callable(name, f"env {env!r}'s goal_success")
 
 
 class OraclePolicy:
@@ -337,6 +337,35 @@ class UniformPolicy:
         return self.rng.uniform(self.low, self.high).astype(np.float32)
 
 
+class _FromStart:
+    """Replays the recorded actions up to a pair's start, then hands over to ``policy``: the
+    real-episode loop (``play``) drives the env from its seed, and the policy takes over at the
+    start, after the replay is checked to have reached the recorded state.
+
+    From the handover on, a policy with an ``observe_info(info)`` method sees the env's info
+    before each action, as in ``play``."""
+
+    def __init__(self, actions: np.ndarray, policy, check: Callable[[dict], None]) -> None:
+        self.prefix, self.policy, self.check = list(actions), policy, check
+        self.info: dict[str, Any] = {}
+        self.first_frame: np.ndarray | None = None
+        self.start: float | None = None  # when the policy took over (perf_counter)
+
+    def observe_info(self, info: dict[str, Any]) -> None:
+        self.info = info
+
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        if self.prefix:
+            return self.prefix.pop(0)
+        if self.start is None:
+            self.check(self.info)
+            self.first_frame, self.start = frame, time.perf_counter()
+        observe_info = getattr(self.policy, "observe_info", None)
+        if callable(observe_info):
+            observe_info(self.info)
+        return self.policy.act(frame)
+
+
 def reach(env_name: str, data: RolloutDataset, pair: GoalPair, policy, budget: int,
           keep_frames: bool = False) -> dict[str, Any]:  # fmt: skip
     """Run ``policy`` for ``budget`` env steps from ``pair``'s start: the final state, success,
@@ -345,30 +374,33 @@ def reach(env_name: str, data: RolloutDataset, pair: GoalPair, policy, budget: i
     episode = data.episode(pair.episode)
     env = make_env(env_name, max_episode_steps=pair.start + budget + 1,
                    frame_skip=int(data.meta.get("frame_skip", 1)))  # fmt: skip
-    observe_info = getattr(policy, "observe_info", None)
-    try:
-        frame, info = env.reset(seed=int(episode.seed))
-        for action in episode.actions[: pair.start]:
-            frame, _, _, _, info = env.step(action)
-        if not np.allclose(info["state"], episode.state[pair.start], atol=1e-6):
+
+    def check(info: dict[str, Any] | None) -> None:
+        if info is None or not np.allclose(info["state"], episode.state[pair.start], atol=1e-6):
             raise DreamgymError(
                 f"replaying episode {pair.episode} of {str(data.root)!r} did not reproduce its "
                 "recorded state: the env is not deterministic for its seed"
             )
-        frames = [frame] if keep_frames else []
-        steps, start = 0, time.perf_counter()
-        for _ in range(budget):
-            if callable(observe_info):
-                observe_info(info)
-            frame, _, terminated, truncated, info = env.step(policy.act(frame))
+
+    driver = _FromStart(episode.actions[: pair.start], policy, check)
+    frames, steps = [], 0
+    try:
+        for step in play(env, driver, int(episode.seed)):
+            if driver.start is None:
+                continue  # a replayed step
             steps += 1
             if keep_frames:
-                frames.append(frame)
-            if terminated or truncated:
+                frames.append(step.next_obs)
+            info = step.next_info
+            if steps == budget:
                 break
-        seconds = time.perf_counter() - start
+        if driver.start is None:  # the episode ended before the start: not the recorded one
+            check(None)
+        seconds = time.perf_counter() - driver.start
     finally:
         env.close()
+    if keep_frames:
+        frames.insert(0, driver.first_frame)
     state = np.asarray(info["state"])
     ok = bool(success_rule(env_name)(state, pair.goal_state))
     return {"success": ok, "final_state": state.tolist(), "seconds": seconds, "steps": steps,

@@ -10,7 +10,6 @@ workers, so they must be picklable.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from dreamgym.common.pretrained import CONTROLLER_DIR, resolve_path
+from dreamgym.common.resolve import resolve_callable
 from dreamgym.errors import DreamgymError
 
 
@@ -309,8 +309,7 @@ def load_policy_file(path: str | Path) -> Policy:
         raise DreamgymError(f"policy file {str(path)!r} has kind {kind!r}; known kinds: {known}")
     loader = _FILE_LOADERS[kind]
     if isinstance(loader, str):
-        module, _, name = loader.partition(":")
-        loader = getattr(importlib.import_module(module), name)
+        loader = resolve_callable(loader, f"the loader of policy-file kind {kind!r}")
     return loader(path, meta)
 
 

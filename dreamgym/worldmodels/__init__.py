@@ -1,5 +1,7 @@
-"""World models behind one small protocol (:mod:`dreamgym.worldmodels.protocol`): V (ConvVAE) +
-M (MDN-RNN), and latent models (DINO-WM, LeWM: :mod:`dreamgym.worldmodels.latent`).
+"""World models behind one small protocol (:mod:`dreamgym.worldmodels.protocol`), one folder per
+family: V (ConvVAE) + M (MDN-RNN) in :mod:`dreamgym.worldmodels.vm`, and latent models (DINO-WM,
+LeWM) in :mod:`dreamgym.worldmodels.latent`; bundles, checkpoints and the training loop are
+shared.
 
 >>> from dreamgym import worldmodels
 >>> model = worldmodels.load("runs/car/worldmodel")     # a bundle directory
@@ -11,9 +13,9 @@ M (MDN-RNN), and latent models (DINO-WM, LeWM: :mod:`dreamgym.worldmodels.latent
 from __future__ import annotations
 
 from dreamgym.worldmodels.bundle import load, register_world_model_kind
-from dreamgym.worldmodels.latent import LatentState, LatentWorldModel
+from dreamgym.worldmodels.latent.model import LatentState, LatentWorldModel
 from dreamgym.worldmodels.protocol import WorldModel, state_assign, state_index, state_where
-from dreamgym.worldmodels.vm import VMState, VMWorldModel
+from dreamgym.worldmodels.vm.model import VMState, VMWorldModel
 
 __all__ = [
     "LatentState",

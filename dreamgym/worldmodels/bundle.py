@@ -24,6 +24,7 @@ import torch
 from dreamgym.common.device import resolve_device
 from dreamgym.common.io import HOME_VARIABLE, atomic_write_json, dreamgym_home
 from dreamgym.common.pretrained import describe, pretrained_for_env, resolve_path
+from dreamgym.common.resolve import resolve_callable
 from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.protocol import WorldModel
@@ -35,8 +36,8 @@ SEARCH_DEPTH = 3
 Loader = Callable[[Path, dict[str, Any], "str | torch.device"], WorldModel]
 # Loaders by kind: a function, or "module:function" imported on first use.
 _LOADERS: dict[str, Loader | str] = {
-    "vae-mdnrnn": "dreamgym.worldmodels.vm:load_vm",
-    "latent": "dreamgym.worldmodels.latent:load_latent",
+    "vae-mdnrnn": "dreamgym.worldmodels.vm.model:load_vm",
+    "latent": "dreamgym.worldmodels.latent.model:load_latent",
 }
 _CACHE: dict[tuple[str, int, str], WorldModel] = {}
 
@@ -98,10 +99,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
         )
     loader = _LOADERS[kind]
     if isinstance(loader, str):
-        import importlib
-
-        module, _, name = loader.partition(":")
-        loader = getattr(importlib.import_module(module), name)
+        loader = resolve_callable(loader, f"the loader of bundle kind {kind!r}")
     model = loader(root, info, device)
     # Where the model came from, for reprs and infos (``pretrained:NAME`` for shipped ones).
     model.info["source"] = describe(root)

@@ -1,7 +1,7 @@
 """The world-model protocol (v2): the small interface every downstream module depends on.
 
-V+M (:class:`~dreamgym.worldmodels.vm.VMWorldModel`) is the first implementation; a DINO-WM-style
-latent model is another. Dreams, agents, planners and the renderer use only this.
+V+M (:class:`~dreamgym.worldmodels.vm.model.VMWorldModel`) is the first implementation; a
+DINO-WM-style latent model is another. Dreams, agents, planners and the renderer use only this.
 
 The core every model implements (:class:`WorldModel`): start states, ``encode`` real frames,
 ``advance`` along a real episode, ``step`` the dynamics (model-specific options such as V+M's

@@ -1,4 +1,5 @@
-"""The resumable epoch loop shared by the V and M trainers.
+"""The resumable epoch loop shared by the V, M and latent trainers, and the parts of a training
+step they share (:func:`optimizer_step`, :class:`EpochMeans`).
 
 A trainer's whole state (weights, optimizer, RNGs, metric history) is one checkpoint file,
 ``out/<name>.safetensors``, rewritten atomically after every epoch. Creating a trainer on an
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,79 @@ from dreamgym.worldmodels.checkpoint import (
     save_checkpoint,
 )
 from dreamgym.worldmodels.common import resolve_config, seeded_init
+
+
+def optimizer_step(
+    loss: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    *,
+    clip: float | None = None,
+    clip_groups: Sequence[Iterable[torch.Tensor]] | None = None,
+    lr: float | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> None:
+    """One optimizer step on ``loss``: clear the gradients (to None), back-propagate, clip the
+    gradient norm, step the optimizer, then the scheduler.
+
+    The trainers differ in clipping and schedule, and say how by these arguments: V neither
+    clips nor schedules; M clips at its ``grad_clip`` (1, as in the paper) and decays the
+    learning rate through a torch scheduler; the latent trainer clips at its ``grad_clip``
+    (unless 0) with its readouts apart from the core, and sets the rate of each step itself.
+
+    Args:
+        loss: the scalar to minimise.
+        optimizer: the optimizer over the parameters ``loss`` depends on.
+        clip: the gradient norm to clip to; None: no clipping.
+        clip_groups: parameters whose norm is clipped, each group on its own (default: all the
+            optimizer's parameters, one group).
+        lr: a learning rate set on every parameter group before the step (a schedule computed
+            from the step number by the caller); None: leave it.
+        scheduler: a learning-rate scheduler stepped after the optimizer.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        if clip_groups is None:
+            clip_groups = [[p for group in optimizer.param_groups for p in group["params"]]]
+        for group in clip_groups:
+            torch.nn.utils.clip_grad_norm_(group, clip)
+    if lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+
+
+class EpochMeans:
+    """An epoch's training metrics: each loss term's mean over the epoch's batches.
+
+    The trainers average differently, and say how by these arguments: V and the latent trainer
+    weigh each batch by its size (the mean over every frame or window) and sum on the device,
+    as reading a value every step would stall a GPU; M weighs every batch alike (its last,
+    smaller batch counts as much as the others) and reads each value as it comes.
+
+    Args:
+        per_sample: weigh each batch by its size (else every batch weighs 1).
+        on_device: sum the terms as tensors where they are (else as Python floats, read at once).
+    """
+
+    def __init__(self, per_sample: bool, on_device: bool) -> None:
+        self.per_sample, self.on_device = per_sample, on_device
+        self.sums: dict[str, torch.Tensor | float] = {}
+        self.weight = 0
+
+    def add(self, terms: Mapping[str, torch.Tensor], size: int) -> None:
+        """Add one batch's terms; ``size``: its samples."""
+        weight = size if self.per_sample else 1
+        for key, value in terms.items():
+            value = value.detach() * weight if self.on_device else value.item() * weight
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.weight += weight
+
+    def means(self, prefix: str = "train/") -> dict[str, float]:
+        """``{prefix + term: mean}`` (empty before any batch)."""
+        return {f"{prefix}{k}": float(v) / self.weight for k, v in self.sums.items()}
 
 
 class EpochTrainer(ABC):
@@ -88,7 +162,8 @@ class EpochTrainer(ABC):
 
     @abstractmethod
     def train_epoch(self, progress: bool) -> dict[str, float]:
-        """One pass over the training data; returns ``{"train/...": value}``."""
+        """One pass over the training data; returns ``{"train/...": value}``. Steps go
+        through :func:`optimizer_step`, the metrics through :class:`EpochMeans`."""
 
     @abstractmethod
     def evaluate(self) -> dict[str, float]:

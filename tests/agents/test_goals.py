@@ -28,7 +28,7 @@ PLAN = ["--episodes", "3", "--preset", "debug", "--goal-offset", "10", "--budget
 @pytest.fixture(scope="module")
 def latent(pusht_data, tmp_path_factory):
     """A debug latent model of Push-T trained on ``pusht_data`` (4 episodes, 1 held out)."""
-    from dreamgym.worldmodels.train_latent import train_latent
+    from dreamgym.worldmodels.latent.train import train_latent
 
     out = tmp_path_factory.mktemp("goals") / "latent"
     train_latent(pusht_data, out, preset="debug", device="cpu", progress=False, goal_offset=10,

@@ -181,7 +181,7 @@ def test_planner_settings_are_checked():
 
 def test_plan_command_on_push_t_scores_planner_random_and_oracle(pusht_data, tmp_path, capsys):
     from dreamgym.cli import main
-    from dreamgym.worldmodels.train_latent import train_latent
+    from dreamgym.worldmodels.latent.train import train_latent
 
     model = tmp_path / "latent"
     train_latent(pusht_data, model, preset="debug", device="cpu", progress=False,

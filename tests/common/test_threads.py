@@ -12,7 +12,7 @@ from dreamgym.cli import main
 from dreamgym.common import threads
 from dreamgym.common.threads import set_threads, threads_for
 from dreamgym.errors import DreamgymError
-from dreamgym.worldmodels.train_vae import VAETrainer
+from dreamgym.worldmodels.vm.train_vae import VAETrainer
 
 
 class ThreadsSeen:

@@ -12,7 +12,7 @@ from dreamgym.agents.run import EvolveSettings, evolve
 from dreamgym.dreams.core import DreamCore
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import load
-from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, dropout_masks
+from dreamgym.worldmodels.vm.mdnrnn import MDNRNN, MDNRNNConfig, dropout_masks
 
 
 def test_masks_are_inverted_dropout():

@@ -14,7 +14,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from dreamgym import worldmodels
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import RolloutDataset
-from dreamgym.worldmodels.train_latent import train_latent
+from dreamgym.worldmodels.latent.train import train_latent
 
 
 def test_the_push_t_dream_from_a_latent_model(pusht_data, tmp_path):

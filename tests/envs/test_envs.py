@@ -168,7 +168,7 @@ def test_a_registered_env_brings_its_facts_everywhere(short_car):
     from dreamgym.envs import register_real_env
     from dreamgym.errors import DreamgymError
     from dreamgym.pipeline import pipeline_preset
-    from dreamgym.worldmodels.vae import vae_preset
+    from dreamgym.worldmodels.vm.vae import vae_preset
 
     env = make_env("short-car")
     assert env.spec.max_episode_steps == 50 and env.observation_space.shape == (64, 64, 3)

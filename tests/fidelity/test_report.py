@@ -255,7 +255,7 @@ def test_each_verdict_leads_with_the_quantity_that_decided_it():
 def _blur_loader(root, info, device):
     """The real V+M of a bundle whose V decodes every frame to one blur: the per-pixel mean
     frame of its training data (the best a constant can do)."""
-    from dreamgym.worldmodels.vm import load_vm
+    from dreamgym.worldmodels.vm.model import load_vm
 
     model = load_vm(root, info, device)
     frames = RolloutDataset(info["training"]["data"]).frames()

@@ -14,7 +14,7 @@ from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.rollouts import RolloutDataset
 from dreamgym.worldmodels import VMState, WorldModel, state_index, state_where
 from dreamgym.worldmodels.protocol import Decodes, HasGoalCost, PredictsRewardDone, rollout
-from dreamgym.worldmodels.train_vae import VAETrainer
+from dreamgym.worldmodels.vm.train_vae import VAETrainer
 
 
 def dream(model, seed: int, steps: int = 5):

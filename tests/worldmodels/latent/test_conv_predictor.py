@@ -11,10 +11,10 @@ from helpers import assert_frame_causal
 from dreamgym import worldmodels
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import RolloutDataset
-from dreamgym.worldmodels.conv_predictor import ConvPredictor, ConvPredictorConfig
-from dreamgym.worldmodels.latent import LatentConfig
+from dreamgym.worldmodels.latent.config import LatentConfig
+from dreamgym.worldmodels.latent.predictors import ConvPredictor, ConvPredictorConfig
+from dreamgym.worldmodels.latent.train import train_latent
 from dreamgym.worldmodels.protocol import rollout
-from dreamgym.worldmodels.train_latent import train_latent
 
 EPOCHS = 6
 SMALL = ConvPredictorConfig(frames=3, grid=4, channels=8, action_dim=6, proprio_dim=4)

@@ -6,7 +6,7 @@ import torch
 from torch import distributions as D
 from torch.nn import functional as F
 
-from dreamgym.worldmodels.mdnrnn import (
+from dreamgym.worldmodels.vm.mdnrnn import (
     MDNRNN,
     MDNRNNConfig,
     mdn_log_prob,
@@ -14,7 +14,7 @@ from dreamgym.worldmodels.mdnrnn import (
     mdnrnn_preset,
     sample_mdn,
 )
-from dreamgym.worldmodels.train_mdnrnn import MDNRNNTrainer
+from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
 
 
 def random_mixture(shape, k=5, seed=0):
@@ -185,7 +185,7 @@ def test_resumed_training_matches_uninterrupted(car_data, car_bundle, tmp_path):
 
 
 def test_done_calibration_offset_matches_the_observed_number_of_ends():
-    from dreamgym.worldmodels.mdnrnn import fit_logit_offset
+    from dreamgym.worldmodels.vm.mdnrnn import fit_logit_offset
 
     rng = np.random.default_rng(0)
     logits = rng.normal(-2.0, 1.5, 5_000)  # a head that predicts far too many ends

@@ -20,7 +20,7 @@ For a frozen encoder (DINOv2, V) the targets carry no gradient; for the jointly 
 they do (LeWM), SIGReg being what stops the encoder from collapsing to a constant. SIGReg is
 computed per frame slot and token over the batch (LeWM: per time step), on fresh random
 directions every step. The proprio target is the z-scored proprioception itself, not its
-learnt embedding as in DINO-WM (see ``predictor.py`` for why).
+learnt embedding as in DINO-WM (see ``predictors.py`` for why).
 
 An epoch draws ``windows_per_epoch`` windows uniformly over every window start of the training
 episodes (by default as many as there are starts: DINO-WM's epoch; DINO-WM visits each once,
@@ -56,81 +56,18 @@ from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import DatasetUnion
 from dreamgym.worldmodels.bundle import write_info
 from dreamgym.worldmodels.common import autocast, split_episodes
-from dreamgym.worldmodels.latent import (
-    BUNDLE_KIND,
-    ENCODER_FILES,
-    PAIR_KEYS,
-    FrozenEncoder,
-    LatentConfig,
-    LatentNet,
-    LatentWorldModel,
-    PixelEncoder,
-    frozen_encoder,
-)
-from dreamgym.worldmodels.readouts import decoded_grid, readout_losses
-from dreamgym.worldmodels.sigreg import sigreg
-from dreamgym.worldmodels.trainer import EpochTrainer
+from dreamgym.worldmodels.latent.config import ENCODER_FILES, LatentConfig
+from dreamgym.worldmodels.latent.encoders import FrozenEncoder, PixelEncoder, frozen_encoder
+from dreamgym.worldmodels.latent.model import BUNDLE_KIND, PAIR_KEYS, LatentNet, LatentWorldModel
+from dreamgym.worldmodels.latent.presets import latent_preset
+from dreamgym.worldmodels.latent.readouts import decoded_grid, readout_losses
+from dreamgym.worldmodels.latent.sigreg import sigreg
+from dreamgym.worldmodels.trainer import EpochMeans, EpochTrainer, optimizer_step
 
 LATENT_FILE = "latent.safetensors"
 INITIAL_FILE = "initial_frames.safetensors"
 PRECISE_BN_FRAMES = 2048
 PIXEL_FIT_FRAMES = 4096
-
-
-def latent_preset(name: str, action_size: int, proprio_size: int = 0) -> LatentConfig:
-    """Named presets (``action_size`` and ``proprio_size`` come from the data):
-
-    - ``debug``: a very small ViT and predictor, seconds on a CPU (the tests);
-    - ``cpu``: what 2 CPU cores train in about half an hour and plan with: the fixed
-      ``pixels`` encoder at 16 x 16 x 3 and the convolutional predictor
-      (``conv_predictor.py``, 32 channels), history 3, frameskip 5, proprio when the data has
-      it, and the rollout loss over 3 model steps from the first epoch; AdamW 1e-3, weight
-      decay 1e-3, a 5% warm-up then a cosine decay; 40 epochs of 5,120 windows of batch 64.
-      Not DINO-WM's or LeWM's recipe: trained on 2 cores, a transformer over one latent token
-      per frame imagined hardly any of what a push does to the frame; pooled pixels cannot
-      drift to suit the predictor, and the convolution learns contact once for every place in
-      the frame (``docs/planning.md``);
-    - ``cpu-vit``: LeWM's recipe at a size 2 CPU cores can train (the ``cpu`` preset's
-      earlier recipe, see CHANGELOG.md): a tiny ViT trained jointly with SIGReg, its CLS token
-      the latent, history 3, frameskip 5, DINO-WM's predictor shape (dropout 0.1) on one token
-      per frame, proprio when the data has it (DINO-WM); AdamW, weight decay 1e-3 (LeWM), a 5%
-      warm-up then a cosine decay (LeWM warms up and anneals); 40 epochs of 5,120 windows of
-      batch 64. Where it differs from LeWM, on purpose: the ViT is smaller (patch 16, 128-d,
-      depth 4, 4 heads, against patch 8, 192-d, depth 6), the peak learning rate higher (5e-4,
-      DINO-WM's, against 5e-5), and the predictor reads out changes (``residual``). At LeWM's
-      size and rate 2 cores manage about a tenth of the optimizer steps per minute, too few
-      for the predictor to learn more than the identity (``docs/notes/planning.md``);
-    - ``paper``: DINO-WM: frozen DINOv2 ViT-S/14 patch tokens at 196 px (14 x 14 x 384),
-      history 3, frameskip 5, 10-d action and proprio embeddings, predictor depth 6, 16 heads
-      of 64, MLP 2048, dropout 0.1, 100 epochs of batch 32, AdamW 5e-4; a GPU job.
-    """
-    data = {"action_size": action_size, "proprio_size": proprio_size}
-    presets = {
-        "debug": LatentConfig(
-            image_size=64, patch_size=16, vit_dim=32, vit_depth=1, vit_heads=2,
-            projector_hidden=64, history=2, frameskip=2, proprio=False, action_emb=4,
-            proprio_emb=4, depth=1, heads=2, head_dim=16, mlp=64, sigreg_slices=128, epochs=3,
-            batch_size=16, lr=1e-3, windows_per_epoch=64, val_windows=32, max_initial_frames=16,
-            **data,
-        ),
-        "cpu": LatentConfig(
-            encoder="pixels", pixel_grid=16, predictor="conv", conv_channels=32, rollout=3,
-            epochs=40, batch_size=64, lr=1e-3, lr_schedule="cosine", weight_decay=1e-3,
-            windows_per_epoch=5120, **data,
-        ),
-        "cpu-vit": LatentConfig(
-            patch_size=16, vit_dim=128, vit_depth=4, vit_heads=4, dropout=0.1, residual=True,
-            epochs=40, batch_size=64, lr=5e-4, lr_schedule="cosine", weight_decay=1e-3,
-            windows_per_epoch=5120, **data,
-        ),
-        "paper": LatentConfig(
-            encoder="dinov2", image_size=196, dropout=0.1, epochs=100, batch_size=32, lr=5e-4,
-            weight_decay=1e-2, **data,
-        ),
-    }  # fmt: skip
-    if name not in presets:
-        raise DreamgymError(f"unknown latent preset {name!r}; known: {', '.join(presets)}")
-    return presets[name]
 
 
 def learning_rate(config: LatentConfig, step: int, steps: int) -> float:
@@ -271,7 +208,7 @@ class LatentTrainer(EpochTrainer):
         copy = self.out / ENCODER_FILES[config.encoder]
         if config.encoder == "dinov2":
             return copy if copy.exists() else config.dinov2_weights
-        from dreamgym.worldmodels.train_vae import VAE_FILE
+        from dreamgym.worldmodels.vm.train_vae import VAE_FILE
 
         source = Path(config.vae).expanduser()
         source = source / VAE_FILE if source.is_dir() else source
@@ -455,11 +392,14 @@ class LatentTrainer(EpochTrainer):
         return terms
 
     def train_epoch(self, progress: bool) -> dict[str, float]:
+        """An epoch of windows (``windows_per_epoch``): AdamW at the rate :func:`learning_rate`
+        gives each step, the gradient norm clipped at ``grad_clip`` (unless 0), the readouts
+        apart from the core; metrics are means over windows."""
         c = self.config
         self.model.train()
         starts = int((self.dataset.lengths[self.train_eps] - self.span + 1).sum())
         total = c.windows_per_epoch or starts
-        sums: dict[str, torch.Tensor | float] = {}
+        means = EpochMeans(per_sample=True, on_device=True)
         start = time.perf_counter()
         batches = range(0, total, c.batch_size)
         devices = []
@@ -475,21 +415,14 @@ class LatentTrainer(EpochTrainer):
                 size = min(c.batch_size, total - first)
                 terms = self.losses(self.windows(self.train_eps, size, self.rng), self.generator)
                 step = self.epoch * len(batches) + first // c.batch_size
-                for group in self.optimizer.param_groups:
-                    group["lr"] = learning_rate(c, step, c.epochs * len(batches))
-                self.optimizer.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                if c.grad_clip:  # the readouts apart, so that they never rescale the core
-                    for group in self._clip_groups():
-                        torch.nn.utils.clip_grad_norm_(group, c.grad_clip)
-                self.optimizer.step()
-                # Summed on the device: reading a value every step would stall a GPU.
-                for key, value in terms.items():
-                    sums[key] = sums.get(key, 0.0) + value.detach() * size
+                # The readouts are clipped apart, so that they never rescale the core.
+                optimizer_step(terms["loss"], self.optimizer, clip=c.grad_clip or None,
+                               clip_groups=self._clip_groups(),
+                               lr=learning_rate(c, step, c.epochs * len(batches)))  # fmt: skip
+                means.add(terms, size)
         seconds = time.perf_counter() - start
         self._precise_batchnorm()
-        row = {f"train/{k}": float(v) / total for k, v in sums.items()}
-        return {**row, "windows_per_second": total / seconds}
+        return {**means.means(), "windows_per_second": total / seconds}
 
     def _clip_groups(self) -> list[list[nn.Parameter]]:
         readouts = [m for m in (self.model.decoder, self.model.heads) if m is not None]
@@ -608,7 +541,7 @@ def train_latent(
         data, out, preset, device, bf16, skip_corrupt: as for :class:`LatentTrainer`.
         progress: show progress bars.
         **overrides: config fields to change from the preset (see
-            :class:`~dreamgym.worldmodels.latent.LatentConfig`), e.g. ``epochs=20``.
+            :class:`~dreamgym.worldmodels.latent.config.LatentConfig`), e.g. ``epochs=20``.
 
     Returns:
         The trainer after training (its ``history``, ``config``, ``model``).

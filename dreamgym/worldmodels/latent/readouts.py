@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dreamgym.worldmodels.common import reconstruction_grid
-from dreamgym.worldmodels.vae import deconv_decoder, output_to_frames
+from dreamgym.worldmodels.vm.vae import deconv_decoder, output_to_frames
 
 DECODED_SIZE = 64
 HEAD_HIDDEN = 256

@@ -17,8 +17,8 @@ from dreamgym.worldmodels.checkpoint import (
     read_checkpoint,
 )
 from dreamgym.worldmodels.common import autocast, reconstruction_grid, split_episodes
-from dreamgym.worldmodels.trainer import EpochTrainer
-from dreamgym.worldmodels.vae import (
+from dreamgym.worldmodels.trainer import EpochMeans, EpochTrainer, optimizer_step
+from dreamgym.worldmodels.vm.vae import (
     ConvVAE,
     VAEConfig,
     frames_to_input,
@@ -132,9 +132,11 @@ class VAETrainer(EpochTrainer):
         return frames_to_input(frames.to(self.device, non_blocking=True))
 
     def train_epoch(self, progress: bool) -> dict[str, float]:
+        """One pass over the training frames in a random order: Adam at a constant rate, no
+        clipping; metrics are means over frames."""
         self.model.train()
         rows = self.rng.permutation(self.train_rows)
-        sums: dict[str, torch.Tensor | float] = {}
+        means = EpochMeans(per_sample=True, on_device=True)
         bar = progress_bar(
             list(_batches(rows, self.config.batch_size)),
             desc=f"vae epoch {self.epoch + 1}/{self.config.epochs}",
@@ -146,15 +148,11 @@ class VAETrainer(EpochTrainer):
             with autocast(self.device, self.bf16):
                 recon, mu, logvar = self.model(x, self.generator)
             losses = vae_loss(x, recon, mu, logvar, self.config.kl_tolerance)
-            self.optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            self.optimizer.step()
-            # Summed on the device: reading a value every step would stall a GPU.
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value.detach() * len(batch)
+            optimizer_step(losses["loss"], self.optimizer)
+            means.add(losses, len(batch))
             if progress and i % 10 == 0:
                 bar.set_postfix(loss=f"{losses['loss'].item():.1f}")
-        return {f"train/{k}": float(v) / len(rows) for k, v in sums.items()}
+        return means.means()
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

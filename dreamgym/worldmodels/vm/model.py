@@ -13,9 +13,9 @@ import torch
 from dreamgym.common import validate
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.checkpoint import load_model, read_checkpoint
-from dreamgym.worldmodels.mdnrnn import MDNRNN, MDNRNNConfig, dropout_masks, sample_mdn
 from dreamgym.worldmodels.protocol import check_feature_mode
-from dreamgym.worldmodels.vae import ConvVAE, VAEConfig, frames_to_input, output_to_frames
+from dreamgym.worldmodels.vm.mdnrnn import MDNRNN, MDNRNNConfig, dropout_masks, sample_mdn
+from dreamgym.worldmodels.vm.vae import ConvVAE, VAEConfig, frames_to_input, output_to_frames
 
 
 @dataclass

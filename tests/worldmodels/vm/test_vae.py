@@ -5,8 +5,8 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from dreamgym.errors import CorruptFileError, DreamgymError
-from dreamgym.worldmodels.train_vae import VAETrainer, load_vae
-from dreamgym.worldmodels.vae import ConvVAE, frames_to_input, output_to_frames, vae_loss
+from dreamgym.worldmodels.vm.train_vae import VAETrainer, load_vae
+from dreamgym.worldmodels.vm.vae import ConvVAE, frames_to_input, output_to_frames, vae_loss
 
 
 def n_params(model: torch.nn.Module) -> int:

@@ -34,6 +34,7 @@ from torch.nn import functional as F
 
 from dreamgym.common.io import dreamgym_home
 from dreamgym.errors import DreamgymError
+from dreamgym.worldmodels.latent.config import LatentConfig
 
 DINOV2_FILE = "dinov2_vits14_pretrain.pth"
 DINOV2_PARAMETERS = 22_056_576
@@ -303,3 +304,108 @@ def load_dinov2(path: str | Path | None = None, image_size: int = 224) -> Vision
     model.load_state_dict({k: v.float() for k, v in tensors.items()})
     model.requires_grad_(False)
     return model.eval()
+
+
+class TinyViTEncoder(nn.Module):
+    """LeWM's trained encoder: a tiny ViT's CLS token (or pooled patches) through a BatchNorm
+    MLP projector. uint8 frames (N, H, W, 3) -> (N, P, D)."""
+
+    def __init__(self, config: LatentConfig) -> None:
+        super().__init__()
+        self.config = config
+        shape = ViTConfig(
+            config.image_size, config.patch_size, config.vit_dim, config.vit_depth, config.vit_heads
+        )
+        self.vit = VisionTransformer(shape)
+        d, hidden = config.vit_dim, config.projector_hidden
+        self.projector = (
+            nn.Sequential(nn.Linear(d, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
+                          nn.Linear(hidden, d)) if hidden else None
+        )  # fmt: skip
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        out = self.vit(images_to_input(frames, c.image_size))  # (N, 1 + n, d)
+        if c.vit_tokens == 1:
+            z = out[:, :1]
+        else:
+            n, grid, side = len(out), c.image_size // c.patch_size, math.isqrt(c.vit_tokens)
+            patches = out[:, 1:].transpose(1, 2).reshape(n, c.vit_dim, grid, grid)
+            z = F.adaptive_avg_pool2d(patches, side).flatten(2).transpose(1, 2)  # (N, k*k, d)
+        if self.projector is not None:
+            z = self.projector(z.reshape(-1, c.vit_dim)).view(z.shape)
+        return z
+
+
+class PixelEncoder(nn.Module):
+    """A fixed encoder: the frame average-pooled to ``grid`` x ``grid`` colour pixels, centred
+    on the training frames' mean and scaled so that a dimension varies by 1 on average: one
+    token of ``3 * grid * grid``. uint8 frames (N, H, W, 3) -> (N, 1, D), without gradients.
+
+    Not in DINO-WM or LeWM. Why: on 2 CPU cores the tiny ViT, trained for the few thousand
+    steps they allow, places Push-T's block only roughly, and DINOv2 is a GPU model. Pooled
+    pixels move continuously with the objects in the frame, so their squared distance grows
+    with the block's displacement over about a pooled cell and ranks the block's distance
+    between two frames of an episode better than the trained CLS token
+    (``docs/notes/planning.md``). The
+    mean and scale are fitted once on training frames (:meth:`fit`) and saved with the model.
+    The ``cpu`` preset reads it at grid 16 with the convolutional predictor, which sees the
+    token as the pooled image it is.
+    """
+
+    def __init__(self, grid: int) -> None:
+        super().__init__()
+        self.grid, self.tokens, self.dim = grid, 1, 3 * grid * grid
+        self.register_buffer("mean", torch.zeros(self.dim))
+        self.register_buffer("scale", torch.ones(()))
+
+    def _pooled(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 3, 1, 2).float().div_(255.0)  # (N, 3, H, W)
+        return F.adaptive_avg_pool2d(x, self.grid).flatten(1)  # (N, 3 * grid * grid)
+
+    @torch.no_grad()
+    def fit(self, frames: torch.Tensor) -> None:
+        """Fit the mean and the scale to uint8 frames (N, H, W, 3)."""
+        pooled = self._pooled(frames).double()
+        self.mean.copy_(pooled.mean(0).float())
+        spread = (pooled - pooled.mean(0)).pow(2).mean().sqrt()
+        self.scale.fill_(1.0 / max(float(spread), 1e-6))
+
+    @torch.no_grad()
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return ((self._pooled(frames) - self.mean) * self.scale)[:, None]
+
+
+class FrozenEncoder(nn.Module):
+    """A pretrained encoder that is not trained: DINOv2 patch tokens or V's mean.
+    uint8 frames (N, H, W, 3) -> (N, P, D), without gradients."""
+
+    def __init__(self, kind: str, model: nn.Module, image_size: int) -> None:
+        super().__init__()
+        self.kind, self.image_size = kind, image_size
+        self.model = model.eval().requires_grad_(False)
+        if kind == "dinov2":
+            self.tokens, self.dim = (image_size // 14) ** 2, model.config.dim
+        else:
+            self.tokens, self.dim = 1, model.z_size
+
+    @torch.no_grad()
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if self.kind == "dinov2":
+            return self.model(images_to_input(frames, self.image_size))[:, 1:]
+        x = frames.permute(0, 3, 1, 2).float().div_(255.0)
+        if x.shape[-2:] != (64, 64):  # V's input size
+            x = F.interpolate(x, size=(64, 64), mode="bilinear", antialias=True)
+        return self.model.encode(x)[0][:, None]
+
+
+def frozen_encoder(config: LatentConfig, path: str | Path | None) -> FrozenEncoder | None:
+    """The frozen encoder ``config`` names, read from ``path`` (default: the config's path)."""
+    if config.encoder == "dinov2":
+        model = load_dinov2(path or config.dinov2_weights, config.image_size)
+        return FrozenEncoder("dinov2", model, config.image_size)
+    if config.encoder == "vae":
+        from dreamgym.worldmodels.vm.train_vae import load_vae
+
+        return FrozenEncoder("vae", load_vae(path or config.vae)[0], 64)
+    return None

@@ -16,7 +16,7 @@ from dreamgym import worldmodels
 from dreamgym.cli import main
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import CollectConfig, DatasetUnion, RolloutDataset, collect
-from dreamgym.worldmodels.train_mdnrnn import LATENTS_FILE, MDNRNNTrainer, encode_dataset
+from dreamgym.worldmodels.vm.train_mdnrnn import LATENTS_FILE, MDNRNNTrainer, encode_dataset
 
 
 @pytest.fixture(scope="module")

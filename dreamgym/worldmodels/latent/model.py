@@ -12,9 +12,9 @@ Four encoders, chosen by :attr:`LatentConfig.encoder`:
 - ``dinov2``: frozen DINOv2 ViT-S/14 patch tokens from a user-provided checkpoint (DINO-WM);
 - ``vae``: the mean of a trained dreamgym ConvVAE (V), frozen: one token per frame.
 
-Two predictors, chosen by :attr:`LatentConfig.predictor`: DINO-WM's frame-causal transformer
-(``predictor.py``), or, over the ``pixels`` encoder's pooled frames, a convolutional one
-(``conv_predictor.py``; not in the papers).
+Two predictors, chosen by :attr:`LatentConfig.predictor`: DINO-WM's frame-causal transformer,
+or, over the ``pixels`` encoder's pooled frames, a convolutional one (not in the papers); both
+in ``predictors.py``. The settings are in ``config.py``, the encoders in ``encoders.py``.
 
 A model step spans ``frameskip`` real steps and takes their actions concatenated (an action
 block, DINO-WM's frameskip), so :attr:`LatentWorldModel.action_space` is the real action box
@@ -31,7 +31,6 @@ The bundle (kind ``latent``)::
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,290 +39,35 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from dreamgym.common import validate
 from dreamgym.envs import get_env_spec
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.worldmodels.checkpoint import load_model, read_checkpoint
-from dreamgym.worldmodels.conv_predictor import ConvPredictor, ConvPredictorConfig
-from dreamgym.worldmodels.predictor import Predictor, PredictorConfig
-from dreamgym.worldmodels.protocol import check_feature_mode
-from dreamgym.worldmodels.readouts import (
+from dreamgym.worldmodels.latent.config import ENCODER_FILES, LatentConfig
+from dreamgym.worldmodels.latent.encoders import (
+    FrozenEncoder,
+    PixelEncoder,
+    TinyViTEncoder,
+    frozen_encoder,
+)
+from dreamgym.worldmodels.latent.predictors import (
+    ConvPredictor,
+    ConvPredictorConfig,
+    Predictor,
+    PredictorConfig,
+)
+from dreamgym.worldmodels.latent.readouts import (
     DecodesTokens,
     FrameDecoder,
     ReadsRewardDone,
     RewardDoneHeads,
 )
-from dreamgym.worldmodels.vit import VisionTransformer, ViTConfig, images_to_input, load_dinov2
+from dreamgym.worldmodels.protocol import check_feature_mode
 
 BUNDLE_KIND = "latent"
-ENCODERS = ("vit-tiny", "pixels", "dinov2", "vae")
-PREDICTORS = ("transformer", "conv")
-# Frozen networks read from a file, and the name of the bundle's copy of it.
-ENCODER_FILES = {"dinov2": "dinov2.safetensors", "vae": "vae.safetensors"}
-LR_SCHEDULES = ("constant", "cosine")
 ENCODE_CHUNK = 256
 PAIR_KEYS = ("start_frames", "goal_frames", "start_proprio", "goal_proprio")
-
-
-@dataclass
-class LatentConfig:
-    """The latent world model's architecture and training settings (presets:
-    :func:`dreamgym.worldmodels.train_latent.latent_preset`).
-
-    Attributes:
-        encoder: ``vit-tiny`` (trained jointly), ``pixels`` (fixed), ``dinov2`` or ``vae``
-            (frozen).
-        image_size: the side frames are resized to for the ViTs (DINO-WM's DINOv2: 196).
-        patch_size, vit_dim, vit_depth, vit_heads: the tiny ViT (64 px: 8, 192, 6, 3).
-        vit_tokens: tokens per frame from the tiny ViT: 1 is the CLS token (LeWM), k*k the patch
-            grid average-pooled to k x k.
-        pixel_grid: the ``pixels`` encoder's side: frames are average-pooled to
-            ``pixel_grid`` x ``pixel_grid`` x 3.
-        projector_hidden: hidden width of LeWM's BatchNorm MLP projector after the tiny ViT
-            (2048); 0 for none.
-        dinov2_weights: the DINOv2 ViT-S/14 checkpoint (None: ``$DREAMGYM_HOME/weights/``).
-        vae: a trained V's run directory or ``vae.safetensors``, for ``encoder="vae"``.
-        history: frames the predictor sees, H (DINO-WM and LeWM: 3).
-        frameskip: real steps per model step; their actions are concatenated (DINO-WM: 5).
-        action_size: the real env's action size (set from the data).
-        proprio_size: the episodes' proprioception size, 0 without (set from the data).
-        proprio: use proprioception; None: when the data has it (the ``paper`` and ``cpu``
-            presets; ``debug`` says False, and as overrides of None are ignored, pass True).
-        predictor: ``transformer`` (DINO-WM's), or ``conv``: a convolutional predictor over
-            the ``pixels`` encoder's pooled frames (not in the papers; ``conv_predictor.py``).
-        action_emb, proprio_emb: the transformer's embedding widths (DINO-WM: 10 each).
-        depth, heads, head_dim, mlp, dropout: the transformer (DINO-WM: 6, 16, 64, 2048, 0.1).
-        residual: the transformer reads out changes from the current frame, with a linear path
-            from proprio and actions to the next proprio (not in the papers; ``predictor.py``);
-            the conv predictor always does.
-        conv_channels: the conv predictor's channels at the full grid.
-        decoder: train a frame decoder on the (detached) embeddings, so dreams render.
-        reward_head: train reward and done heads on the (detached) embeddings, so the model can
-            be dreamed in without a goal (rewards and episode ends from the data).
-        rollout: also train on the predictor's own imagination (not in the papers, which train
-            one step with teacher forcing): from H real frames, imagine this many model steps
-            with the recorded action blocks, sliding the history as planning does, and add the
-            MSE of the imagined tokens (and proprio) against the real ones; 0 (or 1, whose one
-            step is teacher forcing's): none.
-        rollout_from: the first epoch (counted from 0) with the rollout loss; with rollout 5 the
-            teacher-forced epochs before it cost about a third as much (``docs/benchmarks.md``).
-        done_pos_weight: the done head's weight on episode ends (M's: 10).
-        sigreg_weight: weight of SIGReg on the jointly trained encoder's embeddings (LeWM: 0.09).
-        sigreg_slices: SIGReg's random directions (LeWM: 1024).
-        epochs: passes of ``windows_per_epoch`` training windows.
-        batch_size: windows per step.
-        lr, weight_decay: AdamW's (LeWM: 5e-5, 1e-3; DINO-WM: 5e-4, torch's default 1e-2).
-        lr_schedule: ``constant`` (DINO-WM), or ``cosine``: a linear warm-up over the first
-            ``warmup`` of the optimizer steps, then a cosine decay to 0 at the last epoch's end
-            (LeWM warms up and anneals).
-        warmup: the warm-up's fraction of all steps, for ``cosine``.
-        grad_clip: gradient norm clip (0: none).
-        windows_per_epoch: windows drawn per epoch; None: one per window start in the training
-            episodes (DINO-WM's epoch).
-        val_fraction: fraction of episodes held out for validation.
-        val_windows: fixed validation windows (the same every epoch).
-        max_initial_frames: first frames kept in the bundle as start states (and a quarter as
-            many start/goal pairs for goal-conditioned dreams).
-        goal_offset: real steps from a pair's start to its goal (DINO-WM: 25).
-        seed: seeds the initial weights, split, windows, SIGReg directions and dropout.
-    """
-
-    encoder: str = "vit-tiny"
-    image_size: int = 64
-    patch_size: int = 8
-    vit_dim: int = 192
-    vit_depth: int = 6
-    vit_heads: int = 3
-    vit_tokens: int = 1
-    pixel_grid: int = 8
-    projector_hidden: int = 2048
-    dinov2_weights: str | None = None
-    vae: str | None = None
-    history: int = 3
-    frameskip: int = 5
-    action_size: int = 0
-    proprio_size: int = 0
-    proprio: bool | None = None
-    predictor: str = "transformer"
-    action_emb: int = 10
-    proprio_emb: int = 10
-    depth: int = 6
-    heads: int = 16
-    head_dim: int = 64
-    mlp: int = 2048
-    dropout: float = 0.0
-    residual: bool = False
-    conv_channels: int = 32
-    decoder: bool = False
-    reward_head: bool = False
-    rollout: int = 0
-    rollout_from: int = 0
-    done_pos_weight: float = 10.0
-    sigreg_weight: float = 0.09
-    sigreg_slices: int = 1024
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 1e-3
-    lr_schedule: str = "constant"
-    warmup: float = 0.05
-    grad_clip: float = 1.0
-    windows_per_epoch: int | None = None
-    val_fraction: float = 0.05
-    val_windows: int = 256
-    max_initial_frames: int = 1024
-    goal_offset: int = 25
-    seed: int = 0
-
-    @property
-    def uses_proprio(self) -> bool:
-        return self.proprio_size > 0 and self.proprio is not False
-
-    @property
-    def trains_encoder(self) -> bool:
-        return self.encoder == "vit-tiny"
-
-    def check(self) -> None:
-        """DreamgymError naming the first setting that cannot work."""
-        if self.encoder not in ENCODERS:
-            raise DreamgymError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        integers = ("history", "frameskip", "action_size", "vit_tokens", "pixel_grid",
-                    "conv_channels")  # fmt: skip
-        for key in (*integers, "val_windows"):
-            validate.integer(key, getattr(self, key))
-        for key in ("rollout", "rollout_from"):
-            validate.integer(key, getattr(self, key), minimum=0)
-        if self.predictor not in PREDICTORS:
-            raise DreamgymError(f"predictor must be one of {PREDICTORS}, got {self.predictor!r}")
-        if self.predictor == "conv" and (self.encoder != "pixels" or self.pixel_grid % 2):
-            raise DreamgymError(
-                "predictor='conv' reads pooled frames: it needs encoder='pixels' with an even "
-                f"pixel_grid, got encoder={self.encoder!r}, pixel_grid={self.pixel_grid} (other "
-                "encoders: predictor='transformer')"
-            )
-        if self.proprio and not self.proprio_size:
-            raise DreamgymError("proprio=True, but the episodes hold no proprio arrays")
-        grid = self.image_size // self.patch_size
-        side = math.isqrt(self.vit_tokens)
-        if self.trains_encoder and (side * side != self.vit_tokens or grid % side):
-            raise DreamgymError(
-                f"vit_tokens must be 1 (CLS) or k*k with k dividing the {grid}x{grid} patch "
-                f"grid, got {self.vit_tokens}"
-            )
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise DreamgymError(
-                f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
-            )
-        validate.real("warmup", self.warmup, 0.0, 1.0)
-        if self.encoder == "vae" and not self.vae:
-            raise DreamgymError("encoder='vae' needs vae=PATH (a trained V's run directory)")
-
-
-class TinyViTEncoder(nn.Module):
-    """LeWM's trained encoder: a tiny ViT's CLS token (or pooled patches) through a BatchNorm
-    MLP projector. uint8 frames (N, H, W, 3) -> (N, P, D)."""
-
-    def __init__(self, config: LatentConfig) -> None:
-        super().__init__()
-        self.config = config
-        shape = ViTConfig(
-            config.image_size, config.patch_size, config.vit_dim, config.vit_depth, config.vit_heads
-        )
-        self.vit = VisionTransformer(shape)
-        d, hidden = config.vit_dim, config.projector_hidden
-        self.projector = (
-            nn.Sequential(nn.Linear(d, hidden), nn.BatchNorm1d(hidden), nn.GELU(),
-                          nn.Linear(hidden, d)) if hidden else None
-        )  # fmt: skip
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        c = self.config
-        out = self.vit(images_to_input(frames, c.image_size))  # (N, 1 + n, d)
-        if c.vit_tokens == 1:
-            z = out[:, :1]
-        else:
-            n, grid, side = len(out), c.image_size // c.patch_size, math.isqrt(c.vit_tokens)
-            patches = out[:, 1:].transpose(1, 2).reshape(n, c.vit_dim, grid, grid)
-            z = F.adaptive_avg_pool2d(patches, side).flatten(2).transpose(1, 2)  # (N, k*k, d)
-        if self.projector is not None:
-            z = self.projector(z.reshape(-1, c.vit_dim)).view(z.shape)
-        return z
-
-
-class PixelEncoder(nn.Module):
-    """A fixed encoder: the frame average-pooled to ``grid`` x ``grid`` colour pixels, centred
-    on the training frames' mean and scaled so that a dimension varies by 1 on average: one
-    token of ``3 * grid * grid``. uint8 frames (N, H, W, 3) -> (N, 1, D), without gradients.
-
-    Not in DINO-WM or LeWM. Why: on 2 CPU cores the tiny ViT, trained for the few thousand
-    steps they allow, places Push-T's block only roughly, and DINOv2 is a GPU model. Pooled
-    pixels move continuously with the objects in the frame, so their squared distance grows
-    with the block's displacement over about a pooled cell and ranks the block's distance
-    between two frames of an episode better than the trained CLS token
-    (``docs/notes/planning.md``). The
-    mean and scale are fitted once on training frames (:meth:`fit`) and saved with the model.
-    The ``cpu`` preset reads it at grid 16 with the convolutional predictor, which sees the
-    token as the pooled image it is.
-    """
-
-    def __init__(self, grid: int) -> None:
-        super().__init__()
-        self.grid, self.tokens, self.dim = grid, 1, 3 * grid * grid
-        self.register_buffer("mean", torch.zeros(self.dim))
-        self.register_buffer("scale", torch.ones(()))
-
-    def _pooled(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames.permute(0, 3, 1, 2).float().div_(255.0)  # (N, 3, H, W)
-        return F.adaptive_avg_pool2d(x, self.grid).flatten(1)  # (N, 3 * grid * grid)
-
-    @torch.no_grad()
-    def fit(self, frames: torch.Tensor) -> None:
-        """Fit the mean and the scale to uint8 frames (N, H, W, 3)."""
-        pooled = self._pooled(frames).double()
-        self.mean.copy_(pooled.mean(0).float())
-        spread = (pooled - pooled.mean(0)).pow(2).mean().sqrt()
-        self.scale.fill_(1.0 / max(float(spread), 1e-6))
-
-    @torch.no_grad()
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return ((self._pooled(frames) - self.mean) * self.scale)[:, None]
-
-
-class FrozenEncoder(nn.Module):
-    """A pretrained encoder that is not trained: DINOv2 patch tokens or V's mean.
-    uint8 frames (N, H, W, 3) -> (N, P, D), without gradients."""
-
-    def __init__(self, kind: str, model: nn.Module, image_size: int) -> None:
-        super().__init__()
-        self.kind, self.image_size = kind, image_size
-        self.model = model.eval().requires_grad_(False)
-        if kind == "dinov2":
-            self.tokens, self.dim = (image_size // 14) ** 2, model.config.dim
-        else:
-            self.tokens, self.dim = 1, model.z_size
-
-    @torch.no_grad()
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        if self.kind == "dinov2":
-            return self.model(images_to_input(frames, self.image_size))[:, 1:]
-        x = frames.permute(0, 3, 1, 2).float().div_(255.0)
-        if x.shape[-2:] != (64, 64):  # V's input size
-            x = F.interpolate(x, size=(64, 64), mode="bilinear", antialias=True)
-        return self.model.encode(x)[0][:, None]
-
-
-def frozen_encoder(config: LatentConfig, path: str | Path | None) -> FrozenEncoder | None:
-    """The frozen encoder ``config`` names, read from ``path`` (default: the config's path)."""
-    if config.encoder == "dinov2":
-        model = load_dinov2(path or config.dinov2_weights, config.image_size)
-        return FrozenEncoder("dinov2", model, config.image_size)
-    if config.encoder == "vae":
-        from dreamgym.worldmodels.train_vae import load_vae
-
-        return FrozenEncoder("vae", load_vae(path or config.vae)[0], 64)
-    return None
 
 
 class LatentNet(nn.Module):

@@ -22,7 +22,10 @@ from dreamgym.dreams import DreamEnv, DreamVectorEnv
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import RolloutDataset, load_episode
 from dreamgym.worldmodels.bundle import read_info
-from dreamgym.worldmodels.latent import LatentState, LatentWorldModel
+from dreamgym.worldmodels.latent.encoders import VisionTransformer, dinov2_vits14, images_to_input
+from dreamgym.worldmodels.latent.model import LatentState, LatentWorldModel
+from dreamgym.worldmodels.latent.presets import latent_preset
+from dreamgym.worldmodels.latent.train import INITIAL_FILE, learning_rate, train_latent
 from dreamgym.worldmodels.protocol import (
     Decodes,
     HasGoalCost,
@@ -33,13 +36,6 @@ from dreamgym.worldmodels.protocol import (
     state_index,
     state_where,
 )
-from dreamgym.worldmodels.train_latent import (
-    INITIAL_FILE,
-    latent_preset,
-    learning_rate,
-    train_latent,
-)
-from dreamgym.worldmodels.vit import VisionTransformer, dinov2_vits14, images_to_input
 
 NOISY = ("seconds", "windows_per_second")
 
@@ -316,7 +312,7 @@ def test_a_frozen_dinov2_encoder_from_a_file(car_data, tmp_path):
 
 
 def test_a_frozen_vae_encoder(car_data, tmp_path):
-    from dreamgym.worldmodels.train_vae import VAETrainer
+    from dreamgym.worldmodels.vm.train_vae import VAETrainer
 
     VAETrainer(car_data, tmp_path / "v", preset="debug", overrides={"epochs": 1},
                device="cpu").fit(False)  # fmt: skip

@@ -32,17 +32,17 @@ from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import DatasetUnion, RolloutDataset
 from dreamgym.worldmodels.bundle import write_info
 from dreamgym.worldmodels.common import autocast, split_episodes
-from dreamgym.worldmodels.mdnrnn import (
+from dreamgym.worldmodels.trainer import EpochMeans, EpochTrainer, optimizer_step
+from dreamgym.worldmodels.vm.mdnrnn import (
     MDNRNN,
     MDNRNNConfig,
     fit_logit_offset,
     mdnrnn_losses,
     mdnrnn_preset,
 )
-from dreamgym.worldmodels.train_vae import VAE_FILE, load_vae
-from dreamgym.worldmodels.trainer import EpochTrainer
-from dreamgym.worldmodels.vae import ConvVAE, frames_to_input
-from dreamgym.worldmodels.vm import BUNDLE_KIND
+from dreamgym.worldmodels.vm.model import BUNDLE_KIND
+from dreamgym.worldmodels.vm.train_vae import VAE_FILE, load_vae
+from dreamgym.worldmodels.vm.vae import ConvVAE, frames_to_input
 
 MDNRNN_FILE = "mdnrnn.safetensors"
 LATENTS_FILE = "latents.safetensors"
@@ -118,7 +118,7 @@ class MDNRNNTrainer(EpochTrainer):
             all of them, and a larger ``epochs`` trains further.
         preset: ``paper``, ``small`` or ``debug`` (see :func:`mdnrnn_preset`).
         overrides: config fields to change from the preset, e.g. ``{"seq_len": 100}``.
-        device, bf16, skip_corrupt: as for :class:`~dreamgym.worldmodels.train_vae.VAETrainer`.
+        device, bf16, skip_corrupt: as for :class:`~dreamgym.worldmodels.vm.train_vae.VAETrainer`.
     """
 
     name = "mdnrnn"
@@ -252,9 +252,12 @@ class MDNRNNTrainer(EpochTrainer):
         )
 
     def train_epoch(self, progress: bool = False) -> dict[str, float]:
+        """One pass over the training episodes in a random order, a window from each: Adam with
+        the gradient norm clipped at ``grad_clip`` (the paper's 1) and the rate decayed by
+        ``lr_decay`` every step; metrics are means over batches."""
         self.model.train()
         order = self.rng.permutation(self.train_eps)
-        sums: dict[str, float] = {}
+        means = EpochMeans(per_sample=False, on_device=False)
         batches = range(0, len(order), self.config.batch_size)
         for start in batches:
             losses = self._losses(
@@ -262,14 +265,10 @@ class MDNRNNTrainer(EpochTrainer):
                     order[start : start + self.config.batch_size], random_start=True, sample_z=True
                 )
             )
-            self.optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-            self.optimizer.step()
-            self.scheduler.step()
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value.item()
-        return {f"train/{k}": v / len(batches) for k, v in sums.items()}
+            optimizer_step(losses["loss"], self.optimizer, clip=self.config.grad_clip,
+                           scheduler=self.scheduler)  # fmt: skip
+            means.add(losses, 1)
+        return means.means()
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -296,7 +295,7 @@ class MDNRNNTrainer(EpochTrainer):
     @torch.no_grad()
     def done_calibration(self) -> dict[str, Any] | None:
         """The done head's logit offset fitted on whole validation episodes (see
-        :func:`~dreamgym.worldmodels.mdnrnn.fit_logit_offset`); None without a death there."""
+        :func:`~dreamgym.worldmodels.vm.mdnrnn.fit_logit_offset`); None without a death there."""
         val = self.val_eps[:256]
         if len(val) == 0:
             return None

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from dreamgym.worldmodels.sigreg import epps_pulley, random_directions, sigreg
+from dreamgym.worldmodels.latent.sigreg import epps_pulley, random_directions, sigreg
 
 
 def normal(n=512, d=192, seed=0) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from dreamgym.errors import DreamgymError
-from dreamgym.worldmodels.vit import (
+from dreamgym.worldmodels.latent.encoders import (
     DINOV2_PARAMETERS,
     DINOV2_TENSORS,
     TINY,

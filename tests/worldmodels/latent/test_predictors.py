@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import assert_frame_causal
 
-from dreamgym.worldmodels.predictor import Predictor, PredictorConfig, frame_causal_mask
+from dreamgym.worldmodels.latent.predictors import Predictor, PredictorConfig, frame_causal_mask
 
 SMALL = PredictorConfig(frames=3, tokens=4, token_dim=16, action_dim=6, proprio_dim=4,
                         action_emb=3, proprio_emb=2, depth=2, heads=2, head_dim=8,
