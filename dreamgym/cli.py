@@ -174,6 +174,7 @@ def _add_train_agent_parser(parts) -> None:
 
     agent = parts.add_parser(
         "agent",
+        parents=_parents("temperature", "done_mode", "device", "quiet", "threads"),
         help="train a stable-baselines3 agent (PPO, SAC, TD3) in a world model's batched dream",
         description="Trains an SB3 policy on the batched dream (CPU or GPU) and saves agent.zip "
         "(SB3's file, a pickle: load only agents you trained or trust) beside agent.json, which "
@@ -194,18 +195,14 @@ def _add_train_agent_parser(parts) -> None:
     agent.add_argument("--lr", type=float, help="override the preset's learning rate")
     agent.add_argument("--net-arch", help="override the preset's hidden layers, e.g. 64,64")
     agent.add_argument("--seed", type=int, help="override the preset's seed (0)")
-    agent.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
     agent.add_argument("--observation",
                        help="agent input: one of the world model's feature modes (default: the "
                        "model's, V+M's zh)")  # fmt: skip
-    _add_done_mode(agent)
     agent.add_argument("--dropout", type=float,
                        help="the dream's inference dropout (default: the bundle's)")  # fmt: skip
     agent.add_argument("--max-steps", type=int, help="dream episode cap (default: the env's)")
     agent.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                        help="override the preset's steps between checkpoints")  # fmt: skip
-    agent.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    agent.add_argument("--quiet", action="store_true", help="no progress bar")
     agent.set_defaults(func=_cmd_train)
 
 
@@ -216,18 +213,21 @@ def _add_train_parser(commands) -> None:
     parts = train.add_subparsers(dest="component", required=True, metavar="COMPONENT")
     vae = parts.add_parser(
         "vae",
+        parents=_parents("device", "quiet", "threads"),
         help="train V, the ConvVAE, on a dataset's frames",
         description="Train V on the frames of a rollout dataset. Re-running the same command "
         "resumes from the last finished epoch.",
     )
     mdn = parts.add_parser(
         "mdnrnn",
+        parents=_parents("device", "quiet", "threads"),
         help="train M, the MDN-RNN, on V's latents; writes a world-model bundle",
         description="Encode the dataset(s) with V (cached), then train M. OUT becomes a complete "
         "world-model bundle (V, M, initial latents, bundle.json); it may be V's run directory.",
     )
     latent = parts.add_parser(
         "latent",
+        parents=_parents("device", "quiet", "threads"),
         help="train a latent world model (DINO-WM / LeWM); writes a world-model bundle",
         description="Train an encoder and a predictor on a dataset (presets: cpu = pooled "
         "pixels and a convolutional predictor, what 2 CPU cores plan Push-T with; cpu-vit = a "
@@ -296,12 +296,10 @@ def _add_train_parser(commands) -> None:
         parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
         parser.add_argument("--lr", type=float, help="override the preset's learning rate")
         parser.add_argument("--seed", type=int, help="override the preset's seed (0)")
-        parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
         parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
         parser.add_argument(
             "--skip-corrupt", action="store_true", help="skip corrupt episode files with a warning"
         )
-        parser.add_argument("--quiet", action="store_true", help="no progress bars")
         parser.set_defaults(func=_cmd_train)
     _add_train_agent_parser(parts)
     vae.add_argument("--z-size", type=int, help="latent size (default: 32 CarRacing, 64 Doom)")
@@ -318,14 +316,43 @@ def _add_train_parser(commands) -> None:
                      "episode (Dropout's Dream Land: 0.1; default 0)")  # fmt: skip
 
 
-def _add_done_mode(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--done-mode",
-        choices=["threshold", "sample", "calibrated"],
-        help="dream episode end: done probability > 0.5 (the paper), drawn from it, or drawn "
-        "from it recalibrated on held-out episodes (default: calibrated when the bundle has a "
-        "calibration, else threshold)",
-    )
+def _shared_flags() -> dict[str, argparse.ArgumentParser]:
+    """Flags that several commands share, each declared once: argparse parent parsers, passed as
+    ``parents=[...]`` to the commands that take them."""
+
+    def parent(*args: str, **kwargs) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(add_help=False)
+        parser.add_argument(*args, **kwargs)
+        return parser
+
+    return {
+        "device": parent("--device", default="auto",
+                         help="torch device of this process: auto | cpu | cuda[:N] "
+                         "(default: %(default)s)"),
+        "quiet": parent("--quiet", action="store_true", help="no progress bars"),
+        # Not on collect, envs and export: collect runs torch in its Ray workers only.
+        "threads": parent("--threads", type=int, metavar="N",
+                          help="torch threads of this process (default: chosen for the kind of "
+                          "work, as the README's 'Threads' says; Ray workers keep theirs)"),
+        "address": parent("--address",
+                          help="Ray cluster to join, e.g. 'auto' after `ray start --head`, or "
+                          "HOST:PORT (default: a local Ray)"),
+        "temperature": parent("--temperature", type=float,
+                              help="dream tau (default: the env's, e.g. 1.0; Doom 1.15)"),
+        "done_mode": parent(
+            "--done-mode",
+            choices=["threshold", "sample", "calibrated"],
+            help="dream episode end: done probability > 0.5 (the paper), drawn from it, or drawn "
+            "from it recalibrated on held-out episodes (default: calibrated when the bundle has "
+            "a calibration, else threshold)",
+        ),
+    }  # fmt: skip
+
+
+def _parents(*names: str) -> list[argparse.ArgumentParser]:
+    """The parent parsers of the shared flags ``names`` (keys of :func:`_shared_flags`)."""
+    shared = _shared_flags()
+    return [shared[name] for name in names]
 
 
 def _cmd_evolve(args: argparse.Namespace) -> None:
@@ -387,6 +414,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _add_agent_parsers(commands) -> None:
     evolve = commands.add_parser(
         "evolve",
+        parents=_parents("temperature", "done_mode", "address", "device", "quiet", "threads"),
         help="evolve a linear controller with CMA-ES, in the dream or the real env (resumable)",
         description="CMA-ES over the paper's linear controller. Re-running the same command "
         "resumes after the last finished generation.",
@@ -417,7 +445,6 @@ def _add_agent_parsers(commands) -> None:
     evolve.add_argument("--eval-every", type=int, help="evaluate the ES mean every K generations")
     evolve.add_argument("--eval-rollouts", type=int, help="episodes of that evaluation")
     evolve.add_argument("--seed", type=int, help="seed of the search and its rollouts (0)")
-    evolve.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
     evolve.add_argument(
         "--observation",
         help="controller input: one of the world model's feature modes (V+M: zh = [z, h], the "
@@ -432,25 +459,18 @@ def _add_agent_parsers(commands) -> None:
     evolve.add_argument("--dropout", type=float,
                         help="the dream's inference dropout in M, a fresh mask per episode "
                         "(default: the bundle's)")  # fmt: skip
-    _add_done_mode(evolve)
     evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
     evolve.add_argument(
         "--workers", type=int,
         help="Ray actors: the real backend's episodes (default 2); with the dream backend, "
-        "shards each generation's dream over this many actors (default: one process)",
+        "shards each generation's dream over this many actors (default: one process; with "
+        "--address, one actor per GPU of the cluster)",
     )  # fmt: skip
-    evolve.add_argument(
-        "--address",
-        help="Ray cluster to join, e.g. 'auto' or HOST:PORT; with the dream backend, shards the "
-        "dream over the cluster (one actor per GPU unless --workers says)",
-    )
-    evolve.add_argument("--device", default="auto",
-                        help="dream device in this process: auto | cpu | cuda")  # fmt: skip
-    evolve.add_argument("--quiet", action="store_true")
     evolve.set_defaults(func=_cmd_evolve)
 
     evaluate = commands.add_parser(
         "evaluate",
+        parents=_parents("temperature", "done_mode", "address", "device", "quiet", "threads"),
         help="mean +- std return of a saved controller or agent over many episodes",
         description="Scores a saved controller (a directory, or pretrained:NAME) or SB3 agent "
         "(a `dreamgym train agent` directory) over many "
@@ -464,19 +484,14 @@ def _add_agent_parsers(commands) -> None:
     evaluate.add_argument("--backend", choices=["dream", "real"], default="real",
                           help="the real env (default) or the dream")  # fmt: skip
     evaluate.add_argument("--world-model", help="default: the one the controller was trained for")
-    evaluate.add_argument("--temperature", type=float, help="dream tau (default: the env's)")
     evaluate.add_argument("--max-steps", type=int, help="episode cap (default: the env's)")
-    _add_done_mode(evaluate)
     evaluate.add_argument("--workers", type=int, default=2, help="Ray workers (real env)")
-    evaluate.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: 0)")
-    evaluate.add_argument("--device", default="auto", help="the dream's device: auto | cpu | cuda")
     evaluate.add_argument(
         "--out",
         help="where the JSON of per-episode returns goes (default: "
         "CONTROLLER/evaluation-BACKEND.json; ./NAME/evaluation-BACKEND.json for pretrained:NAME)",
     )
-    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=_cmd_evaluate)
 
 
@@ -507,6 +522,7 @@ def _cmd_render(args: argparse.Namespace) -> None:
 def _add_render_parser(commands) -> None:
     render = commands.add_parser(
         "render",
+        parents=_parents("temperature", "device", "quiet", "threads"),
         help="render a dream (or real vs dream, or several temperatures) to mp4/gif",
         description="Decode a dream episode with V into a video. --compare shows a real episode, "
         "V's reconstruction of it and the dream's rollout of the same actions side by side; "
@@ -517,7 +533,6 @@ def _add_render_parser(commands) -> None:
     render.add_argument("--controller",
                         help="controller or agent directory (default: --policy)")  # fmt: skip
     render.add_argument("--policy", default="brownian", help="random | brownian | repeat")
-    render.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
     render.add_argument("--compare", action="store_true", help="real | V reconstruction | dream")
     render.add_argument("--temperatures", help="e.g. 0.5,1.0,1.15,1.3")
     render.add_argument("--steps", type=int, default=300, help="episode length cap")
@@ -525,8 +540,6 @@ def _add_render_parser(commands) -> None:
     render.add_argument("--size", type=int, default=256, help="frame side in pixels")
     render.add_argument("--fps", type=int, help="default: the real env's")
     render.add_argument("--no-overlay", action="store_true", help="no captions")
-    render.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(func=_cmd_render)
 
 
@@ -570,6 +583,7 @@ def _add_pipeline_parser(commands) -> None:
 
     pipeline = commands.add_parser(
         "pipeline",
+        parents=_parents("address", "device", "quiet", "threads"),
         help="collect -> train V -> train M -> evolve -> evaluate -> render, resumable",
         description="The whole World Models recipe in one command. Re-running it resumes at the "
         "first unfinished stage. The debug preset takes minutes on 2 CPU cores.",
@@ -596,9 +610,6 @@ def _add_pipeline_parser(commands) -> None:
         "an SB3 agent trained in the final dream (docs/agents.md)",
     )  # fmt: skip
     pipeline.add_argument("--workers", type=int, default=2, help="Ray workers")
-    pipeline.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
-    pipeline.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    pipeline.add_argument("--quiet", action="store_true")
     pipeline.set_defaults(func=_cmd_pipeline)
 
 
@@ -629,6 +640,7 @@ def _cmd_fidelity(args: argparse.Namespace) -> None:
 def _add_fidelity_parser(commands) -> None:
     fidelity = commands.add_parser(
         "fidelity",
+        parents=_parents("temperature", "done_mode", "address", "device", "quiet", "threads"),
         help="measure whether a dream can be trusted, against held-out real episodes",
         description="Compares the dream with held-out real episodes: survival under the "
         "collection policy, probe policies (constant actions) and controllers (dream vs real), "
@@ -655,20 +667,15 @@ def _add_fidelity_parser(commands) -> None:
     )
     fidelity.add_argument("--held-out", type=int, default=50, help="held-out episodes followed")
     fidelity.add_argument("--horizon", type=int, default=100, help="open-loop horizon")
-    fidelity.add_argument("--temperature", type=float, help="dream tau (default: the env's)")
-    _add_done_mode(fidelity)
     fidelity.add_argument("--no-probes", action="store_true", help="skip the probe policies")
     fidelity.add_argument("--max-steps", type=int, help="episode cap (default: the bundle's)")
     fidelity.add_argument("--seed", type=int, default=0)
     fidelity.add_argument("--workers", type=int, default=2, help="Ray workers (real episodes)")
-    fidelity.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
-    fidelity.add_argument("--device", default="auto", help="auto | cpu | cuda")
     fidelity.add_argument(
         "--out",
         help="report directory (default: WORLD_MODEL/fidelity; ./NAME/fidelity for "
         "pretrained:NAME)",
     )
-    fidelity.add_argument("--quiet", action="store_true")
     fidelity.set_defaults(func=_cmd_fidelity)
 
 
@@ -747,6 +754,7 @@ def _cmd_plan(args: argparse.Namespace) -> None:
 def _add_plan_parser(commands) -> None:
     plan = commands.add_parser(
         "plan",
+        parents=_parents("device", "quiet", "threads"),
         help="reach goals by planning in a world model (CEM or MPPI + MPC), measured the "
         "DINO-WM way",
         description="Draws start/goal pairs from held-out recorded episodes (the goal: the "
@@ -784,9 +792,7 @@ def _add_plan_parser(commands) -> None:
     plan.add_argument("--videos", type=int, default=3, help="pairs filmed per policy")
     plan.add_argument("--workers", type=int, help="Ray workers collecting held-out episodes")
     plan.add_argument("--no-baselines", action="store_true", help="skip random and oracle")
-    plan.add_argument("--device", default="auto", help="auto | cpu | cuda")
     plan.add_argument("--out", help="report directory (default: WORLD_MODEL/plan)")
-    plan.add_argument("--quiet", action="store_true")
     plan.set_defaults(func=_cmd_plan)
 
 
@@ -842,6 +848,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     collect = commands.add_parser(
         "collect",
+        parents=_parents("address", "quiet"),
         help="collect episodes from a real env on Ray (resumable)",
         description="Collect episodes from a real environment in parallel on Ray. Each episode "
         "is written atomically to DATA/episode_NNNNNN.npz; re-running the same command after a "
@@ -874,11 +881,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop episodes with fewer steps (the Doom recipe drops <= 100 frames: 101)",
     )
     collect.add_argument("--frame-skip", type=int, default=1, help="repeat each action N frames")
-    collect.add_argument(
-        "--address",
-        help="Ray cluster to join, e.g. 'auto' after `ray start --head` (default: a local Ray)",
-    )
-    collect.add_argument("--quiet", action="store_true", help="no progress bar")
     collect.set_defaults(func=_cmd_collect)
     _add_train_parser(commands)
     _add_agent_parsers(commands)
@@ -887,23 +889,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fidelity_parser(commands)
     _add_export_parser(commands)
     _add_plan_parser(commands)
-    _add_threads(commands)
     return parser
-
-
-def _add_threads(commands) -> None:
-    """``--threads`` on every command that runs torch in this process (``collect`` runs it in
-    its Ray workers only)."""
-    for name, parser in commands.choices.items():
-        if name in ("envs", "collect", "export"):
-            continue
-        subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        for target in subcommands[0].choices.values() if subcommands else [parser]:
-            target.add_argument(
-                "--threads", type=int, metavar="N",
-                help="torch threads of this process (default: chosen for the kind of work, "
-                "as the README's 'Threads' says; Ray workers keep theirs)",
-            )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
