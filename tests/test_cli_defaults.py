@@ -55,3 +55,88 @@ def test_shared_flags_parse_as_before():
     args = parser.parse_args(["collect", "--env", "carracing", "--episodes", "1", "--out", "o"])
     assert not args.quiet and args.address is None and not hasattr(args, "threads")
     assert inspect.isfunction(args.func)
+
+
+# The defaults the CLI owns: the device's spelling, presets that only the CLI names, and how many
+# videos `plan` films (the library films none unless asked).
+CLI_DEFAULTS = {
+    ("*", "device"): "auto",
+    ("evolve", "preset"): "paper",
+    ("pipeline", "preset"): "debug",
+    ("plan", "preset"): "cpu",
+    ("plan", "videos"): 3,
+}
+
+
+def test_bare_commands_leave_the_library_its_defaults():
+    for name, parser in commands(build_parser()).items():
+        for action in parser._actions:
+            if action.dest in ("help", "version") or action.required:
+                continue
+            if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction):
+                continue
+            expected = CLI_DEFAULTS.get((name, action.dest), CLI_DEFAULTS.get(("*", action.dest)))
+            assert action.default == expected, (name, action.option_strings, action.default)
+
+
+def library_defaults():
+    from dreamgym.agents.evaluate import evaluate_controller
+    from dreamgym.agents.goals import evaluate_goal_reaching, pair_set
+    from dreamgym.agents.planning import PlannerPolicy
+    from dreamgym.agents.run import EvolveSettings
+    from dreamgym.dreams.video import render_video
+    from dreamgym.export import export_run
+    from dreamgym.fidelity import FidelityConfig
+    from dreamgym.pipeline import Pipeline
+    from dreamgym.rollouts import CollectConfig
+    from dreamgym.worldmodels.latent.train import LatentTrainer
+    from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
+    from dreamgym.worldmodels.vm.train_vae import VAETrainer
+
+    def signature(function, name):
+        return inspect.signature(function).parameters[name].default
+
+    def field(cls, name):
+        return cls.__dataclass_fields__[name].default
+
+    return {
+        ("collect", "--policy"): field(CollectConfig, "policy"),
+        ("collect", "--workers"): field(CollectConfig, "workers"),
+        ("collect", "--seed"): field(CollectConfig, "seed"),
+        ("collect", "--min-length"): field(CollectConfig, "min_length"),
+        ("collect", "--frame-skip"): field(CollectConfig, "frame_skip"),
+        ("evolve", "--backend"): field(EvolveSettings, "backend"),
+        ("evaluate", "--episodes"): signature(evaluate_controller, "episodes"),
+        ("evaluate", "--backend"): signature(evaluate_controller, "backend"),
+        ("evaluate", "--workers"): signature(evaluate_controller, "workers"),
+        ("evaluate", "--seed"): signature(evaluate_controller, "seed"),
+        ("render", "--policy"): signature(render_video, "policy"),
+        ("render", "--steps"): signature(render_video, "steps"),
+        ("render", "--seed"): signature(render_video, "seed"),
+        ("render", "--size"): signature(render_video, "size"),
+        ("pipeline", "--workers"): signature(Pipeline, "workers"),
+        ("fidelity", "--episodes"): field(FidelityConfig, "dream_episodes"),
+        ("fidelity", "--real-episodes"): field(FidelityConfig, "real_episodes"),
+        ("fidelity", "--held-out"): field(FidelityConfig, "held_out"),
+        ("fidelity", "--horizon"): field(FidelityConfig, "horizon"),
+        ("fidelity", "--seed"): field(FidelityConfig, "seed"),
+        ("fidelity", "--workers"): field(FidelityConfig, "workers"),
+        ("plan", "--episodes"): signature(pair_set, "pairs"),
+        ("plan", "--goal-offset"): signature(pair_set, "offset"),
+        ("plan", "--pair-seed"): signature(pair_set, "seed"),
+        ("plan", "--budget"): signature(evaluate_goal_reaching, "budget"),
+        ("plan", "--seed"): signature(PlannerPolicy, "seed"),
+        ("export", "--hardware"): signature(export_run, "hardware"),
+        ("export", "--commit"): signature(export_run, "commit"),
+        ("train vae", "--preset"): signature(VAETrainer, "preset"),
+        ("train mdnrnn", "--preset"): signature(MDNRNNTrainer, "preset"),
+        ("train latent", "--preset"): signature(LatentTrainer, "preset"),
+    }
+
+
+def test_help_states_the_library_defaults():
+    leaves = commands(build_parser())
+    for (name, flag), value in library_defaults().items():
+        assert value is not None and value is not inspect.Parameter.empty, (name, flag)
+        help_text = " ".join(option(leaves[name], flag).help.split())
+        assert f"(default: {value}" in help_text, (name, flag, help_text)
