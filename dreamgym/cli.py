@@ -4,14 +4,40 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from dreamgym.common import validate
 from dreamgym.common.pretrained import output_beside
 from dreamgym.errors import DreamgymError
+
+
+def _library_default(owner: Any, name: str) -> Any:
+    """The default the library declares for ``name``: a dataclass field's or a parameter's.
+
+    The CLI's flags default to None and pass nothing then, so that this stays the only one."""
+    if dataclasses.is_dataclass(owner):
+        return next(f.default for f in dataclasses.fields(owner) if f.name == name)
+    return inspect.signature(owner).parameters[name].default
+
+
+def _default(owner: Any, name: str) -> str:
+    """``(default: VALUE)`` for a flag's help, VALUE read from the library."""
+    return f"(default: {_library_default(owner, name)})"
+
+
+def _or_default(value: Any, owner: Any, name: str) -> Any:
+    """``value``, or the library's default when the flag was not given."""
+    return _library_default(owner, name) if value is None else value
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The keyword arguments whose flags were given: the others keep the library's defaults."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _box(space) -> str:
@@ -60,6 +86,7 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     if args.policy_noise is not None:
         from dreamgym.agents.saved import agent_policy
 
+        policy = _or_default(policy, CollectConfig, "policy")
         if policy in BUILTIN_POLICIES:
             raise DreamgymError(
                 f"--policy-noise applies to a saved controller or agent, not to {policy!r}"
@@ -69,14 +96,11 @@ def _cmd_collect(args: argparse.Namespace) -> None:
         env=args.env,
         episodes=args.episodes,
         out=Path(args.out),
-        policy=policy,
-        workers=args.workers,
-        seed=args.seed,
         max_episode_steps=args.max_steps,
-        min_length=args.min_length,
-        frame_skip=args.frame_skip,
         address=args.address,
-    )
+        **_given(policy=policy, workers=args.workers, seed=args.seed,
+                 min_length=args.min_length, frame_skip=args.frame_skip),
+    )  # fmt: skip
     result = collect(config, progress=not args.quiet)
     if result.new_episodes == 0 and result.dropped == 0:
         print(f"{args.out} already holds {result.episodes} episodes; nothing to do")
@@ -98,8 +122,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
     }  # fmt: skip
     common = {
-        "preset": args.preset, "overrides": overrides, "device": args.device, "bf16": args.bf16,
-        "skip_corrupt": args.skip_corrupt,
+        "overrides": overrides, "device": args.device, "bf16": args.bf16,
+        "skip_corrupt": args.skip_corrupt, **_given(preset=args.preset),
     }  # fmt: skip
     if args.component == "latent":
         from dreamgym.worldmodels.latent.train import LatentTrainer
@@ -110,9 +134,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
                          reward_head=args.reward_head, rollout=args.rollout,
                          rollout_from=args.rollout_from, predictor=args.predictor,
                          pixel_grid=args.pixel_grid)  # fmt: skip
-        trainer = LatentTrainer(args.data, args.out, args.preset,
-                                {k: v for k, v in overrides.items() if v is not None},
-                                args.device, args.bf16, args.skip_corrupt)  # fmt: skip
+        trainer = LatentTrainer(args.data, args.out,
+                                **{**common, "overrides": _given(**overrides)})  # fmt: skip
     elif args.component == "vae":
         from dreamgym.worldmodels.vm.train_vae import VAETrainer
 
@@ -159,8 +182,8 @@ def _cmd_train_agent(args: argparse.Namespace) -> None:
     out = Path(args.out)
     before = json.loads((out / AGENT_JSON).read_text()).get("timesteps") if (
         out / AGENT_JSON).is_file() else None  # fmt: skip
-    agent, meta = train_agent(args.world_model, out, args.preset, overrides, args.device,
-                              progress=not args.quiet)  # fmt: skip
+    agent, meta = train_agent(args.world_model, out, preset=args.preset, overrides=overrides,
+                              device=args.device, progress=not args.quiet)  # fmt: skip
     if before == meta["timesteps"]:
         print(f"{out}: {meta['algo']} agent already trained for {meta['timesteps']} steps")
         return
@@ -174,6 +197,7 @@ def _add_train_agent_parser(parts) -> None:
 
     agent = parts.add_parser(
         "agent",
+        parents=_parents("temperature", "done_mode", "device", "quiet", "threads"),
         help="train a stable-baselines3 agent (PPO, SAC, TD3) in a world model's batched dream",
         description="Trains an SB3 policy on the batched dream (CPU or GPU) and saves agent.zip "
         "(SB3's file, a pickle: load only agents you trained or trust) beside agent.json, which "
@@ -194,40 +218,43 @@ def _add_train_agent_parser(parts) -> None:
     agent.add_argument("--lr", type=float, help="override the preset's learning rate")
     agent.add_argument("--net-arch", help="override the preset's hidden layers, e.g. 64,64")
     agent.add_argument("--seed", type=int, help="override the preset's seed (0)")
-    agent.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
     agent.add_argument("--observation",
                        help="agent input: one of the world model's feature modes (default: the "
                        "model's, V+M's zh)")  # fmt: skip
-    _add_done_mode(agent)
     agent.add_argument("--dropout", type=float,
                        help="the dream's inference dropout (default: the bundle's)")  # fmt: skip
     agent.add_argument("--max-steps", type=int, help="dream episode cap (default: the env's)")
     agent.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                        help="override the preset's steps between checkpoints")  # fmt: skip
-    agent.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    agent.add_argument("--quiet", action="store_true", help="no progress bar")
     agent.set_defaults(func=_cmd_train)
 
 
 def _add_train_parser(commands) -> None:
+    from dreamgym.worldmodels.latent.train import LatentTrainer
+    from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
+    from dreamgym.worldmodels.vm.train_vae import VAETrainer
+
     train = commands.add_parser(
         "train", help="train world-model components (V, then M), or an agent in a dream"
     )
     parts = train.add_subparsers(dest="component", required=True, metavar="COMPONENT")
     vae = parts.add_parser(
         "vae",
+        parents=_parents("device", "quiet", "threads"),
         help="train V, the ConvVAE, on a dataset's frames",
         description="Train V on the frames of a rollout dataset. Re-running the same command "
         "resumes from the last finished epoch.",
     )
     mdn = parts.add_parser(
         "mdnrnn",
+        parents=_parents("device", "quiet", "threads"),
         help="train M, the MDN-RNN, on V's latents; writes a world-model bundle",
         description="Encode the dataset(s) with V (cached), then train M. OUT becomes a complete "
         "world-model bundle (V, M, initial latents, bundle.json); it may be V's run directory.",
     )
     latent = parts.add_parser(
         "latent",
+        parents=_parents("device", "quiet", "threads"),
         help="train a latent world model (DINO-WM / LeWM); writes a world-model bundle",
         description="Train an encoder and a predictor on a dataset (presets: cpu = pooled "
         "pixels and a convolutional predictor, what 2 CPU cores plan Push-T with; cpu-vit = a "
@@ -280,28 +307,25 @@ def _add_train_parser(commands) -> None:
         "action space (the paper's iterative training: re-run with a new dataset added and a "
         "larger --epochs to continue M on all the data)",
     )
-    for parser in (vae, mdn, latent):
+    for parser, trainer in ((vae, VAETrainer), (mdn, MDNRNNTrainer), (latent, LatentTrainer)):
         parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
         parser.add_argument(
             "--preset",
-            default="cpu" if parser is latent else "paper",
             choices=(
                 ["paper", "cpu", "cpu-vit", "debug"]
                 if parser is latent
                 else ["paper", "small", "debug"]
             ),
-            help="settings preset (default: %(default)s; debug trains in seconds)",
+            help=f"settings preset {_default(trainer, 'preset')[:-1]}; debug trains in seconds)",
         )
         parser.add_argument("--epochs", type=int, help="override the preset's epochs")
         parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
         parser.add_argument("--lr", type=float, help="override the preset's learning rate")
         parser.add_argument("--seed", type=int, help="override the preset's seed (0)")
-        parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
         parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
         parser.add_argument(
             "--skip-corrupt", action="store_true", help="skip corrupt episode files with a warning"
         )
-        parser.add_argument("--quiet", action="store_true", help="no progress bars")
         parser.set_defaults(func=_cmd_train)
     _add_train_agent_parser(parts)
     vae.add_argument("--z-size", type=int, help="latent size (default: 32 CarRacing, 64 Doom)")
@@ -318,31 +342,67 @@ def _add_train_parser(commands) -> None:
                      "episode (Dropout's Dream Land: 0.1; default 0)")  # fmt: skip
 
 
-def _add_done_mode(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--done-mode",
-        choices=["threshold", "sample", "calibrated"],
-        help="dream episode end: done probability > 0.5 (the paper), drawn from it, or drawn "
-        "from it recalibrated on held-out episodes (default: calibrated when the bundle has a "
-        "calibration, else threshold)",
-    )
+def _shared_flags() -> dict[str, argparse.ArgumentParser]:
+    """Flags that several commands share, each declared once: argparse parent parsers, passed as
+    ``parents=[...]`` to the commands that take them."""
+
+    def parent(*args: str, **kwargs) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(add_help=False)
+        parser.add_argument(*args, **kwargs)
+        return parser
+
+    return {
+        "device": parent("--device", default="auto",
+                         help="torch device of this process: auto | cpu | cuda[:N] "
+                         "(default: %(default)s)"),
+        "quiet": parent("--quiet", action="store_true", help="no progress bars"),
+        # Not on collect, envs and export: collect runs torch in its Ray workers only.
+        "threads": parent("--threads", type=int, metavar="N",
+                          help="torch threads of this process (default: chosen for the kind of "
+                          "work, as the README's 'Threads' says; Ray workers keep theirs)"),
+        "address": parent("--address",
+                          help="Ray cluster to join, e.g. 'auto' after `ray start --head`, or "
+                          "HOST:PORT (default: a local Ray)"),
+        "temperature": parent("--temperature", type=float,
+                              help="dream tau (default: the env's, e.g. 1.0; Doom 1.15)"),
+        "done_mode": parent(
+            "--done-mode",
+            choices=["threshold", "sample", "calibrated"],
+            help="dream episode end: done probability > 0.5 (the paper), drawn from it, or drawn "
+            "from it recalibrated on held-out episodes (default: calibrated when the bundle has "
+            "a calibration, else threshold)",
+        ),
+    }  # fmt: skip
+
+
+def _parents(*names: str) -> list[argparse.ArgumentParser]:
+    """The parent parsers of the shared flags ``names`` (keys of :func:`_shared_flags`)."""
+    shared = _shared_flags()
+    return [shared[name] for name in names]
+
+
+def _evolve_presets() -> dict[str, Any]:
+    """``dreamgym evolve --preset``'s ES settings: the paper's are EvolutionConfig's defaults."""
+    from dreamgym.agents import EvolutionConfig
+
+    return {"paper": EvolutionConfig(),
+            "small": EvolutionConfig(popsize=32, rollouts=4, eval_every=10, eval_rollouts=64),
+            "debug": EvolutionConfig(popsize=8, rollouts=2, eval_every=2, eval_rollouts=8),
+            }  # fmt: skip
 
 
 def _cmd_evolve(args: argparse.Namespace) -> None:
-    from dreamgym.agents import EvolutionConfig
     from dreamgym.agents.run import EvolveSettings, evolve
 
-    preset = {"paper": EvolutionConfig(),
-              "small": EvolutionConfig(popsize=32, rollouts=4, eval_every=10, eval_rollouts=64),
-              "debug": EvolutionConfig(popsize=8, rollouts=2, eval_every=2, eval_rollouts=8),
-              }[args.preset]  # fmt: skip
+    preset = _evolve_presets()[args.preset]
     overrides = {"popsize": args.popsize, "rollouts": args.rollouts, "sigma0": args.sigma0,
                  "eval_every": args.eval_every, "eval_rollouts": args.eval_rollouts,
                  "seed": args.seed}  # fmt: skip
-    config = dataclasses.replace(preset, **{k: v for k, v in overrides.items() if v is not None})
+    config = dataclasses.replace(preset, **_given(**overrides))
+    backend = _or_default(args.backend, EvolveSettings, "backend")
     settings = EvolveSettings(
         world_model=args.world_model,
-        backend=args.backend,
+        backend=backend,
         temperature=args.temperature,
         observation_mode=args.observation,
         bias=not args.no_bias,
@@ -352,11 +412,12 @@ def _cmd_evolve(args: argparse.Namespace) -> None:
         evolution=config,
         dropout=args.dropout,
     )
-    out = Path(args.out or output_beside(args.world_model, f"evolve-{args.backend}"))
-    evolution = evolve(settings, out, args.generations, args.workers, args.address, args.device,
+    out = Path(args.out or output_beside(args.world_model, f"evolve-{backend}"))
+    evolution = evolve(settings, out, args.generations, workers=args.workers,
+                       address=args.address, device=args.device,
                        progress=not args.quiet)  # fmt: skip
     print(
-        f"evolved {evolution.generation} generations ({args.backend} backend): best candidate "
+        f"evolved {evolution.generation} generations ({backend} backend): best candidate "
         f"fitness {evolution.best_fitness:.2f}; controllers in {out / 'best'} and {out / 'mean'}"
     )
 
@@ -368,25 +429,33 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from dreamgym.common.pretrained import resolve_controller
 
     load_agent(args.controller)  # a missing controller is named before anything is made
-    beside = output_beside(resolve_controller(args.controller), f"evaluation-{args.backend}.json")
+    backend = _or_default(args.backend, evaluate_controller, "backend")
+    seed = _or_default(args.seed, evaluate_controller, "seed")
+    beside = output_beside(resolve_controller(args.controller), f"evaluation-{backend}.json")
     out = Path(args.out or beside)
     check_writable_dir(out.parent)  # before the episodes, so that none are run for nothing
     returns = evaluate_controller(
-        args.controller, args.episodes, args.backend, args.world_model, args.temperature,
-        args.max_steps, args.workers, args.address, args.seed, args.device, args.done_mode,
-        progress=not args.quiet,
+        args.controller, backend=backend, world_model=args.world_model,
+        temperature=args.temperature, max_episode_steps=args.max_steps, address=args.address,
+        seed=seed, device=args.device, done_mode=args.done_mode, progress=not args.quiet,
+        **_given(episodes=args.episodes, workers=args.workers),
     )  # fmt: skip
-    atomic_write_json(out, {"backend": args.backend, "episodes": len(returns),
+    atomic_write_json(out, {"backend": backend, "episodes": len(returns),
                             "mean": float(returns.mean()), "std": float(returns.std()),
-                            "returns": returns.tolist(), "seed": args.seed})  # fmt: skip
-    print(f"{args.backend}: {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} "
+                            "returns": returns.tolist(), "seed": seed})  # fmt: skip
+    print(f"{backend}: {returns.mean():.1f} +- {returns.std():.1f} over {len(returns)} "
           "episodes")  # fmt: skip
     print(f"wrote {out}" + ("" if args.out else " (choose where with --out)"))
 
 
 def _add_agent_parsers(commands) -> None:
+    from dreamgym.agents.evaluate import evaluate_controller
+    from dreamgym.agents.run import EvolveSettings
+
+    presets = _evolve_presets()
     evolve = commands.add_parser(
         "evolve",
+        parents=_parents("temperature", "done_mode", "address", "device", "quiet", "threads"),
         help="evolve a linear controller with CMA-ES, in the dream or the real env (resumable)",
         description="CMA-ES over the paper's linear controller. Re-running the same command "
         "resumes after the last finished generation.",
@@ -395,8 +464,8 @@ def _add_agent_parsers(commands) -> None:
     evolve.add_argument(
         "--backend",
         choices=["dream", "real"],
-        default="dream",
-        help="where candidates are scored: the dream (default) or the real env",
+        help="where candidates are scored: the dream or the real env "
+        f"{_default(EvolveSettings, 'backend')}",
     )
     evolve.add_argument(
         "--generations",
@@ -406,10 +475,14 @@ def _add_agent_parsers(commands) -> None:
     )
     evolve.add_argument(
         "--preset",
-        choices=["paper", "small", "debug"],
+        choices=list(presets),
         default="paper",
-        help="ES settings (paper: popsize 64, 16 rollouts, sigma0 0.1; small: 32 x 4; debug: "
-        "8 x 2)",
+        help="ES settings (default: %(default)s; "
+        + "; ".join(
+            f"{name}: popsize {c.popsize}, {c.rollouts} rollouts, sigma0 {c.sigma0}"
+            for name, c in presets.items()
+        )
+        + ")",
     )
     evolve.add_argument("--popsize", type=int, help="candidates per generation")
     evolve.add_argument("--rollouts", type=int, help="episodes per candidate")
@@ -417,7 +490,6 @@ def _add_agent_parsers(commands) -> None:
     evolve.add_argument("--eval-every", type=int, help="evaluate the ES mean every K generations")
     evolve.add_argument("--eval-rollouts", type=int, help="episodes of that evaluation")
     evolve.add_argument("--seed", type=int, help="seed of the search and its rollouts (0)")
-    evolve.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
     evolve.add_argument(
         "--observation",
         help="controller input: one of the world model's feature modes (V+M: zh = [z, h], the "
@@ -432,25 +504,18 @@ def _add_agent_parsers(commands) -> None:
     evolve.add_argument("--dropout", type=float,
                         help="the dream's inference dropout in M, a fresh mask per episode "
                         "(default: the bundle's)")  # fmt: skip
-    _add_done_mode(evolve)
     evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
     evolve.add_argument(
         "--workers", type=int,
         help="Ray actors: the real backend's episodes (default 2); with the dream backend, "
-        "shards each generation's dream over this many actors (default: one process)",
+        "shards each generation's dream over this many actors (default: one process; with "
+        "--address, one actor per GPU of the cluster)",
     )  # fmt: skip
-    evolve.add_argument(
-        "--address",
-        help="Ray cluster to join, e.g. 'auto' or HOST:PORT; with the dream backend, shards the "
-        "dream over the cluster (one actor per GPU unless --workers says)",
-    )
-    evolve.add_argument("--device", default="auto",
-                        help="dream device in this process: auto | cpu | cuda")  # fmt: skip
-    evolve.add_argument("--quiet", action="store_true")
     evolve.set_defaults(func=_cmd_evolve)
 
     evaluate = commands.add_parser(
         "evaluate",
+        parents=_parents("temperature", "done_mode", "address", "device", "quiet", "threads"),
         help="mean +- std return of a saved controller or agent over many episodes",
         description="Scores a saved controller (a directory, or pretrained:NAME) or SB3 agent "
         "(a `dreamgym train agent` directory) over many "
@@ -460,23 +525,27 @@ def _add_agent_parsers(commands) -> None:
     evaluate.add_argument("--controller", required=True,
                           help="controller directory, pretrained:NAME, or agent "
                           "directory")  # fmt: skip
-    evaluate.add_argument("--episodes", type=int, default=100, help="episodes (default: 100)")
-    evaluate.add_argument("--backend", choices=["dream", "real"], default="real",
-                          help="the real env (default) or the dream")  # fmt: skip
+    evaluate.add_argument(
+        "--episodes", type=int, help=f"episodes {_default(evaluate_controller, 'episodes')}"
+    )
+    evaluate.add_argument("--backend", choices=["dream", "real"],
+                          help="the real env or the dream "
+                          + _default(evaluate_controller, "backend"))  # fmt: skip
     evaluate.add_argument("--world-model", help="default: the one the controller was trained for")
-    evaluate.add_argument("--temperature", type=float, help="dream tau (default: the env's)")
     evaluate.add_argument("--max-steps", type=int, help="episode cap (default: the env's)")
-    _add_done_mode(evaluate)
-    evaluate.add_argument("--workers", type=int, default=2, help="Ray workers (real env)")
-    evaluate.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the episodes (default: 0)")
-    evaluate.add_argument("--device", default="auto", help="the dream's device: auto | cpu | cuda")
+    evaluate.add_argument(
+        "--workers",
+        type=int,
+        help=f"Ray workers (real env) {_default(evaluate_controller, 'workers')}",
+    )
+    evaluate.add_argument(
+        "--seed", type=int, help=f"seed of the episodes {_default(evaluate_controller, 'seed')}"
+    )
     evaluate.add_argument(
         "--out",
         help="where the JSON of per-episode returns goes (default: "
         "CONTROLLER/evaluation-BACKEND.json; ./NAME/evaluation-BACKEND.json for pretrained:NAME)",
     )
-    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=_cmd_evaluate)
 
 
@@ -497,16 +566,20 @@ def _cmd_render(args: argparse.Namespace) -> None:
 
         agent, _ = load_agent(args.controller)
     path = render_video(
-        args.world_model, args.out, agent, args.temperature, args.compare,
-        temperatures, args.steps, args.seed, args.size, args.fps, not args.no_overlay,
-        args.policy, args.device, progress=not args.quiet,
+        args.world_model, args.out, agent=agent, temperature=args.temperature,
+        compare=args.compare, temperatures=temperatures, fps=args.fps,
+        overlay=not args.no_overlay, device=args.device, progress=not args.quiet,
+        **_given(steps=args.steps, seed=args.seed, size=args.size, policy=args.policy),
     )  # fmt: skip
     print(f"wrote {path}")
 
 
 def _add_render_parser(commands) -> None:
+    from dreamgym.dreams.video import render_video
+
     render = commands.add_parser(
         "render",
+        parents=_parents("temperature", "device", "quiet", "threads"),
         help="render a dream (or real vs dream, or several temperatures) to mp4/gif",
         description="Decode a dream episode with V into a video. --compare shows a real episode, "
         "V's reconstruction of it and the dream's rollout of the same actions side by side; "
@@ -516,17 +589,19 @@ def _add_render_parser(commands) -> None:
     render.add_argument("--out", required=True, help="output video (.mp4 or .gif)")
     render.add_argument("--controller",
                         help="controller or agent directory (default: --policy)")  # fmt: skip
-    render.add_argument("--policy", default="brownian", help="random | brownian | repeat")
-    render.add_argument("--temperature", type=float, help="dream tau (default 1.0, Doom 1.15)")
+    render.add_argument(
+        "--policy", help=f"random | brownian | repeat {_default(render_video, 'policy')}"
+    )
     render.add_argument("--compare", action="store_true", help="real | V reconstruction | dream")
     render.add_argument("--temperatures", help="e.g. 0.5,1.0,1.15,1.3")
-    render.add_argument("--steps", type=int, default=300, help="episode length cap")
-    render.add_argument("--seed", type=int, default=0)
-    render.add_argument("--size", type=int, default=256, help="frame side in pixels")
+    render.add_argument(
+        "--steps", type=int, help=f"episode length cap {_default(render_video, 'steps')}"
+    )
+    render.add_argument("--seed", type=int, help=_default(render_video, "seed"))
+    render.add_argument("--size", type=int,
+                        help=f"frame side in pixels {_default(render_video, 'size')}")  # fmt: skip
     render.add_argument("--fps", type=int, help="default: the real env's")
     render.add_argument("--no-overlay", action="store_true", help="no captions")
-    render.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(func=_cmd_render)
 
 
@@ -544,8 +619,8 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
         config = dataclasses.replace(config, seed=args.seed)
     if args.agent is not None:
         config = dataclasses.replace(config, agent=args.agent)
-    pipeline = Pipeline(config, args.out, args.workers, args.address, args.device,
-                        progress=not args.quiet)  # fmt: skip
+    pipeline = Pipeline(config, args.out, address=args.address, device=args.device,
+                        progress=not args.quiet, **_given(workers=args.workers))  # fmt: skip
     report = pipeline.run()
     scores, base = report["stages"]["evaluate"], report["stages"]["baseline"]
     print(
@@ -566,10 +641,11 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
 
 
 def _add_pipeline_parser(commands) -> None:
-    from dreamgym.pipeline import preset_names
+    from dreamgym.pipeline import Pipeline, preset_names
 
     pipeline = commands.add_parser(
         "pipeline",
+        parents=_parents("address", "device", "quiet", "threads"),
         help="collect -> train V -> train M -> evolve -> evaluate -> render, resumable",
         description="The whole World Models recipe in one command. Re-running it resumes at the "
         "first unfinished stage. The debug preset takes minutes on 2 CPU cores.",
@@ -595,10 +671,9 @@ def _add_pipeline_parser(commands) -> None:
         help="the final agent: the paper's linear controller evolved with CMA-ES (default), or "
         "an SB3 agent trained in the final dream (docs/agents.md)",
     )  # fmt: skip
-    pipeline.add_argument("--workers", type=int, default=2, help="Ray workers")
-    pipeline.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
-    pipeline.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    pipeline.add_argument("--quiet", action="store_true")
+    pipeline.add_argument(
+        "--workers", type=int, help=f"Ray workers {_default(Pipeline, 'workers')}"
+    )
     pipeline.set_defaults(func=_cmd_pipeline)
 
 
@@ -606,15 +681,16 @@ def _cmd_fidelity(args: argparse.Namespace) -> None:
     from dreamgym.fidelity import FidelityConfig, FidelityReport
 
     config = FidelityConfig(
-        dream_episodes=args.episodes, real_episodes=args.real_episodes, held_out=args.held_out,
-        horizon=args.horizon, temperature=args.temperature, done_mode=args.done_mode,
-        probes=not args.no_probes, max_episode_steps=args.max_steps, seed=args.seed,
-        workers=args.workers, address=args.address,
+        temperature=args.temperature, done_mode=args.done_mode, probes=not args.no_probes,
+        max_episode_steps=args.max_steps, address=args.address,
+        **_given(dream_episodes=args.episodes, real_episodes=args.real_episodes,
+                 held_out=args.held_out, horizon=args.horizon, seed=args.seed,
+                 workers=args.workers),
     )  # fmt: skip
     out = Path(args.out or output_beside(args.world_model, "fidelity"))
-    fidelity = FidelityReport(args.world_model, out, args.data, args.policy,
-                              args.controller or (), config, args.device,
-                              progress=not args.quiet)  # fmt: skip
+    fidelity = FidelityReport(args.world_model, out, data=args.data, policy=args.policy,
+                              controllers=args.controller or (), config=config,
+                              device=args.device, progress=not args.quiet)  # fmt: skip
     report = fidelity.run()
     print("\n".join(report["verdicts"]))
     held_out = report["held_out"]
@@ -627,8 +703,11 @@ def _cmd_fidelity(args: argparse.Namespace) -> None:
 
 
 def _add_fidelity_parser(commands) -> None:
+    from dreamgym.fidelity import FidelityConfig
+
     fidelity = commands.add_parser(
         "fidelity",
+        parents=_parents("temperature", "done_mode", "address", "device", "quiet", "threads"),
         help="measure whether a dream can be trusted, against held-out real episodes",
         description="Compares the dream with held-out real episodes: survival under the "
         "collection policy, probe policies (constant actions) and controllers (dream vs real), "
@@ -649,26 +728,37 @@ def _add_fidelity_parser(commands) -> None:
         action="append",
         help="a saved controller or agent to compare, or pretrained:NAME (repeatable)",
     )
-    fidelity.add_argument("--episodes", type=int, default=256, help="dream episodes per policy")
     fidelity.add_argument(
-        "--real-episodes", type=int, default=20, help="real episodes per probe or controller"
+        "--episodes",
+        type=int,
+        help="dream episodes per policy " + _default(FidelityConfig, "dream_episodes"),
     )
-    fidelity.add_argument("--held-out", type=int, default=50, help="held-out episodes followed")
-    fidelity.add_argument("--horizon", type=int, default=100, help="open-loop horizon")
-    fidelity.add_argument("--temperature", type=float, help="dream tau (default: the env's)")
-    _add_done_mode(fidelity)
+    fidelity.add_argument(
+        "--real-episodes",
+        type=int,
+        help="real episodes per probe or controller " + _default(FidelityConfig, "real_episodes"),
+    )
+    fidelity.add_argument(
+        "--held-out",
+        type=int,
+        help=f"held-out episodes followed {_default(FidelityConfig, 'held_out')}",
+    )
+    fidelity.add_argument(
+        "--horizon", type=int, help=f"open-loop horizon {_default(FidelityConfig, 'horizon')}"
+    )
     fidelity.add_argument("--no-probes", action="store_true", help="skip the probe policies")
     fidelity.add_argument("--max-steps", type=int, help="episode cap (default: the bundle's)")
-    fidelity.add_argument("--seed", type=int, default=0)
-    fidelity.add_argument("--workers", type=int, default=2, help="Ray workers (real episodes)")
-    fidelity.add_argument("--address", help="Ray cluster to join, e.g. 'auto'")
-    fidelity.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    fidelity.add_argument("--seed", type=int, help=_default(FidelityConfig, "seed"))
+    fidelity.add_argument(
+        "--workers",
+        type=int,
+        help=f"Ray workers (real episodes) {_default(FidelityConfig, 'workers')}",
+    )
     fidelity.add_argument(
         "--out",
         help="report directory (default: WORLD_MODEL/fidelity; ./NAME/fidelity for "
         "pretrained:NAME)",
     )
-    fidelity.add_argument("--quiet", action="store_true")
     fidelity.set_defaults(func=_cmd_fidelity)
 
 
@@ -692,7 +782,12 @@ def _cmd_plan(args: argparse.Namespace) -> None:
 
     if args.proprio_weight is not None:
         validate.real("proprio weight", args.proprio_weight, 0.0)
-    validate.integer("budget", args.budget)
+    episodes = _or_default(args.episodes, pair_set, "pairs")
+    offset = _or_default(args.goal_offset, pair_set, "offset")
+    pair_seed = _or_default(args.pair_seed, pair_set, "seed")
+    budget = _or_default(args.budget, evaluate_goal_reaching, "budget")
+    seed = _or_default(args.seed, PlannerPolicy, "seed")
+    validate.integer("budget", budget)
     model = load(args.world_model, resolve_device(args.device))
     config = planner_preset(args.preset, method=args.planner, samples=args.samples,
                             iterations=args.iterations, horizon=args.horizon,
@@ -704,9 +799,9 @@ def _cmd_plan(args: argparse.Namespace) -> None:
             raise DreamgymError("--proprio-weight needs a latent world model trained with proprio")
         model.proprio_weight = args.proprio_weight
     out = Path(args.out or output_beside(args.world_model, "plan"))
-    collection = {k: v for k, v in (("workers", args.workers),) if v is not None}
-    pairs = pair_set(model.info, args.episodes, args.goal_offset, args.pair_seed, args.data,
-                     out, progress=not args.quiet, **collection)  # fmt: skip
+    pairs = pair_set(model.info, pairs=episodes, offset=offset, seed=pair_seed, data=args.data,
+                     collect_to=out, progress=not args.quiet,
+                     **_given(workers=args.workers))  # fmt: skip
     if not pairs.held_out:
         print(f"warning: planning on training pairs ({pairs.note})", flush=True)
     dataset = RolloutDataset(pairs.data)
@@ -714,22 +809,24 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     real = len(model.info["action_low"])
 
     policies = {"planner": lambda k, pair: PlannerPolicy(
-        model, config, pair.goal_frame, args.seed + k, args.budget, pair.goal_proprio)}  # fmt: skip
+        model, config, pair.goal_frame, seed=seed + k, budget=budget,
+        goal_proprio=pair.goal_proprio)}  # fmt: skip
     if not args.no_baselines:
-        policies["random"] = lambda k, pair: UniformPolicy(low[:real], high[:real], args.seed + k)
+        policies["random"] = lambda k, pair: UniformPolicy(low[:real], high[:real], seed + k)
         policies["oracle"] = lambda k, pair: OraclePolicy(
             dataset.episode(pair.episode).actions[pair.start : pair.start + pair.offset]
         )
     say = None if args.quiet else (lambda line: print(line, flush=True))
-    report = evaluate_goal_reaching(model.env, pairs, policies, args.episodes, args.goal_offset,
-                                    args.budget, args.pair_seed, args.videos, say)  # fmt: skip
+    report = evaluate_goal_reaching(model.env, pairs, policies, pairs=episodes, offset=offset,
+                                    budget=budget, seed=pair_seed, videos=args.videos,
+                                    progress=say)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     videos = []
     for name, result in report["policies"].items():
         for k, r in enumerate(result["results"]):
             frames = r.pop("frames")
             if frames:
-                goal = dataset.episode(r["episode"]).frames[r["start"] + args.goal_offset]
+                goal = dataset.episode(r["episode"]).frames[r["start"] + offset]
                 videos.append(write_video([np.concatenate([f, goal], axis=1) for f in frames],
                                           out / f"{name}-{k}.mp4", fps=10))  # fmt: skip
     for line in summary_lines(report):
@@ -745,8 +842,12 @@ def _cmd_plan(args: argparse.Namespace) -> None:
 
 
 def _add_plan_parser(commands) -> None:
+    from dreamgym.agents.goals import evaluate_goal_reaching, pair_set
+    from dreamgym.agents.planning import PlannerPolicy
+
     plan = commands.add_parser(
         "plan",
+        parents=_parents("device", "quiet", "threads"),
         help="reach goals by planning in a world model (CEM or MPPI + MPC), measured the "
         "DINO-WM way",
         description="Draws start/goal pairs from held-out recorded episodes (the goal: the "
@@ -759,7 +860,9 @@ def _add_plan_parser(commands) -> None:
     plan.add_argument("--data", help="held-out episodes with states (default: the trainer's "
                       "validation episodes when there are enough, else episodes that plan "
                       "collects into OUT with a seed outside the training data's)")  # fmt: skip
-    plan.add_argument("--episodes", type=int, default=50, help="start/goal pairs (default: 50)")
+    plan.add_argument(
+        "--episodes", type=int, help=f"start/goal pairs {_default(pair_set, 'pairs')}"
+    )
     plan.add_argument("--planner", choices=["cem", "mppi"],
                       help="cem or mppi (default: the preset's, cem)")  # fmt: skip
     plan.add_argument("--preset", default="cpu", choices=["cpu", "dino-wm", "vjepa2-ac", "debug"],
@@ -777,16 +880,22 @@ def _add_plan_parser(commands) -> None:
     plan.add_argument("--proprio-weight", type=float,
                       help="weight of the proprio term in a latent model's goal cost (default: 1, "
                       "DINO-WM's objective; docs/planning.md measures others)")  # fmt: skip
-    plan.add_argument("--budget", type=int, default=50, help="env steps per pair (default: 50)")
-    plan.add_argument("--goal-offset", type=int, default=25, help="goal steps ahead (default: 25)")
-    plan.add_argument("--pair-seed", type=int, default=99, help="seed of the pairs (default: 99)")
-    plan.add_argument("--seed", type=int, default=0, help="planner seed (default: 0)")
+    plan.add_argument(
+        "--budget",
+        type=int,
+        help=f"env steps per pair {_default(evaluate_goal_reaching, 'budget')}",
+    )
+    plan.add_argument(
+        "--goal-offset", type=int, help=f"goal steps ahead {_default(pair_set, 'offset')}"
+    )
+    plan.add_argument(
+        "--pair-seed", type=int, help=f"seed of the pairs {_default(pair_set, 'seed')}"
+    )
+    plan.add_argument("--seed", type=int, help=f"planner seed {_default(PlannerPolicy, 'seed')}")
     plan.add_argument("--videos", type=int, default=3, help="pairs filmed per policy")
     plan.add_argument("--workers", type=int, help="Ray workers collecting held-out episodes")
     plan.add_argument("--no-baselines", action="store_true", help="skip random and oracle")
-    plan.add_argument("--device", default="auto", help="auto | cpu | cuda")
     plan.add_argument("--out", help="report directory (default: WORLD_MODEL/plan)")
-    plan.add_argument("--quiet", action="store_true")
     plan.set_defaults(func=_cmd_plan)
 
 
@@ -794,14 +903,17 @@ def _cmd_export(args: argparse.Namespace) -> None:
     from dreamgym.export import export_bundle, export_run
 
     if args.run:
-        out = export_run(args.run, args.out, args.name, args.hardware, args.commit)
+        out = export_run(args.run, args.out, name=args.name,
+                         **_given(hardware=args.hardware, commit=args.commit))  # fmt: skip
     else:
-        out = export_bundle(args.world_model, args.out, args.controller)
+        out = export_bundle(args.world_model, args.out, controller=args.controller)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"exported to {out} ({size / 2**20:.1f} MiB)")
 
 
 def _add_export_parser(commands) -> None:
+    from dreamgym.export import export_run
+
     export = commands.add_parser(
         "export",
         help="write a small float16 copy of a world model and its controller, to share",
@@ -817,14 +929,17 @@ def _add_export_parser(commands) -> None:
     export.add_argument("--out", required=True, help="a new or empty directory")
     export.add_argument("--name", help="with --run: the model's short name (default: OUT's name)")
     export.add_argument(
-        "--hardware", default="unrecorded hardware", help="with --run: the training machine"
+        "--hardware", help=f"with --run: the training machine {_default(export_run, 'hardware')}"
     )
-    export.add_argument("--commit", default="unrecorded", help="with --run: the dreamgym commit")
+    export.add_argument(
+        "--commit", help=f"with --run: the dreamgym commit {_default(export_run, 'commit')}"
+    )
     export.set_defaults(func=_cmd_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from dreamgym import __version__
+    from dreamgym.rollouts import CollectConfig
 
     parser = argparse.ArgumentParser(
         prog="dreamgym", description="Train agents inside learned world models ('dreams')."
@@ -842,6 +957,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     collect = commands.add_parser(
         "collect",
+        parents=_parents("address", "quiet"),
         help="collect episodes from a real env on Ray (resumable)",
         description="Collect episodes from a real environment in parallel on Ray. Each episode "
         "is written atomically to DATA/episode_NNNNNN.npz; re-running the same command after a "
@@ -852,9 +968,8 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--out", required=True, help="dataset directory")
     collect.add_argument(
         "--policy",
-        default="brownian",
         help="random | brownian | repeat (random action held 1-10 steps) | a saved policy file, "
-        "controller or agent directory (default: brownian)",
+        f"controller or agent directory {_default(CollectConfig, 'policy')}",
     )
     collect.add_argument(
         "--policy-noise",
@@ -864,21 +979,22 @@ def build_parser() -> argparse.ArgumentParser:
         "outputs (clipped to [-1, 1]) for exploration, seeded per episode (an agent: to its "
         "actions scaled to [-1, 1])",
     )
-    collect.add_argument("--workers", type=int, default=1, help="Ray workers (default: 1)")
-    collect.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    collect.add_argument(
+        "--workers", type=int, help=f"Ray workers {_default(CollectConfig, 'workers')}"
+    )
+    collect.add_argument("--seed", type=int, help=f"base seed {_default(CollectConfig, 'seed')}")
     collect.add_argument("--max-steps", type=int, help="time limit per episode (default: env's)")
     collect.add_argument(
         "--min-length",
         type=int,
-        default=0,
-        help="drop episodes with fewer steps (the Doom recipe drops <= 100 frames: 101)",
+        help="drop episodes with fewer steps (the Doom recipe drops <= 100 frames: 101) "
+        + _default(CollectConfig, "min_length"),
     )
-    collect.add_argument("--frame-skip", type=int, default=1, help="repeat each action N frames")
     collect.add_argument(
-        "--address",
-        help="Ray cluster to join, e.g. 'auto' after `ray start --head` (default: a local Ray)",
+        "--frame-skip",
+        type=int,
+        help=f"repeat each action N frames {_default(CollectConfig, 'frame_skip')}",
     )
-    collect.add_argument("--quiet", action="store_true", help="no progress bar")
     collect.set_defaults(func=_cmd_collect)
     _add_train_parser(commands)
     _add_agent_parsers(commands)
@@ -887,23 +1003,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fidelity_parser(commands)
     _add_export_parser(commands)
     _add_plan_parser(commands)
-    _add_threads(commands)
     return parser
-
-
-def _add_threads(commands) -> None:
-    """``--threads`` on every command that runs torch in this process (``collect`` runs it in
-    its Ray workers only)."""
-    for name, parser in commands.choices.items():
-        if name in ("envs", "collect", "export"):
-            continue
-        subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        for target in subcommands[0].choices.values() if subcommands else [parser]:
-            target.add_argument(
-                "--threads", type=int, metavar="N",
-                help="torch threads of this process (default: chosen for the kind of work, "
-                "as the README's 'Threads' says; Ray workers keep theirs)",
-            )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

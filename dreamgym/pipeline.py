@@ -388,9 +388,10 @@ class Pipeline:
                                   observation_mode=c.observation_mode, bias=c.bias,
                                   max_episode_steps=c.dream_steps, done_mode=c.done_mode,
                                   init=init,
-                                  evolution=EvolutionConfig(c.popsize, c.rollouts, 0.1,
-                                                            c.eval_every, c.eval_rollouts,
-                                                            c.seed + k + candidate))  # fmt: skip
+                                  evolution=EvolutionConfig(
+                                      popsize=c.popsize, rollouts=c.rollouts,
+                                      eval_every=c.eval_every, eval_rollouts=c.eval_rollouts,
+                                      seed=c.seed + k + candidate))  # fmt: skip
         # The dream evolves in this process (on its GPU if any); `dreamgym evolve --workers`
         # shards one over a cluster.
         evolution = evolve(settings, self.evolve_dir(k, candidate), c.generations, None, None,
