@@ -7,6 +7,7 @@ from dreamgym.rollouts.episode import Episode, load_episode, run_episode
 from dreamgym.rollouts.policies import (
     BrownianPolicy,
     Policy,
+    PusherPolicy,
     RandomPolicy,
     RepeatPolicy,
     WeakExpertPolicy,
@@ -22,6 +23,7 @@ __all__ = [
     "DatasetUnion",
     "Episode",
     "Policy",
+    "PusherPolicy",
     "RandomPolicy",
     "RepeatPolicy",
     "RolloutDataset",
