@@ -14,6 +14,7 @@ from typing import Any
 from dreamgym.common import validate
 from dreamgym.common.pretrained import output_beside
 from dreamgym.errors import DreamgymError
+from dreamgym.presets import preset, preset_names
 
 
 def _library_default(owner: Any, name: str) -> Any:
@@ -193,7 +194,7 @@ def _cmd_train_agent(args: argparse.Namespace) -> None:
 
 
 def _add_train_agent_parser(parts) -> None:
-    from dreamgym.agents.sb3_agent import AGENT_PRESETS, ALGOS
+    from dreamgym.agents.sb3_agent import ALGOS
 
     agent = parts.add_parser(
         "agent",
@@ -209,7 +210,7 @@ def _add_train_agent_parser(parts) -> None:
     agent.add_argument("--out", required=True, help="agent directory (resumed if it holds one)")
     agent.add_argument("--algo", choices=ALGOS, help="override the preset's algorithm (ppo)")
     agent.add_argument(
-        "--preset", choices=list(AGENT_PRESETS),
+        "--preset", choices=preset_names("agent"),
         help="settings preset (default: the one named after the world model's env, else "
         "default; debug trains in seconds)",
     )  # fmt: skip
@@ -307,15 +308,13 @@ def _add_train_parser(commands) -> None:
         "action space (the paper's iterative training: re-run with a new dataset added and a "
         "larger --epochs to continue M on all the data)",
     )
-    for parser, trainer in ((vae, VAETrainer), (mdn, MDNRNNTrainer), (latent, LatentTrainer)):
+    trainers = (("vae", vae, VAETrainer), ("mdnrnn", mdn, MDNRNNTrainer),
+                ("latent", latent, LatentTrainer))  # fmt: skip
+    for kind, parser, trainer in trainers:
         parser.add_argument("--out", required=True, help="run directory (resumed if it exists)")
         parser.add_argument(
             "--preset",
-            choices=(
-                ["paper", "cpu", "cpu-vit", "debug"]
-                if parser is latent
-                else ["paper", "small", "debug"]
-            ),
+            choices=preset_names(kind),
             help=f"settings preset {_default(trainer, 'preset')[:-1]}; debug trains in seconds)",
         )
         parser.add_argument("--epochs", type=int, help="override the preset's epochs")
@@ -381,24 +380,12 @@ def _parents(*names: str) -> list[argparse.ArgumentParser]:
     return [shared[name] for name in names]
 
 
-def _evolve_presets() -> dict[str, Any]:
-    """``dreamgym evolve --preset``'s ES settings: the paper's are EvolutionConfig's defaults."""
-    from dreamgym.agents import EvolutionConfig
-
-    return {"paper": EvolutionConfig(),
-            "small": EvolutionConfig(popsize=32, rollouts=4, eval_every=10, eval_rollouts=64),
-            "debug": EvolutionConfig(popsize=8, rollouts=2, eval_every=2, eval_rollouts=8),
-            }  # fmt: skip
-
-
 def _cmd_evolve(args: argparse.Namespace) -> None:
     from dreamgym.agents.run import EvolveSettings, evolve
 
-    preset = _evolve_presets()[args.preset]
-    overrides = {"popsize": args.popsize, "rollouts": args.rollouts, "sigma0": args.sigma0,
-                 "eval_every": args.eval_every, "eval_rollouts": args.eval_rollouts,
-                 "seed": args.seed}  # fmt: skip
-    config = dataclasses.replace(preset, **_given(**overrides))
+    config = preset("evolution", args.preset, popsize=args.popsize, rollouts=args.rollouts,
+                    sigma0=args.sigma0, eval_every=args.eval_every,
+                    eval_rollouts=args.eval_rollouts, seed=args.seed)  # fmt: skip
     backend = _or_default(args.backend, EvolveSettings, "backend")
     settings = EvolveSettings(
         world_model=args.world_model,
@@ -450,9 +437,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _add_agent_parsers(commands) -> None:
     from dreamgym.agents.evaluate import evaluate_controller
+    from dreamgym.agents.evolution import EVOLUTION_PRESETS
     from dreamgym.agents.run import EvolveSettings
 
-    presets = _evolve_presets()
     evolve = commands.add_parser(
         "evolve",
         parents=_parents("temperature", "done_mode", "address", "device", "quiet", "threads"),
@@ -475,12 +462,12 @@ def _add_agent_parsers(commands) -> None:
     )
     evolve.add_argument(
         "--preset",
-        choices=list(presets),
+        choices=preset_names("evolution"),
         default="paper",
         help="ES settings (default: %(default)s; "
         + "; ".join(
             f"{name}: popsize {c.popsize}, {c.rollouts} rollouts, sigma0 {c.sigma0}"
-            for name, c in presets.items()
+            for name, c in EVOLUTION_PRESETS.items()
         )
         + ")",
     )
@@ -607,10 +594,10 @@ def _add_render_parser(commands) -> None:
 
 def _cmd_pipeline(args: argparse.Namespace) -> None:
     from dreamgym.envs import get_env_spec
-    from dreamgym.pipeline import Pipeline, pipeline_preset
+    from dreamgym.pipeline import Pipeline
 
     get_env_spec(args.env)  # an unknown env fails before anything is written
-    config = pipeline_preset(args.preset, args.env)
+    config = preset("pipeline", args.preset, env=args.env)
     if args.iterations is not None:
         if args.iterations < 0:
             raise DreamgymError(f"--iterations must be >= 0, got {args.iterations}")
@@ -641,7 +628,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
 
 
 def _add_pipeline_parser(commands) -> None:
-    from dreamgym.pipeline import Pipeline, preset_names
+    from dreamgym.pipeline import Pipeline
 
     pipeline = commands.add_parser(
         "pipeline",
@@ -653,7 +640,7 @@ def _add_pipeline_parser(commands) -> None:
     pipeline.add_argument("--env", required=True, help="carracing | doom-takecover | ...")
     pipeline.add_argument(
         "--preset", default="debug",
-        help=f"{' | '.join(preset_names())} (default: debug; cpu-driver is CarRacing's)",
+        help=f"{' | '.join(preset_names('pipeline'))} (default: debug; cpu-driver is CarRacing's)",
     )  # fmt: skip
     pipeline.add_argument("--out", required=True, help="run directory")
     pipeline.add_argument(
@@ -773,7 +760,7 @@ def _cmd_plan(args: argparse.Namespace) -> None:
         pair_set,
         summary_lines,
     )
-    from dreamgym.agents.planning import Planner, PlannerPolicy, planner_preset
+    from dreamgym.agents.planning import Planner, PlannerPolicy
     from dreamgym.common.device import resolve_device
     from dreamgym.common.io import atomic_write_bytes, atomic_write_json
     from dreamgym.dreams.video import write_video
@@ -789,7 +776,7 @@ def _cmd_plan(args: argparse.Namespace) -> None:
     seed = _or_default(args.seed, PlannerPolicy, "seed")
     validate.integer("budget", budget)
     model = load(args.world_model, resolve_device(args.device))
-    config = planner_preset(args.preset, method=args.planner, samples=args.samples,
+    config = preset("planner", args.preset, method=args.planner, samples=args.samples,
                             iterations=args.iterations, horizon=args.horizon,
                             execute=args.execute, temperature=args.temperature,
                             energy=args.energy)  # fmt: skip
@@ -865,7 +852,7 @@ def _add_plan_parser(commands) -> None:
     )
     plan.add_argument("--planner", choices=["cem", "mppi"],
                       help="cem or mppi (default: the preset's, cem)")  # fmt: skip
-    plan.add_argument("--preset", default="cpu", choices=["cpu", "dino-wm", "vjepa2-ac", "debug"],
+    plan.add_argument("--preset", default="cpu", choices=preset_names("planner"),
                       help="planner preset (default: cpu)")  # fmt: skip
     plan.add_argument("--samples", type=int, help="override the preset's samples")
     plan.add_argument("--iterations", type=int, help="override the preset's iterations")

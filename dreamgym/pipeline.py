@@ -45,9 +45,8 @@ from dreamgym.common.io import (
     atomic_write_json,
     check_writable_dir,
 )
+from dreamgym.envs import PAPER
 from dreamgym.errors import DreamgymError
-
-PRESETS = ("debug", "small", "cpu", "paper")
 
 
 @dataclass
@@ -128,24 +127,54 @@ def stage_names(config: PipelineConfig) -> list[str]:
     return names + ["evaluate", "baseline", "fidelity", "render"]
 
 
+# The generic presets: the settings each gives PipelineConfig (PAPER values are the env's);
+# an env's own choices and recipes (RealEnvSpec.pipeline_presets) go on top.
+# - debug: minutes on 2 CPU cores (the tests and the README's main command);
+# - small: a real but short run (tens of minutes);
+# - cpu: the best result 2 CPU cores reached with the env's first recipe (docs/fidelity.md);
+# - paper: the paper's sizes (a GPU and a Ray cluster).
+PIPELINE_PRESETS: dict[str, dict[str, Any]] = {
+    "debug": dict(
+        episodes=12, max_steps=None, min_length=0, vae_overrides={"epochs": 3},
+        mdnrnn_overrides={"epochs": 60}, generations=4, popsize=8, rollouts=2, eval_every=2,
+        eval_rollouts=8, evaluate_episodes=4, render_steps=150, model_preset="debug",
+        fidelity_episodes=32, fidelity_real_episodes=2,
+    ),
+    "small": dict(
+        episodes=200, max_steps=None, min_length=0, vae_overrides={"epochs": 5},
+        mdnrnn_overrides={"epochs": 20}, generations=30, popsize=32, rollouts=4,
+        eval_every=10, eval_rollouts=64, evaluate_episodes=10, render_steps=300,
+        model_preset="small", fidelity_episodes=128, fidelity_real_episodes=10,
+    ),
+    "cpu": dict(
+        episodes=150, max_steps=None, min_length=0,
+        vae_overrides={"epochs": 3, "max_episodes": 40}, mdnrnn_overrides={"epochs": 20},
+        generations=15, popsize=32, rollouts=4, eval_every=5, eval_rollouts=64,
+        evaluate_episodes=100, render_steps=500, model_preset="small",
+        fidelity_episodes=128, fidelity_real_episodes=5,
+    ),
+    "paper": dict(
+        episodes=10_000, max_steps=None, min_length=0, generations=PAPER,
+        popsize=64, rollouts=16, eval_every=25, eval_rollouts=1024, evaluate_episodes=100,
+        render_steps=1000, model_preset="paper", observation_mode=PAPER, bias=PAPER,
+        fidelity_episodes=1024, fidelity_real_episodes=100,
+    ),
+}  # fmt: skip
+
+
 def preset_names(env: str | None = None) -> list[str]:
     """The pipeline presets of ``env`` (the generic ones, then the env's own recipes); without
     ``env``, those of every env."""
     from dreamgym.envs import get_env_spec, list_envs
 
     specs = [get_env_spec(env)] if env else list_envs()
-    extra = {n for spec in specs for n in spec.pipeline_presets if n not in PRESETS}
-    return [*PRESETS, *sorted(extra)]
+    extra = {n for spec in specs for n in spec.pipeline_presets if n not in PIPELINE_PRESETS}
+    return [*PIPELINE_PRESETS, *sorted(extra)]
 
 
 def pipeline_preset(preset: str, env: str) -> PipelineConfig:
-    """Named presets: a generic preset, then the env's own choices
-    (``RealEnvSpec.pipeline_presets``, see ``dreamgym.envs.registry``).
-
-    - ``debug``: minutes on 2 CPU cores (the tests and the README's main command).
-    - ``small``: a real but short run (tens of minutes).
-    - ``cpu``: the best result 2 CPU cores reached with the env's first recipe (docs/fidelity.md).
-    - ``paper``: the paper's sizes (a GPU and a Ray cluster).
+    """The preset ``preset`` for ``env``: a generic preset of :data:`PIPELINE_PRESETS`, then
+    the env's own choices (``RealEnvSpec.pipeline_presets``, see ``dreamgym.envs.registry``).
 
     An env may add recipes of its own under new names (a preset name never changes meaning):
     their settings name the preset they start from as ``"base"`` (a generic preset or another
@@ -170,34 +199,7 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
         if parent == base:
             break
         base = parent
-    generic = {
-        "debug": dict(
-            episodes=12, max_steps=None, min_length=0, vae_overrides={"epochs": 3},
-            mdnrnn_overrides={"epochs": 60}, generations=4, popsize=8, rollouts=2, eval_every=2,
-            eval_rollouts=8, evaluate_episodes=4, render_steps=150, model_preset="debug",
-            fidelity_episodes=32, fidelity_real_episodes=2,
-        ),
-        "small": dict(
-            episodes=200, max_steps=None, min_length=0, vae_overrides={"epochs": 5},
-            mdnrnn_overrides={"epochs": 20}, generations=30, popsize=32, rollouts=4,
-            eval_every=10, eval_rollouts=64, evaluate_episodes=10, render_steps=300,
-            model_preset="small", fidelity_episodes=128, fidelity_real_episodes=10,
-        ),
-        "cpu": dict(
-            episodes=150, max_steps=None, min_length=0,
-            vae_overrides={"epochs": 3, "max_episodes": 40}, mdnrnn_overrides={"epochs": 20},
-            generations=15, popsize=32, rollouts=4, eval_every=5, eval_rollouts=64,
-            evaluate_episodes=100, render_steps=500, model_preset="small",
-            fidelity_episodes=128, fidelity_real_episodes=5,
-        ),
-        "paper": dict(
-            episodes=10_000, max_steps=None, min_length=0, generations=spec.paper.generations,
-            popsize=64, rollouts=16, eval_every=25, eval_rollouts=1024, evaluate_episodes=100,
-            render_steps=1000, model_preset="paper",
-            observation_mode=spec.paper.observation_mode, bias=spec.paper.bias,
-            fidelity_episodes=1024, fidelity_real_episodes=100,
-        ),
-    }[base]  # fmt: skip
+    generic = spec.paper.fill(PIPELINE_PRESETS[base])
     settings = {"policy": spec.collection_policy, **generic, **own}
     return PipelineConfig(env, preset, **settings)
 
