@@ -42,6 +42,8 @@ PAIR_SETS = ("validation", "user data", "collected", "training")
 # A held-out pair set needs one episode per this many pairs: fewer validation episodes than that
 # are not enough, and a collected set has that many.
 PAIRS_PER_EPISODE = 5
+# DINO-WM's protocol: 50 pairs, goals 25 env steps ahead, 50 steps to reach them, pairs of seed 99.
+PAIRS, GOAL_OFFSET, BUDGET, PAIR_SEED = 50, 25, 50, 99
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,9 @@ class PairSet:
 
 def goal_pairs(
     data: RolloutDataset,
-    n: int = 50,
-    offset: int = 25,
-    seed: int = 99,
+    n: int = PAIRS,
+    offset: int = GOAL_OFFSET,
+    seed: int = PAIR_SEED,
     episodes: Sequence[int] | None = None,
     goal_object: Sequence[int] | None = None,
 ) -> list[GoalPair]:
@@ -204,9 +206,9 @@ def _collection_recipe(training: dict[str, Any]) -> dict[str, Any] | None:
 
 def pair_set(
     info: dict[str, Any],
-    pairs: int = 50,
-    offset: int = 25,
-    seed: int = 99,
+    pairs: int = PAIRS,
+    offset: int = GOAL_OFFSET,
+    seed: int = PAIR_SEED,
     data: str | Path | None = None,
     collect_to: str | Path | None = None,
     workers: int = 1,
@@ -422,10 +424,10 @@ def evaluate_goal_reaching(
     env: str,
     data: str | Path | PairSet,
     policies: dict[str, Callable[[int, GoalPair], Any]],
-    pairs: int = 50,
-    offset: int = 25,
-    budget: int = 50,
-    seed: int = 99,
+    pairs: int = PAIRS,
+    offset: int = GOAL_OFFSET,
+    budget: int = BUDGET,
+    seed: int = PAIR_SEED,
     videos: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
