@@ -345,12 +345,23 @@ class Pipeline:
     def _stage_collect(self, k: int) -> dict[str, Any]:
         c = self.config
         if k == 0:
-            return self._collect(self.data(0), c.policy, c.episodes, c.seed, c.max_steps)
+            return self._collect(
+                self.data(0),
+                policy=c.policy,
+                episodes=c.episodes,
+                seed=c.seed,
+                max_steps=c.max_steps,
+            )
         from dreamgym.agents.controller import controller_policy
 
         policy = controller_policy(self.evolve_dir(k - 1) / "mean", noise=c.iteration_noise)
-        return self._collect(self.data(k), policy, c.iteration_episodes, c.seed + 1000 * k,
-                             c.iteration_steps or c.max_steps)  # fmt: skip
+        return self._collect(
+            self.data(k),
+            policy=policy,
+            episodes=c.iteration_episodes,
+            seed=c.seed + 1000 * k,
+            max_steps=c.iteration_steps or c.max_steps,
+        )
 
     def _stage_train_vae(self, k: int) -> dict[str, Any]:
         from dreamgym.worldmodels.vm.train_vae import VAETrainer
@@ -386,18 +397,32 @@ class Pipeline:
         # Off by default (the paper evolves from zeros): measured on Doom, a warm start kept a
         # good controller good in a worse dream but kept a poor one poor (docs/fidelity.md).
         init = str(self.evolve_dir(k - 1) / "mean") if k and c.iteration_warm_start else None
-        settings = EvolveSettings(str(self.bundle(k)), "dream", temperature=c.temperature,
-                                  observation_mode=c.observation_mode, bias=c.bias,
-                                  max_episode_steps=c.dream_steps, done_mode=c.done_mode,
-                                  init=init,
-                                  evolution=EvolutionConfig(
-                                      popsize=c.popsize, rollouts=c.rollouts,
-                                      eval_every=c.eval_every, eval_rollouts=c.eval_rollouts,
-                                      seed=c.seed + k + candidate))  # fmt: skip
+        settings = EvolveSettings(
+            world_model=str(self.bundle(k)),
+            backend="dream",
+            temperature=c.temperature,
+            observation_mode=c.observation_mode,
+            bias=c.bias,
+            max_episode_steps=c.dream_steps,
+            done_mode=c.done_mode,
+            init=init,
+            evolution=EvolutionConfig(
+                popsize=c.popsize,
+                rollouts=c.rollouts,
+                eval_every=c.eval_every,
+                eval_rollouts=c.eval_rollouts,
+                seed=c.seed + k + candidate,
+            ),
+        )
         # The dream evolves in this process (on its GPU if any); `dreamgym evolve --workers`
         # shards one over a cluster.
-        evolution = evolve(settings, self.evolve_dir(k, candidate), c.generations, None, None,
-                           self.device, self.progress)  # fmt: skip
+        evolution = evolve(
+            settings,
+            self.evolve_dir(k, candidate),
+            c.generations,
+            device=self.device,
+            progress=self.progress,
+        )
         return {"generations": evolution.generation, "best_fitness": evolution.best_fitness,
                 "temperature": settings.temperature, "warm_start": init is not None,
                 "seed": c.seed + k + candidate}  # fmt: skip
@@ -410,8 +435,14 @@ class Pipeline:
         overrides = {"algo": c.agent, "seed": c.seed + k, "temperature": c.temperature,
                      "done_mode": c.done_mode, "observation_mode": c.observation_mode,
                      "max_episode_steps": c.dream_steps}  # fmt: skip
-        _, meta = train_agent(self.bundle(k), _agent_dir(self.out, k), preset, overrides,
-                              self.device, self.progress)  # fmt: skip
+        _, meta = train_agent(
+            self.bundle(k),
+            _agent_dir(self.out, k),
+            preset=preset,
+            overrides=overrides,
+            device=self.device,
+            progress=self.progress,
+        )
         returns = [float(r) for r in meta.get("episode_returns", [])]
         return {"algo": meta["algo"], "timesteps": meta["timesteps"],
                 "temperature": meta["config"]["temperature"],
@@ -435,10 +466,16 @@ class Pipeline:
                 returns = np.array(json.loads(saved.read_text())["returns"])
             else:
                 returns = evaluate_controller(
-                    controller, c.select_episodes, "real", max_episode_steps=c.real_steps,
-                    workers=self.workers, address=self.address, seed=c.seed + 2,
-                    progress=self.progress, label=f"select {j + 1}/{c.candidates} (real)",
-                )  # fmt: skip
+                    controller,
+                    episodes=c.select_episodes,
+                    backend="real",
+                    max_episode_steps=c.real_steps,
+                    workers=self.workers,
+                    address=self.address,
+                    seed=c.seed + 2,
+                    progress=self.progress,
+                    label=f"select {j + 1}/{c.candidates} (real)",
+                )
                 atomic_write_json(saved, {**_scores(returns), "returns": returns.tolist()})
             results.append({"controller": str(controller.relative_to(self.out)),
                             "evolution_seed": c.seed + k + j,
@@ -454,10 +491,17 @@ class Pipeline:
         scores = {}
         for backend, steps in (("dream", c.dream_steps), ("real", c.real_steps)):
             returns = evaluate_controller(
-                self.controller, c.evaluate_episodes, backend, temperature=c.temperature,
-                max_episode_steps=steps, workers=self.workers, address=self.address,
-                seed=c.seed + 1, done_mode=c.done_mode, progress=self.progress,
-            )  # fmt: skip
+                self.controller,
+                episodes=c.evaluate_episodes,
+                backend=backend,
+                temperature=c.temperature,
+                max_episode_steps=steps,
+                workers=self.workers,
+                address=self.address,
+                seed=c.seed + 1,
+                done_mode=c.done_mode,
+                progress=self.progress,
+            )
             scores[backend] = _scores(returns)
             atomic_write_json(self.controller / f"evaluation-{backend}.json",
                               {**scores[backend], "returns": returns.tolist()})  # fmt: skip
@@ -502,13 +546,10 @@ class Pipeline:
         videos, bundle = self.out / "videos", self.bundle()
         controller, _ = load_agent(self.controller)
         paths = {
-            "dream": render_video(bundle, videos / "dream.mp4", controller,
-                                  steps=c.render_steps, seed=c.seed),
-            "compare": render_video(bundle, videos / "compare.mp4", controller,
-                                    compare=True, steps=c.render_steps, seed=c.seed),
-            "temperatures": render_video(bundle, videos / "temperatures.mp4", controller,
-                                         temperatures=c.temperatures, steps=c.render_steps,
-                                         seed=c.seed),
+            name: render_video(bundle, videos / f"{name}.mp4", agent=controller,
+                               steps=c.render_steps, seed=c.seed, **options)
+            for name, options in (("dream", {}), ("compare", {"compare": True}),
+                                  ("temperatures", {"temperatures": c.temperatures}))
         }  # fmt: skip
         return {"videos": {k: str(p.relative_to(self.out)) for k, p in paths.items()}}
 

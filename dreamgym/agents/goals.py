@@ -271,8 +271,18 @@ def pair_set(
     elif policy is None or not (policy in BUILTIN_POLICIES or Path(policy).exists()):
         reason += f"; the training data's policy {policy!r} cannot collect held-out episodes"
     else:
-        return _collected(info, training, recipe, pairs, seed, Path(collect_to), workers,
-                          address, progress, reason)  # fmt: skip
+        return _collected(
+            info,
+            training=training,
+            recipe=recipe,
+            pairs=pairs,
+            seed=seed,
+            collect_to=Path(collect_to),
+            workers=workers,
+            address=address,
+            progress=progress,
+            reason=reason,
+        )
     root = Path(training["data"]).resolve()
     return PairSet("training", root, None, f"{reason}: pairs from the training episodes of "
                    f"{str(root)!r}, goals the model trained on")  # fmt: skip
