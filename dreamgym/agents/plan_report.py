@@ -1,6 +1,7 @@
 """A planner's goal-reaching report on disk (``dreamgym plan``): pairs held out from the world
 model's training, the planner beside the random policy and a replay oracle on them, and
-``plan.json``, ``plan.md`` and videos (agent | goal) in one directory."""
+``plan.json``, ``plan.md`` and videos (agent | goal) in one directory; the report in a few
+lines (:func:`summary_lines`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from dreamgym.agents.goals import (
     OraclePolicy,
     UniformPolicy,
     evaluate_goal_reaching,
-    markdown,
     pair_set,
 )
 from dreamgym.agents.planning import Planner, PlannerConfig, PlannerPolicy
@@ -145,3 +145,54 @@ def plan_report(
     title = f"Goal reaching: {model.env}, {model.info.get('source', world_model)}"
     atomic_write_bytes(out / "plan.md", markdown(report, title).encode())
     return PlanReport(report, out, written)
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The report in a few lines for the terminal: the pair set (a warning for training
+    pairs), their difficulty, and per policy the success rate and its breakdown."""
+    pairs = report["pair_set"]
+    lines = [f"pairs: {pairs['kind']} ({pairs['note']})"]
+    if not pairs["held_out"]:
+        lines.insert(0, "warning: the goals come from the training episodes, so the success rate "
+                     "is on goals the model trained on, not held-out ones")  # fmt: skip
+    if report["difficulty"] is not None:
+        bins = ", ".join(f"{b['range']}: {b['pairs']}" for b in report["difficulty"]["bins"])
+        lines.append(f"difficulty: the object's median move from start to goal is "
+                     f"{report['difficulty']['median_displacement']:.0f} px ({bins})")  # fmt: skip
+    for name, result in report["policies"].items():
+        low, high = result["interval"]
+        line = (f"{name}: {result['successes']}/{report['pairs']} reached = "
+                f"{result['rate']:.2f} (95% CI {low:.2f}-{high:.2f}), "
+                f"{result['seconds_per_step']:.2f} s per env step")  # fmt: skip
+        if result["by_displacement"] is not None:
+            line += "; by move: " + ", ".join(f"{b['range']} {b['successes']}/{b['pairs']}"
+                                              for b in result["by_displacement"])  # fmt: skip
+        lines.append(line)
+    return lines
+
+
+def markdown(report: dict[str, Any], title: str) -> str:
+    """``plan.md``: the protocol, the pair set, its difficulty and a table of the policies."""
+    pairs = report["pair_set"]
+    held = "held out" if pairs["held_out"] else "**training pairs: goals the model trained on**"
+    text = [f"# {title}", "",
+            f"{report['pairs']} start/goal pairs (seed {report['seed']}), goals {report['offset']} "
+            f"env steps ahead, {report['budget']} env steps per pair.", "",
+            f"Pair set: **{pairs['kind']}** ({held}): {pairs['note']}.", ""]  # fmt: skip
+    bins = [] if report["difficulty"] is None else report["difficulty"]["bins"]
+    if report["difficulty"] is not None:
+        counts = ", ".join(f"{b['range']}: {b['pairs']}" for b in bins)
+        median = report["difficulty"]["median_displacement"]
+        text += [f"Difficulty: the object's median move from start to goal is {median:.0f} px "
+                 f"({counts}).", ""]  # fmt: skip
+    text += ["| policy | reached (95% CI) | " + "".join(f"{b['range']} | " for b in bins)
+             + "s per env step |",
+             "|---|---:|" + "---:|" * len(bins) + "---:|"]  # fmt: skip
+    for name, result in report["policies"].items():
+        low, high = result["interval"]
+        cells = [f"{result['successes']}/{report['pairs']} = {result['rate']:.2f} "
+                 f"({low:.2f}-{high:.2f})"]  # fmt: skip
+        cells += [f"{b['successes']}/{b['pairs']}" for b in result["by_displacement"] or []]
+        cells.append(f"{result['seconds_per_step']:.2f}")
+        text.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(text) + "\n"

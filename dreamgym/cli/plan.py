@@ -66,8 +66,7 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from dreamgym.agents.goals import summary_lines
-    from dreamgym.agents.plan_report import plan_report
+    from dreamgym.agents.plan_report import plan_report, summary_lines
 
     config = preset("planner", args.preset, method=args.planner, samples=args.samples,
                     iterations=args.iterations, horizon=args.horizon, execute=args.execute,
