@@ -349,8 +349,16 @@ def export_run(
         _write_export(world_model, stage, controller, run)
         agreement = decision_agreement(controller, stage / CONTROLLER_DIR, run / "data")
         done_mode = resolve_done_mode(bundle.load(stage), report["config"]["done_mode"])
-        text = _card(name or out.name, run, report, done_mode, agreement, checksums(stage),
-                     hardware, commit)  # fmt: skip
+        text = _card(
+            name or out.name,
+            run=run,
+            report=report,
+            done_mode=done_mode,
+            agreement=agreement,
+            files=checksums(stage),
+            hardware=hardware,
+            commit=commit,
+        )
         _check_portable(text, MODEL_CARD)
         atomic_write_bytes(stage / MODEL_CARD, text.encode())
     return out

@@ -45,9 +45,8 @@ from dreamgym.common.io import (
     atomic_write_json,
     check_writable_dir,
 )
+from dreamgym.envs import PAPER
 from dreamgym.errors import DreamgymError
-
-PRESETS = ("debug", "small", "cpu", "paper")
 
 
 @dataclass
@@ -128,24 +127,54 @@ def stage_names(config: PipelineConfig) -> list[str]:
     return names + ["evaluate", "baseline", "fidelity", "render"]
 
 
+# The generic presets: the settings each gives PipelineConfig (PAPER values are the env's);
+# an env's own choices and recipes (RealEnvSpec.pipeline_presets) go on top.
+# - debug: minutes on 2 CPU cores (the tests and the README's main command);
+# - small: a real but short run (tens of minutes);
+# - cpu: the best result 2 CPU cores reached with the env's first recipe (docs/fidelity.md);
+# - paper: the paper's sizes (a GPU and a Ray cluster).
+PIPELINE_PRESETS: dict[str, dict[str, Any]] = {
+    "debug": dict(
+        episodes=12, max_steps=None, min_length=0, vae_overrides={"epochs": 3},
+        mdnrnn_overrides={"epochs": 60}, generations=4, popsize=8, rollouts=2, eval_every=2,
+        eval_rollouts=8, evaluate_episodes=4, render_steps=150, model_preset="debug",
+        fidelity_episodes=32, fidelity_real_episodes=2,
+    ),
+    "small": dict(
+        episodes=200, max_steps=None, min_length=0, vae_overrides={"epochs": 5},
+        mdnrnn_overrides={"epochs": 20}, generations=30, popsize=32, rollouts=4,
+        eval_every=10, eval_rollouts=64, evaluate_episodes=10, render_steps=300,
+        model_preset="small", fidelity_episodes=128, fidelity_real_episodes=10,
+    ),
+    "cpu": dict(
+        episodes=150, max_steps=None, min_length=0,
+        vae_overrides={"epochs": 3, "max_episodes": 40}, mdnrnn_overrides={"epochs": 20},
+        generations=15, popsize=32, rollouts=4, eval_every=5, eval_rollouts=64,
+        evaluate_episodes=100, render_steps=500, model_preset="small",
+        fidelity_episodes=128, fidelity_real_episodes=5,
+    ),
+    "paper": dict(
+        episodes=10_000, max_steps=None, min_length=0, generations=PAPER,
+        popsize=64, rollouts=16, eval_every=25, eval_rollouts=1024, evaluate_episodes=100,
+        render_steps=1000, model_preset="paper", observation_mode=PAPER, bias=PAPER,
+        fidelity_episodes=1024, fidelity_real_episodes=100,
+    ),
+}  # fmt: skip
+
+
 def preset_names(env: str | None = None) -> list[str]:
     """The pipeline presets of ``env`` (the generic ones, then the env's own recipes); without
     ``env``, those of every env."""
     from dreamgym.envs import get_env_spec, list_envs
 
     specs = [get_env_spec(env)] if env else list_envs()
-    extra = {n for spec in specs for n in spec.pipeline_presets if n not in PRESETS}
-    return [*PRESETS, *sorted(extra)]
+    extra = {n for spec in specs for n in spec.pipeline_presets if n not in PIPELINE_PRESETS}
+    return [*PIPELINE_PRESETS, *sorted(extra)]
 
 
 def pipeline_preset(preset: str, env: str) -> PipelineConfig:
-    """Named presets: a generic preset, then the env's own choices
-    (``RealEnvSpec.pipeline_presets``, see ``dreamgym.envs.registry``).
-
-    - ``debug``: minutes on 2 CPU cores (the tests and the README's main command).
-    - ``small``: a real but short run (tens of minutes).
-    - ``cpu``: the best result 2 CPU cores reached with the env's first recipe (docs/fidelity.md).
-    - ``paper``: the paper's sizes (a GPU and a Ray cluster).
+    """The preset ``preset`` for ``env``: a generic preset of :data:`PIPELINE_PRESETS`, then
+    the env's own choices (``RealEnvSpec.pipeline_presets``, see ``dreamgym.envs.registry``).
 
     An env may add recipes of its own under new names (a preset name never changes meaning):
     their settings name the preset they start from as ``"base"`` (a generic preset or another
@@ -170,34 +199,7 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
         if parent == base:
             break
         base = parent
-    generic = {
-        "debug": dict(
-            episodes=12, max_steps=None, min_length=0, vae_overrides={"epochs": 3},
-            mdnrnn_overrides={"epochs": 60}, generations=4, popsize=8, rollouts=2, eval_every=2,
-            eval_rollouts=8, evaluate_episodes=4, render_steps=150, model_preset="debug",
-            fidelity_episodes=32, fidelity_real_episodes=2,
-        ),
-        "small": dict(
-            episodes=200, max_steps=None, min_length=0, vae_overrides={"epochs": 5},
-            mdnrnn_overrides={"epochs": 20}, generations=30, popsize=32, rollouts=4,
-            eval_every=10, eval_rollouts=64, evaluate_episodes=10, render_steps=300,
-            model_preset="small", fidelity_episodes=128, fidelity_real_episodes=10,
-        ),
-        "cpu": dict(
-            episodes=150, max_steps=None, min_length=0,
-            vae_overrides={"epochs": 3, "max_episodes": 40}, mdnrnn_overrides={"epochs": 20},
-            generations=15, popsize=32, rollouts=4, eval_every=5, eval_rollouts=64,
-            evaluate_episodes=100, render_steps=500, model_preset="small",
-            fidelity_episodes=128, fidelity_real_episodes=5,
-        ),
-        "paper": dict(
-            episodes=10_000, max_steps=None, min_length=0, generations=spec.paper.generations,
-            popsize=64, rollouts=16, eval_every=25, eval_rollouts=1024, evaluate_episodes=100,
-            render_steps=1000, model_preset="paper",
-            observation_mode=spec.paper.observation_mode, bias=spec.paper.bias,
-            fidelity_episodes=1024, fidelity_real_episodes=100,
-        ),
-    }[base]  # fmt: skip
+    generic = spec.paper.fill(PIPELINE_PRESETS[base])
     settings = {"policy": spec.collection_policy, **generic, **own}
     return PipelineConfig(env, preset, **settings)
 
@@ -343,12 +345,23 @@ class Pipeline:
     def _stage_collect(self, k: int) -> dict[str, Any]:
         c = self.config
         if k == 0:
-            return self._collect(self.data(0), c.policy, c.episodes, c.seed, c.max_steps)
+            return self._collect(
+                self.data(0),
+                policy=c.policy,
+                episodes=c.episodes,
+                seed=c.seed,
+                max_steps=c.max_steps,
+            )
         from dreamgym.agents.controller import controller_policy
 
         policy = controller_policy(self.evolve_dir(k - 1) / "mean", noise=c.iteration_noise)
-        return self._collect(self.data(k), policy, c.iteration_episodes, c.seed + 1000 * k,
-                             c.iteration_steps or c.max_steps)  # fmt: skip
+        return self._collect(
+            self.data(k),
+            policy=policy,
+            episodes=c.iteration_episodes,
+            seed=c.seed + 1000 * k,
+            max_steps=c.iteration_steps or c.max_steps,
+        )
 
     def _stage_train_vae(self, k: int) -> dict[str, Any]:
         from dreamgym.worldmodels.vm.train_vae import VAETrainer
@@ -384,18 +397,32 @@ class Pipeline:
         # Off by default (the paper evolves from zeros): measured on Doom, a warm start kept a
         # good controller good in a worse dream but kept a poor one poor (docs/fidelity.md).
         init = str(self.evolve_dir(k - 1) / "mean") if k and c.iteration_warm_start else None
-        settings = EvolveSettings(str(self.bundle(k)), "dream", temperature=c.temperature,
-                                  observation_mode=c.observation_mode, bias=c.bias,
-                                  max_episode_steps=c.dream_steps, done_mode=c.done_mode,
-                                  init=init,
-                                  evolution=EvolutionConfig(
-                                      popsize=c.popsize, rollouts=c.rollouts,
-                                      eval_every=c.eval_every, eval_rollouts=c.eval_rollouts,
-                                      seed=c.seed + k + candidate))  # fmt: skip
+        settings = EvolveSettings(
+            world_model=str(self.bundle(k)),
+            backend="dream",
+            temperature=c.temperature,
+            observation_mode=c.observation_mode,
+            bias=c.bias,
+            max_episode_steps=c.dream_steps,
+            done_mode=c.done_mode,
+            init=init,
+            evolution=EvolutionConfig(
+                popsize=c.popsize,
+                rollouts=c.rollouts,
+                eval_every=c.eval_every,
+                eval_rollouts=c.eval_rollouts,
+                seed=c.seed + k + candidate,
+            ),
+        )
         # The dream evolves in this process (on its GPU if any); `dreamgym evolve --workers`
         # shards one over a cluster.
-        evolution = evolve(settings, self.evolve_dir(k, candidate), c.generations, None, None,
-                           self.device, self.progress)  # fmt: skip
+        evolution = evolve(
+            settings,
+            self.evolve_dir(k, candidate),
+            c.generations,
+            device=self.device,
+            progress=self.progress,
+        )
         return {"generations": evolution.generation, "best_fitness": evolution.best_fitness,
                 "temperature": settings.temperature, "warm_start": init is not None,
                 "seed": c.seed + k + candidate}  # fmt: skip
@@ -408,8 +435,14 @@ class Pipeline:
         overrides = {"algo": c.agent, "seed": c.seed + k, "temperature": c.temperature,
                      "done_mode": c.done_mode, "observation_mode": c.observation_mode,
                      "max_episode_steps": c.dream_steps}  # fmt: skip
-        _, meta = train_agent(self.bundle(k), _agent_dir(self.out, k), preset, overrides,
-                              self.device, self.progress)  # fmt: skip
+        _, meta = train_agent(
+            self.bundle(k),
+            _agent_dir(self.out, k),
+            preset=preset,
+            overrides=overrides,
+            device=self.device,
+            progress=self.progress,
+        )
         returns = [float(r) for r in meta.get("episode_returns", [])]
         return {"algo": meta["algo"], "timesteps": meta["timesteps"],
                 "temperature": meta["config"]["temperature"],
@@ -433,10 +466,16 @@ class Pipeline:
                 returns = np.array(json.loads(saved.read_text())["returns"])
             else:
                 returns = evaluate_controller(
-                    controller, c.select_episodes, "real", max_episode_steps=c.real_steps,
-                    workers=self.workers, address=self.address, seed=c.seed + 2,
-                    progress=self.progress, label=f"select {j + 1}/{c.candidates} (real)",
-                )  # fmt: skip
+                    controller,
+                    episodes=c.select_episodes,
+                    backend="real",
+                    max_episode_steps=c.real_steps,
+                    workers=self.workers,
+                    address=self.address,
+                    seed=c.seed + 2,
+                    progress=self.progress,
+                    label=f"select {j + 1}/{c.candidates} (real)",
+                )
                 atomic_write_json(saved, {**_scores(returns), "returns": returns.tolist()})
             results.append({"controller": str(controller.relative_to(self.out)),
                             "evolution_seed": c.seed + k + j,
@@ -452,10 +491,17 @@ class Pipeline:
         scores = {}
         for backend, steps in (("dream", c.dream_steps), ("real", c.real_steps)):
             returns = evaluate_controller(
-                self.controller, c.evaluate_episodes, backend, temperature=c.temperature,
-                max_episode_steps=steps, workers=self.workers, address=self.address,
-                seed=c.seed + 1, done_mode=c.done_mode, progress=self.progress,
-            )  # fmt: skip
+                self.controller,
+                episodes=c.evaluate_episodes,
+                backend=backend,
+                temperature=c.temperature,
+                max_episode_steps=steps,
+                workers=self.workers,
+                address=self.address,
+                seed=c.seed + 1,
+                done_mode=c.done_mode,
+                progress=self.progress,
+            )
             scores[backend] = _scores(returns)
             atomic_write_json(self.controller / f"evaluation-{backend}.json",
                               {**scores[backend], "returns": returns.tolist()})  # fmt: skip
@@ -500,13 +546,10 @@ class Pipeline:
         videos, bundle = self.out / "videos", self.bundle()
         controller, _ = load_agent(self.controller)
         paths = {
-            "dream": render_video(bundle, videos / "dream.mp4", controller,
-                                  steps=c.render_steps, seed=c.seed),
-            "compare": render_video(bundle, videos / "compare.mp4", controller,
-                                    compare=True, steps=c.render_steps, seed=c.seed),
-            "temperatures": render_video(bundle, videos / "temperatures.mp4", controller,
-                                         temperatures=c.temperatures, steps=c.render_steps,
-                                         seed=c.seed),
+            name: render_video(bundle, videos / f"{name}.mp4", agent=controller,
+                               steps=c.render_steps, seed=c.seed, **options)
+            for name, options in (("dream", {}), ("compare", {"compare": True}),
+                                  ("temperatures", {"temperatures": c.temperatures}))
         }  # fmt: skip
         return {"videos": {k: str(p.relative_to(self.out)) for k, p in paths.items()}}
 

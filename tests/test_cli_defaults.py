@@ -81,8 +81,7 @@ def test_bare_commands_leave_the_library_its_defaults():
 
 def library_defaults():
     from dreamgym.agents.evaluate import evaluate_controller
-    from dreamgym.agents.goals import evaluate_goal_reaching, pair_set
-    from dreamgym.agents.planning import PlannerPolicy
+    from dreamgym.agents.plan_report import plan_report
     from dreamgym.agents.run import EvolveSettings
     from dreamgym.dreams.video import render_video
     from dreamgym.export import export_run
@@ -121,11 +120,11 @@ def library_defaults():
         ("fidelity", "--horizon"): field(FidelityConfig, "horizon"),
         ("fidelity", "--seed"): field(FidelityConfig, "seed"),
         ("fidelity", "--workers"): field(FidelityConfig, "workers"),
-        ("plan", "--episodes"): signature(pair_set, "pairs"),
-        ("plan", "--goal-offset"): signature(pair_set, "offset"),
-        ("plan", "--pair-seed"): signature(pair_set, "seed"),
-        ("plan", "--budget"): signature(evaluate_goal_reaching, "budget"),
-        ("plan", "--seed"): signature(PlannerPolicy, "seed"),
+        ("plan", "--episodes"): signature(plan_report, "pairs"),
+        ("plan", "--goal-offset"): signature(plan_report, "offset"),
+        ("plan", "--pair-seed"): signature(plan_report, "pair_seed"),
+        ("plan", "--budget"): signature(plan_report, "budget"),
+        ("plan", "--seed"): signature(plan_report, "seed"),
         ("export", "--hardware"): signature(export_run, "hardware"),
         ("export", "--commit"): signature(export_run, "commit"),
         ("train vae", "--preset"): signature(VAETrainer, "preset"),

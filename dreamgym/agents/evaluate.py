@@ -119,6 +119,17 @@ def evaluate_controller(
     if bundle is None:
         raise DreamgymError(f"{kind} {str(controller)!r} names no world model; pass one")
     model = worldmodels.load(bundle, device if backend == "dream" else "cpu")
-    return evaluate_agent(agent, model, episodes, backend, temperature, max_episode_steps,
-                          workers, address, seed, done_mode, progress,
-                          label or f"evaluate {kind} ({backend})")  # fmt: skip
+    return evaluate_agent(
+        agent,
+        model,
+        episodes=episodes,
+        backend=backend,
+        temperature=temperature,
+        max_episode_steps=max_episode_steps,
+        workers=workers,
+        address=address,
+        seed=seed,
+        done_mode=done_mode,
+        progress=progress,
+        label=label or f"evaluate {kind} ({backend})",
+    )

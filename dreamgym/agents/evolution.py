@@ -13,6 +13,7 @@ other code drawing from ``np.random`` can perturb the evolution.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,29 @@ class EvolutionConfig:
         validate.integer("eval_rollouts", self.eval_rollouts)
         validate.positive("sigma0", self.sigma0)
         validate.integer("eval_every (0: never)", self.eval_every, 0)
+
+
+# Named presets (``dreamgym evolve --preset``): paper is EvolutionConfig's defaults, the paper's.
+EVOLUTION_PRESETS: dict[str, EvolutionConfig] = {
+    "paper": EvolutionConfig(),
+    "small": EvolutionConfig(popsize=32, rollouts=4, eval_every=10, eval_rollouts=64),
+    "debug": EvolutionConfig(popsize=8, rollouts=2, eval_every=2, eval_rollouts=8),
+}
+
+
+def evolution_preset(name: str, **overrides: Any) -> EvolutionConfig:
+    """A named preset of :data:`EVOLUTION_PRESETS` with ``overrides`` applied (None ignored),
+    checked.
+
+    Raises:
+        DreamgymError: an unknown preset or a bad setting.
+    """
+    validate.preset("evolution", name, EVOLUTION_PRESETS)
+    config = dataclasses.replace(
+        EVOLUTION_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}
+    )
+    config.check()
+    return config
 
 
 def generation_seed(seed: int, generation: int, purpose: int = 0) -> int:

@@ -42,6 +42,8 @@ PAIR_SETS = ("validation", "user data", "collected", "training")
 # A held-out pair set needs one episode per this many pairs: fewer validation episodes than that
 # are not enough, and a collected set has that many.
 PAIRS_PER_EPISODE = 5
+# DINO-WM's protocol: 50 pairs, goals 25 env steps ahead, 50 steps to reach them, pairs of seed 99.
+PAIRS, GOAL_OFFSET, BUDGET, PAIR_SEED = 50, 25, 50, 99
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,9 @@ class PairSet:
 
 def goal_pairs(
     data: RolloutDataset,
-    n: int = 50,
-    offset: int = 25,
-    seed: int = 99,
+    n: int = PAIRS,
+    offset: int = GOAL_OFFSET,
+    seed: int = PAIR_SEED,
     episodes: Sequence[int] | None = None,
     goal_object: Sequence[int] | None = None,
 ) -> list[GoalPair]:
@@ -204,9 +206,9 @@ def _collection_recipe(training: dict[str, Any]) -> dict[str, Any] | None:
 
 def pair_set(
     info: dict[str, Any],
-    pairs: int = 50,
-    offset: int = 25,
-    seed: int = 99,
+    pairs: int = PAIRS,
+    offset: int = GOAL_OFFSET,
+    seed: int = PAIR_SEED,
     data: str | Path | None = None,
     collect_to: str | Path | None = None,
     workers: int = 1,
@@ -269,8 +271,18 @@ def pair_set(
     elif policy is None or not (policy in BUILTIN_POLICIES or Path(policy).exists()):
         reason += f"; the training data's policy {policy!r} cannot collect held-out episodes"
     else:
-        return _collected(info, training, recipe, pairs, seed, Path(collect_to), workers,
-                          address, progress, reason)  # fmt: skip
+        return _collected(
+            info,
+            training=training,
+            recipe=recipe,
+            pairs=pairs,
+            seed=seed,
+            collect_to=Path(collect_to),
+            workers=workers,
+            address=address,
+            progress=progress,
+            reason=reason,
+        )
     root = Path(training["data"]).resolve()
     return PairSet("training", root, None, f"{reason}: pairs from the training episodes of "
                    f"{str(root)!r}, goals the model trained on")  # fmt: skip
@@ -422,10 +434,10 @@ def evaluate_goal_reaching(
     env: str,
     data: str | Path | PairSet,
     policies: dict[str, Callable[[int, GoalPair], Any]],
-    pairs: int = 50,
-    offset: int = 25,
-    budget: int = 50,
-    seed: int = 99,
+    pairs: int = PAIRS,
+    offset: int = GOAL_OFFSET,
+    budget: int = BUDGET,
+    seed: int = PAIR_SEED,
     videos: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -486,54 +498,3 @@ def evaluate_goal_reaching(
             "results": results,
         }  # fmt: skip
     return report
-
-
-def summary_lines(report: dict[str, Any]) -> list[str]:
-    """The report in a few lines for the terminal: the pair set (a warning for training
-    pairs), their difficulty, and per policy the success rate and its breakdown."""
-    pairs = report["pair_set"]
-    lines = [f"pairs: {pairs['kind']} ({pairs['note']})"]
-    if not pairs["held_out"]:
-        lines.insert(0, "warning: the goals come from the training episodes, so the success rate "
-                     "is on goals the model trained on, not held-out ones")  # fmt: skip
-    if report["difficulty"] is not None:
-        bins = ", ".join(f"{b['range']}: {b['pairs']}" for b in report["difficulty"]["bins"])
-        lines.append(f"difficulty: the object's median move from start to goal is "
-                     f"{report['difficulty']['median_displacement']:.0f} px ({bins})")  # fmt: skip
-    for name, result in report["policies"].items():
-        low, high = result["interval"]
-        line = (f"{name}: {result['successes']}/{report['pairs']} reached = "
-                f"{result['rate']:.2f} (95% CI {low:.2f}-{high:.2f}), "
-                f"{result['seconds_per_step']:.2f} s per env step")  # fmt: skip
-        if result["by_displacement"] is not None:
-            line += "; by move: " + ", ".join(f"{b['range']} {b['successes']}/{b['pairs']}"
-                                              for b in result["by_displacement"])  # fmt: skip
-        lines.append(line)
-    return lines
-
-
-def markdown(report: dict[str, Any], title: str) -> str:
-    """``plan.md``: the protocol, the pair set, its difficulty and a table of the policies."""
-    pairs = report["pair_set"]
-    held = "held out" if pairs["held_out"] else "**training pairs: goals the model trained on**"
-    text = [f"# {title}", "",
-            f"{report['pairs']} start/goal pairs (seed {report['seed']}), goals {report['offset']} "
-            f"env steps ahead, {report['budget']} env steps per pair.", "",
-            f"Pair set: **{pairs['kind']}** ({held}): {pairs['note']}.", ""]  # fmt: skip
-    bins = [] if report["difficulty"] is None else report["difficulty"]["bins"]
-    if report["difficulty"] is not None:
-        counts = ", ".join(f"{b['range']}: {b['pairs']}" for b in bins)
-        median = report["difficulty"]["median_displacement"]
-        text += [f"Difficulty: the object's median move from start to goal is {median:.0f} px "
-                 f"({counts}).", ""]  # fmt: skip
-    text += ["| policy | reached (95% CI) | " + "".join(f"{b['range']} | " for b in bins)
-             + "s per env step |",
-             "|---|---:|" + "---:|" * len(bins) + "---:|"]  # fmt: skip
-    for name, result in report["policies"].items():
-        low, high = result["interval"]
-        cells = [f"{result['successes']}/{report['pairs']} = {result['rate']:.2f} "
-                 f"({low:.2f}-{high:.2f})"]  # fmt: skip
-        cells += [f"{b['successes']}/{b['pairs']}" for b in result["by_displacement"] or []]
-        cells.append(f"{result['seconds_per_step']:.2f}")
-        text.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(text) + "\n"

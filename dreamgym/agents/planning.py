@@ -98,11 +98,11 @@ class PlannerConfig:
 
 
 PLANNER_PRESETS: dict[str, PlannerConfig] = {
-    # DINO-WM's CEM (horizon 5, 300 samples, top 30, 30 iterations), MPC executing the plan.
-    "dino-wm": PlannerConfig(),
     # A tenth of the imagination, for 2 CPU cores: 100 samples, 10 iterations, replanning
     # after every step (DINO-WM reports 100 x 10 as its cheaper setting).
     "cpu": PlannerConfig(samples=100, elites=10, iterations=10, execute=1),
+    # DINO-WM's CEM (horizon 5, 300 samples, top 30, 30 iterations), MPC executing the plan.
+    "dino-wm": PlannerConfig(),
     # V-JEPA 2-AC-like: one step ahead, many samples, momentum on the updates.
     "vjepa2-ac": PlannerConfig(
         horizon=1, samples=800, elites=80, iterations=10, momentum=0.9, execute=1, energy="l1"
@@ -113,9 +113,13 @@ PLANNER_PRESETS: dict[str, PlannerConfig] = {
 
 
 def planner_preset(name: str, **overrides: Any) -> PlannerConfig:
-    """A named preset of :data:`PLANNER_PRESETS` with ``overrides`` applied (None ignored)."""
-    if name not in PLANNER_PRESETS:
-        raise DreamgymError(f"unknown planner preset {name!r}; known: {', '.join(PLANNER_PRESETS)}")
+    """A named preset of :data:`PLANNER_PRESETS` with ``overrides`` applied (None ignored),
+    checked.
+
+    Raises:
+        DreamgymError: an unknown preset or a bad setting.
+    """
+    validate.preset("planner", name, PLANNER_PRESETS)
     config = dataclasses.replace(
         PLANNER_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}
     )

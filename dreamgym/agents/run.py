@@ -185,7 +185,17 @@ def evolve(
     validate.ray_address(address)
     check_writable_dir(out)
     with DirectoryLock(out):
-        return _evolve(settings, out, generations, model, spec, x0, workers, address, progress)
+        return _evolve(
+            settings,
+            out,
+            generations=generations,
+            model=model,
+            spec=spec,
+            x0=x0,
+            workers=workers,
+            address=address,
+            progress=progress,
+        )
 
 
 def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: ControllerSpec,
@@ -206,9 +216,18 @@ def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: 
     history = saved["history"] if saved else []
     atomic_write_json(out / "evolve-config.json",
                       {**dataclasses.asdict(settings), "generations": generations})  # fmt: skip
-    backend = make_backend(settings.backend, model, spec, settings.temperature,
-                           settings.max_episode_steps, settings.done_mode, workers, address,
-                           settings.world_model, settings.dropout)  # fmt: skip
+    backend = make_backend(
+        settings.backend,
+        model=model,
+        spec=spec,
+        temperature=settings.temperature,
+        max_episode_steps=settings.max_episode_steps,
+        done_mode=settings.done_mode,
+        workers=workers,
+        address=address,
+        world_model=settings.world_model,
+        dropout=settings.dropout,
+    )
     checkpointer = Checkpointer(out, settings, spec)
     checkpointer.history = list(history)
     bar = progress_bar(total=generations, initial=len(told), desc="evolve", unit="gen",

@@ -63,6 +63,13 @@ def choice(name: str, value: Any, allowed: Collection[str]) -> str:
     return value
 
 
+def preset(kind: str, name: Any, known: Collection[str]) -> str:
+    """``name`` when it is one of the ``known`` presets of ``kind`` (``"VAE"``, ``"planner"``)."""
+    if name not in known:
+        raise DreamgymError(f"unknown {kind} preset {name!r}; known: {', '.join(known)}")
+    return name
+
+
 def ray_address(address: str | None) -> None:
     """Check the Ray cluster ``address`` (else ``$RAY_ADDRESS``) names, before anything is
     written: nobody listening or a refused token is an error now. Ray is imported only when

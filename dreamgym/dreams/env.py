@@ -79,8 +79,19 @@ class DreamEnv(gym.Env):
         render_size: int = 64,
         dropout: float | None = None,
     ) -> None:
-        self.core = make_core(1, world_model, env, temperature, device, observation_mode,
-                              done_mode, max_episode_steps, render_mode, goal, dropout)  # fmt: skip
+        self.core = make_core(
+            1,
+            world_model,
+            env=env,
+            temperature=temperature,
+            device=device,
+            observation_mode=observation_mode,
+            done_mode=done_mode,
+            max_episode_steps=max_episode_steps,
+            render_mode=render_mode,
+            goal=goal,
+            dropout=dropout,
+        )
         model = self.core.model
         self.render_mode = render_mode
         self.render_size = int(render_size)

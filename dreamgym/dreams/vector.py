@@ -66,8 +66,19 @@ class DreamVectorEnv(VectorEnv):
         mode = AutoresetMode(autoreset_mode)
         if mode == AutoresetMode.DISABLED:
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP")
-        self.core = make_core(num_envs, world_model, env, temperature, device, observation_mode,
-                              done_mode, max_episode_steps, render_mode, goal, dropout)  # fmt: skip
+        self.core = make_core(
+            num_envs,
+            world_model,
+            env=env,
+            temperature=temperature,
+            device=device,
+            observation_mode=observation_mode,
+            done_mode=done_mode,
+            max_episode_steps=max_episode_steps,
+            render_mode=render_mode,
+            goal=goal,
+            dropout=dropout,
+        )
         model = self.core.model
         self.num_envs = self.core.num_envs
         self.output = output

@@ -5,6 +5,7 @@
 """
 
 from dreamgym.envs.registry import (
+    PAPER,
     REAL_ENVS,
     PaperDefaults,
     RealEnvSpec,
@@ -18,6 +19,7 @@ from dreamgym.envs.registry import (
 register_real_envs()
 
 __all__ = [
+    "PAPER",
     "REAL_ENVS",
     "PaperDefaults",
     "RealEnvSpec",

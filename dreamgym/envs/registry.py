@@ -41,6 +41,21 @@ class PaperDefaults:
     bias: bool = True
     generations: int = 1800
 
+    def fill(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """``settings`` with every :data:`PAPER` value replaced by this env's field of that name
+        (how a preset says "the paper's value for the env")."""
+        return {k: getattr(self, k) if v is PAPER else v for k, v in settings.items()}
+
+
+class _Paper:
+    def __repr__(self) -> str:
+        return "PAPER"
+
+
+PAPER: Any = _Paper()
+"""A preset's value that stands for the env's own :class:`PaperDefaults` field of the same name
+(see :meth:`PaperDefaults.fill`)."""
+
 
 ActionMap = Callable[[torch.Tensor], torch.Tensor]
 

@@ -192,9 +192,16 @@ def follow_real_episodes(
     for t in range(frames.shape[1] - 1):
         if done_k:
             alive = np.flatnonzero(lengths > t)
-            survival = _imagined_survival(model, state_index(forced, _rows(alive, device)),
-                                          imagined_actions[alive, t:], done_k, done_samples,
-                                          temperature, end_probability, imagination)  # fmt: skip
+            survival = _imagined_survival(
+                model,
+                state_index(forced, _rows(alive, device)),
+                actions=imagined_actions[alive, t:],
+                ks=done_k,
+                samples=done_samples,
+                temperature=temperature,
+                end_probability=end_probability,
+                generator=imagination,
+            )
             for k in done_k:
                 ends[k][alive, t] = 1.0 - survival[k]
         a = torch.from_numpy(actions[:, t]).to(device)

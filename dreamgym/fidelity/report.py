@@ -292,9 +292,16 @@ class FidelityReport:
 
     def _dream(self, actions, observation_mode: str | None = None, seed_offset: int = 0):
         c = self.config
-        return dream_episodes(self.model, actions, c.dream_episodes, self.temperature,
-                              self.done_mode, self.max_steps, observation_mode,
-                              c.seed + seed_offset)  # fmt: skip
+        return dream_episodes(
+            self.model,
+            actions,
+            n=c.dream_episodes,
+            temperature=self.temperature,
+            done_mode=self.done_mode,
+            max_episode_steps=self.max_steps,
+            observation_mode=observation_mode,
+            seed=c.seed + seed_offset,
+        )
 
     def _real(self, name: str, policy, shown: str | None = None,
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip

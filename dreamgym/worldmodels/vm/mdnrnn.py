@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dreamgym.common import validate
-from dreamgym.envs import get_env_spec
+from dreamgym.envs import PAPER, get_env_spec
 
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 DONE_BIAS_INIT = -3.0
@@ -114,20 +115,27 @@ def dropout_masks(
     return masks[:, :z_size], masks[:, z_size:]
 
 
+# Named presets: the settings each differs from MDNRNNConfig's defaults in; PAPER values are
+# the env's. paper: the reference settings per env; small; debug: seconds on a CPU (the tests).
+MDNRNN_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"restart_flag": PAPER, "hidden_size": PAPER, "seq_len": PAPER, "lr_decay": PAPER},
+    "small": {"restart_flag": PAPER, "hidden_size": 256, "epochs": 20, "seq_len": 200,
+              "batch_size": 32},
+    "debug": {"restart_flag": PAPER, "hidden_size": 64, "epochs": 8, "seq_len": 32,
+              "batch_size": 16},
+}  # fmt: skip
+
+
 def mdnrnn_preset(name: str, env: str, z_size: int, action_size: int) -> MDNRNNConfig:
-    """Named presets: ``paper`` (reference settings per env), ``small``, ``debug``."""
-    paper = get_env_spec(env).paper
-    base = {"z_size": z_size, "action_size": action_size, "restart_flag": paper.restart_flag}
-    presets = {
-        "paper": MDNRNNConfig(
-            **base, hidden_size=paper.hidden_size, seq_len=paper.seq_len, lr_decay=paper.lr_decay
-        ),
-        "small": MDNRNNConfig(**base, hidden_size=256, epochs=20, seq_len=200, batch_size=32),
-        "debug": MDNRNNConfig(**base, hidden_size=64, epochs=8, seq_len=32, batch_size=16),
-    }
-    if name not in presets:
-        raise ValueError(f"unknown MDN-RNN preset {name!r}; known: {', '.join(presets)}")
-    return presets[name]
+    """The preset ``name`` of :data:`MDNRNN_PRESETS` for ``env``'s data (V's ``z_size``, the
+    env's ``action_size``).
+
+    Raises:
+        DreamgymError: an unknown preset or env.
+    """
+    validate.preset("MDN-RNN", name, MDNRNN_PRESETS)
+    settings = get_env_spec(env).paper.fill(MDNRNN_PRESETS[name])
+    return MDNRNNConfig(z_size=z_size, action_size=action_size, **settings)
 
 
 class MDNRNN(nn.Module):

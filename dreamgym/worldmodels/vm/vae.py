@@ -22,12 +22,14 @@ the KL floored at ``kl_tolerance * z_size`` (free bits), both averaged over the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dreamgym.envs import get_env_spec
+from dreamgym.common import validate
+from dreamgym.envs import PAPER, get_env_spec
 
 
 @dataclass
@@ -57,18 +59,23 @@ class VAEConfig:
     seed: int = 0
 
 
+# Named presets: the settings each differs from VAEConfig's defaults in; PAPER values are the
+# env's (z by env). paper: the reference settings; small; debug: seconds on a CPU (the tests).
+VAE_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {"z_size": PAPER},
+    "small": {"z_size": PAPER, "epochs": 5, "batch_size": 64, "lr": 3e-4},
+    "debug": {"z_size": PAPER, "epochs": 3, "batch_size": 32, "lr": 1e-3},
+}
+
+
 def vae_preset(name: str, env: str) -> VAEConfig:
-    """Named presets: ``paper`` (the reference settings, z by env), ``small``, ``debug`` (seconds
-    on a CPU, used by the tests)."""
-    z_size = get_env_spec(env).paper.z_size
-    presets = {
-        "paper": VAEConfig(z_size=z_size),
-        "small": VAEConfig(z_size=z_size, epochs=5, batch_size=64, lr=3e-4),
-        "debug": VAEConfig(z_size=z_size, epochs=3, batch_size=32, lr=1e-3),
-    }
-    if name not in presets:
-        raise ValueError(f"unknown VAE preset {name!r}; known: {', '.join(presets)}")
-    return presets[name]
+    """The preset ``name`` of :data:`VAE_PRESETS` for ``env``'s data.
+
+    Raises:
+        DreamgymError: an unknown preset or env.
+    """
+    validate.preset("VAE", name, VAE_PRESETS)
+    return VAEConfig(**get_env_spec(env).paper.fill(VAE_PRESETS[name]))
 
 
 def deconv_decoder() -> nn.Sequential:

@@ -1,0 +1,81 @@
+"""``dreamgym pipeline``: the whole World Models recipe in one resumable command."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from dreamgym.cli.common import default, given, parents
+from dreamgym.errors import DreamgymError
+from dreamgym.presets import preset, preset_names
+
+
+def add_parser(commands) -> None:
+    from dreamgym.pipeline import Pipeline
+
+    pipeline = commands.add_parser(
+        "pipeline",
+        parents=parents("address", "device", "quiet", "threads"),
+        help="collect -> train V -> train M -> evolve -> evaluate -> render, resumable",
+        description="The whole World Models recipe in one command. Re-running it resumes at the "
+        "first unfinished stage. The debug preset takes minutes on 2 CPU cores.",
+    )
+    pipeline.add_argument("--env", required=True, help="carracing | doom-takecover | ...")
+    pipeline.add_argument(
+        "--preset", default="debug",
+        help=f"{' | '.join(preset_names('pipeline'))} (default: debug; cpu-driver is CarRacing's)",
+    )  # fmt: skip
+    pipeline.add_argument("--out", required=True, help="run directory")
+    pipeline.add_argument(
+        "--iterations",
+        type=int,
+        help="rounds of the paper's iterative training after the first evolution: collect with "
+        "the controller (+ noise), continue M on all data, evolve again (default: the preset's)",
+    )
+    pipeline.add_argument(
+        "--seed", type=int,
+        help="base seed of the data, training and evolution: an independent run (default: 0)",
+    )  # fmt: skip
+    pipeline.add_argument(
+        "--agent", choices=["cmaes", "ppo", "sac", "td3"],
+        help="the final agent: the paper's linear controller evolved with CMA-ES (default), or "
+        "an SB3 agent trained in the final dream (docs/agents.md)",
+    )  # fmt: skip
+    pipeline.add_argument("--workers", type=int, help=f"Ray workers {default(Pipeline, 'workers')}")
+    pipeline.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from dreamgym.envs import get_env_spec
+    from dreamgym.pipeline import Pipeline
+
+    get_env_spec(args.env)  # an unknown env fails before anything is written
+    config = preset("pipeline", args.preset, env=args.env)
+    if args.iterations is not None:
+        if args.iterations < 0:
+            raise DreamgymError(f"--iterations must be >= 0, got {args.iterations}")
+        config = dataclasses.replace(config, iterations=args.iterations)
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    if args.agent is not None:
+        config = dataclasses.replace(config, agent=args.agent)
+    pipeline = Pipeline(config, args.out, address=args.address, device=args.device,
+                        progress=not args.quiet, **given(workers=args.workers))  # fmt: skip
+    report = pipeline.run()
+    scores, base = report["stages"]["evaluate"], report["stages"]["baseline"]
+    print(
+        f"pipeline done: dream {scores['dream']['mean']:.1f} +- {scores['dream']['std']:.1f}, "
+        f"real {scores['real']['mean']:.1f} +- {scores['real']['std']:.1f} (collection policy "
+        f"{base['mean']:.1f} +- {base['std']:.1f}); report in {Path(args.out) / 'report.md'}"
+    )
+    from dreamgym.dreams.registration import dream_id
+
+    out, gym_id = Path(args.out), dream_id(args.env)
+    print("next steps:")
+    print(f"  watch the dream: {out / 'videos' / 'dream.mp4'} (also compare.mp4, temperatures.mp4)")
+    if gym_id is not None:
+        print(f"  play in it: gym.make({gym_id!r}, world_model={str(pipeline.bundle())!r})")
+    if args.preset == "debug":
+        print("  a dream worth training in: --preset small (tens of minutes) or cpu (about an "
+              "hour on 2 cores), with another --out")  # fmt: skip
