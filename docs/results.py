@@ -8,7 +8,11 @@ One row per env and preset, each from one source:
 - a committed run under ``docs/results/NAME/``: a pipeline's ``report.json`` or a plan's
   ``plan.json``, with a ``run.json`` beside it that says what the report does not record:
   ``hardware`` (the machine), and for a plan ``model`` (the world model and its preset) and
-  optionally ``minutes`` (the wall time of data and training) and ``command``.
+  optionally ``minutes`` (the wall time of data and training) and ``command``;
+- a committed neural agent under ``docs/results/NAME/`` (``dreamgym train agent``): its
+  ``agent.json``, its real score (``evaluation-real.json``, written by ``dreamgym evaluate
+  --out``), the collection policy's returns on the same episode seeds (``baseline-real.json``:
+  ``policy`` and ``returns``) and a ``run.json`` with ``hardware`` and ``minutes`` (training).
 
 A shipped model's card is the row of its env, preset and seed; a committed run adds the rows
 that no card covers (independent runs of one preset, with other seeds, each get a row).
@@ -145,6 +149,32 @@ def plan_row(report: dict[str, Any], run: dict[str, Any], where: str) -> dict[st
     }
 
 
+def _mean_std(returns: list[float]) -> str:
+    mean = sum(returns) / len(returns)
+    std = (sum((r - mean) ** 2 for r in returns) / len(returns)) ** 0.5
+    return f"{mean:.1f} +- {std:.1f} ({len(returns)})"
+
+
+def agent_row(folder: Path, run: dict[str, Any]) -> dict[str, str]:
+    """The row of a committed neural agent (``folder``): its real score beside the collection
+    policy's."""
+    agent = json.loads((folder / "agent.json").read_text())
+    real = json.loads((folder / "evaluation-real.json").read_text())
+    base = json.loads((folder / "baseline-real.json").read_text())
+    base_mean = sum(base["returns"]) / len(base["returns"])
+    return {
+        "env": agent["env"],
+        "preset": f"{agent['algo']} `{agent['preset']}`, {agent['timesteps'] / 1e6:.0f}M dream "
+        "steps",
+        "score": f"**{real['mean']:.1f} +- {real['std']:.1f}** ({real['episodes']}; "
+        f"{_versus(real['mean'], base_mean)})",
+        "baseline": f"{base['policy']}: {_mean_std(base['returns'])}",
+        "hardware": run["hardware"],
+        "time": f"{run['minutes']:.1f} min training",
+        "source": f"[agent]({_link(folder / 'agent.json')})",
+    }
+
+
 def result_row(folder: Path) -> dict[str, str]:
     """The row of a committed run under ``docs/results/``.
 
@@ -159,9 +189,11 @@ def result_row(folder: Path) -> dict[str, str]:
             if (folder / name).exists():
                 report = json.loads((folder / name).read_text())
                 return make(report, run, _link(folder / name))
+        if (folder / "agent.json").exists():
+            return agent_row(folder, run)
     except (OSError, json.JSONDecodeError, KeyError) as e:
         raise SourceError(f"{folder}: {e}") from None
-    raise SourceError(f"{folder}: neither report.json nor plan.json")
+    raise SourceError(f"{folder}: neither report.json, plan.json nor agent.json")
 
 
 def rows(pretrained: Path = PRETRAINED, results: Path = RESULTS) -> list[dict[str, str]]:

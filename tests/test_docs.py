@@ -91,6 +91,25 @@ def test_a_plan_row_labels_training_pairs():
     assert "(training pairs)" in results.plan_row(plan_report(False), run, "p.json")["score"]
 
 
+def test_an_agent_row_reads_its_evaluation_and_the_collection_policys_returns(tmp_path):
+    agent = {
+        "env": "doom-takecover",
+        "algo": "ppo",
+        "preset": "doom-takecover",
+        "timesteps": 20_021_248,
+    }
+    files = {"agent.json": agent,
+             "evaluation-real.json": {"mean": 700.0, "std": 10.0, "episodes": 100},
+             "baseline-real.json": {"policy": "repeat", "returns": [300.0, 400.0]}}  # fmt: skip
+    for name, data in files.items():
+        (tmp_path / name).write_text(json.dumps(data))
+    row = results.agent_row(tmp_path, {"hardware": "h", "minutes": 18.4})
+    assert row["preset"] == "ppo `doom-takecover`, 20M dream steps"
+    assert row["score"] == "**700.0 +- 10.0** (100; 2.00x)"
+    assert row["baseline"] == "repeat: 350.0 +- 50.0 (2)"
+    assert row["time"] == "18.4 min training"
+
+
 def test_committed_runs_add_rows_no_card_covers(tmp_path):
     cards = tmp_path / "pretrained"
     shutil.copytree(ROOT / "dreamgym" / "pretrained" / "doom-takecover", cards / "doom-takecover",
