@@ -60,7 +60,8 @@ class DreamEnv(gym.Env):
     current z; refused for a world model without a decoder), ``goal`` (a goal state of the world
     model), ``render_size`` (upscaled frame side) and ``dropout`` (inference dropout in M with a
     fresh mask every episode, Dropout's Dream Land's defence against exploitable dreams; default
-    the bundle's).
+    the bundle's) and ``ensemble`` (a bundle with several Ms: each episode dreams with one drawn
+    at its start; False: member 0 only).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -78,9 +79,11 @@ class DreamEnv(gym.Env):
         goal=None,
         render_size: int = 64,
         dropout: float | None = None,
+        ensemble: bool = True,
     ) -> None:
         self.core = make_core(1, world_model, env, temperature, device, observation_mode,
-                              done_mode, max_episode_steps, render_mode, goal, dropout)  # fmt: skip
+                              done_mode, max_episode_steps, render_mode, goal, dropout,
+                              ensemble)  # fmt: skip
         model = self.core.model
         self.render_mode = render_mode
         self.render_size = int(render_size)

@@ -60,6 +60,7 @@ class DreamVectorEnv(VectorEnv):
         render_size: int = 64,
         dropout: float | None = None,
         render_grid: bool = True,
+        ensemble: bool = True,
     ) -> None:
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -67,7 +68,8 @@ class DreamVectorEnv(VectorEnv):
         if mode == AutoresetMode.DISABLED:
             raise ValueError("autoreset_mode must be NEXT_STEP or SAME_STEP")
         self.core = make_core(num_envs, world_model, env, temperature, device, observation_mode,
-                              done_mode, max_episode_steps, render_mode, goal, dropout)  # fmt: skip
+                              done_mode, max_episode_steps, render_mode, goal, dropout,
+                              ensemble)  # fmt: skip
         model = self.core.model
         self.num_envs = self.core.num_envs
         self.output = output
