@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from dreamgym import worldmodels
+from dreamgym.cli import main
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.export import export_bundle
 from dreamgym.worldmodels.bundle import load_packed, pack
@@ -135,3 +136,12 @@ def test_export_and_pack_keep_the_members(ensemble_bundle, tmp_path):
     files = pack(ensemble_bundle)
     assert "mdnrnn-m1.safetensors" in files
     assert load_packed(files).num_members == 2
+
+
+def test_the_cli_trains_members(car_data, car_bundle, tmp_path, capsys):
+    argv = ["train", "mdnrnn", "--data", str(car_data), "--vae", str(car_bundle), "--out",
+            str(tmp_path), "--preset", "debug", "--epochs", "1", "--members", "2", "--quiet",
+            "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    info = json.loads((tmp_path / "bundle.json").read_text())
+    assert info["files"]["mdnrnn_members"] == ["mdnrnn-m1.safetensors"]
