@@ -36,24 +36,18 @@ def train(data, vae, out, epochs: int, members: int | None, **overrides) -> MDNR
     return trainer
 
 
-@pytest.fixture(scope="module")
-def ensemble_bundle(car_data, car_bundle, tmp_path_factory):
-    """A two-member bundle (debug M, 2 epochs each) on car_bundle's V."""
-    return train(car_data, car_bundle, tmp_path_factory.mktemp("ensemble"), 2, 2).out
-
-
-def test_a_two_member_bundle_lists_and_loads_both(ensemble_bundle):
-    info = json.loads((ensemble_bundle / "bundle.json").read_text())
+def test_an_ensemble_bundle_lists_and_loads_its_members(car_ensemble):
+    info = json.loads((car_ensemble / "bundle.json").read_text())
     assert info["files"]["mdnrnn"] == "mdnrnn.safetensors"
-    assert info["files"]["mdnrnn_members"] == ["mdnrnn-m1.safetensors"]
-    model = worldmodels.load(ensemble_bundle)
-    assert model.num_members == 2 and model.mdnrnn is model.members[0]
-    m0, m1 = (weights(ensemble_bundle / f) for f in ("mdnrnn.safetensors", "mdnrnn-m1.safetensors"))
+    assert info["files"]["mdnrnn_members"] == ["mdnrnn-m1.safetensors", "mdnrnn-m2.safetensors"]
+    model = worldmodels.load(car_ensemble)
+    assert model.num_members == 3 and model.mdnrnn is model.members[0]
+    m0, m1 = (weights(car_ensemble / f) for f in ("mdnrnn.safetensors", "mdnrnn-m1.safetensors"))
     assert not torch.equal(m0["model.lstm.weight_hh_l0"], m1["model.lstm.weight_hh_l0"])
     # Other sampling seeds: other windows and z samples, so other losses; the same validation.
     h0, h1 = (
-        history(ensemble_bundle / "mdnrnn.safetensors"),
-        history(ensemble_bundle / "mdnrnn-m1.safetensors"),
+        history(car_ensemble / "mdnrnn.safetensors"),
+        history(car_ensemble / "mdnrnn-m1.safetensors"),
     )
     assert len(h0) == len(h1) == 2 and h0[0]["train/loss"] != h1[0]["train/loss"]
     assert info["training"]["validation"]["episodes"]  # member 0's held-out episodes
@@ -69,14 +63,14 @@ def test_fresh_members_start_from_member_0s_init(car_data, car_bundle, tmp_path)
     assert history(tmp_path / "mdnrnn.safetensors") != history(tmp_path / "mdnrnn-m1.safetensors")
 
 
-def test_resumed_members_match_uninterrupted(car_data, car_bundle, ensemble_bundle, tmp_path):
-    train(car_data, car_bundle, tmp_path, 1, 2)
+def test_resumed_members_match_uninterrupted(car_data, car_bundle, car_ensemble, tmp_path):
+    train(car_data, car_bundle, tmp_path, 1, 3)
     info = json.loads((tmp_path / "bundle.json").read_text())
-    assert info["files"]["mdnrnn_members"] == ["mdnrnn-m1.safetensors"]
+    assert len(info["files"]["mdnrnn_members"]) == 2
     trainer = train(car_data, car_bundle, tmp_path, 2, None)  # as many members as out holds
-    assert trainer.members == 2
-    for name in ("mdnrnn.safetensors", "mdnrnn-m1.safetensors"):
-        a, b = weights(ensemble_bundle / name), weights(tmp_path / name)
+    assert trainer.members == 3
+    for name in ("mdnrnn.safetensors", "mdnrnn-m1.safetensors", "mdnrnn-m2.safetensors"):
+        a, b = weights(car_ensemble / name), weights(tmp_path / name)
         for key in a:
             assert torch.equal(a[key], b[key]), (name, key)
 
@@ -98,9 +92,9 @@ def test_a_bundle_gains_a_member_copied_before_training(car_data, car_bundle, tm
     assert worldmodels.load(out).num_members == 2
 
 
-def test_a_member_of_another_architecture_is_named(ensemble_bundle, tmp_path):
+def test_a_member_of_another_architecture_is_named(car_ensemble, tmp_path):
     out = tmp_path / "bundle"
-    shutil.copytree(ensemble_bundle, out, ignore=shutil.ignore_patterns("tb"))
+    shutil.copytree(car_ensemble, out, ignore=shutil.ignore_patterns("tb"))
     _, meta = read_checkpoint(out / "mdnrnn-m1.safetensors")
     config = dataclasses.replace(MDNRNNConfig(**meta["config"]), hidden_size=32)
     meta = {**meta, "config": dataclasses.asdict(config)}
@@ -126,16 +120,16 @@ def test_a_bundle_without_members_is_one_m(car_bundle):
     assert model.num_members == 1 and model.members == [model.mdnrnn]
 
 
-def test_export_and_pack_keep_the_members(ensemble_bundle, tmp_path):
-    out = export_bundle(ensemble_bundle, tmp_path / "export", None)
+def test_export_and_pack_keep_the_members(car_ensemble, tmp_path):
+    out = export_bundle(car_ensemble, tmp_path / "export", None)
     info = json.loads((out / "bundle.json").read_text())
-    assert info["files"]["mdnrnn_members"] == ["mdnrnn-m1.safetensors"]
-    tensors, _ = read_checkpoint(out / "mdnrnn-m1.safetensors")
+    assert info["files"]["mdnrnn_members"] == ["mdnrnn-m1.safetensors", "mdnrnn-m2.safetensors"]
+    tensors, _ = read_checkpoint(out / "mdnrnn-m2.safetensors")
     assert tensors["model.lstm.weight_hh_l0"].dtype == torch.float16
-    assert worldmodels.load(out).num_members == 2
-    files = pack(ensemble_bundle)
-    assert "mdnrnn-m1.safetensors" in files
-    assert load_packed(files).num_members == 2
+    assert worldmodels.load(out).num_members == 3
+    files = pack(car_ensemble)
+    assert "mdnrnn-m2.safetensors" in files
+    assert load_packed(files).num_members == 3
 
 
 def test_the_cli_trains_members(car_data, car_bundle, tmp_path, capsys):

@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from helpers import member_0_only
 
 from dreamgym.dreams.core import DreamCore
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import load
-from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
 
 
-@pytest.fixture(scope="module")
-def ensemble_bundle(car_data, car_bundle, tmp_path_factory):
-    """Three members (debug M, 1 epoch each) on car_bundle's V."""
-    out = tmp_path_factory.mktemp("ensemble")
-    MDNRNNTrainer(car_data, car_bundle, out, preset="debug", device="cpu", members=3,
-                  overrides={"epochs": 1}).fit(False)  # fmt: skip
-    return out
-
-
-def member_0_only(bundle, tmp_path):
-    """A copy of ``bundle`` that lists only member 0."""
-    out = tmp_path / "single"
-    shutil.copytree(bundle, out, ignore=shutil.ignore_patterns("tb", "mdnrnn-m*"))
-    info = json.loads((out / "bundle.json").read_text())
-    del info["files"]["mdnrnn_members"]
-    (out / "bundle.json").write_text(json.dumps(info))
-    return out
-
-
-def test_each_episode_keeps_the_member_drawn_at_its_start(ensemble_bundle):
-    model = load(ensemble_bundle)
+def test_each_episode_keeps_the_member_drawn_at_its_start(car_ensemble):
+    model = load(car_ensemble)
     core = DreamCore(model, 16, 1.0, max_episode_steps=50, dropout=0.2)
     core.seed(np.random.default_rng(0))
     core.reset_all()
@@ -55,8 +33,8 @@ def test_each_episode_keeps_the_member_drawn_at_its_start(ensemble_bundle):
     assert not torch.equal(core.state.member, first)  # new episodes draw again
 
 
-def test_each_row_steps_with_its_members_m(ensemble_bundle):
-    model = load(ensemble_bundle)
+def test_each_row_steps_with_its_members_m(car_ensemble):
+    model = load(car_ensemble)
     g = torch.Generator().manual_seed(0)
     state = model.initial_state(6, g)
     member = torch.tensor([0, 1, 2, 2, 1, 0])
@@ -83,23 +61,23 @@ def trajectory(bundle, steps: int = 8, **kwargs):
     return np.stack(observations)
 
 
-def test_same_seed_same_dream_and_ensemble_false_is_member_0(ensemble_bundle, tmp_path):
-    dream = trajectory(ensemble_bundle)
-    np.testing.assert_array_equal(dream, trajectory(ensemble_bundle))
-    single = trajectory(member_0_only(ensemble_bundle, tmp_path))
-    np.testing.assert_array_equal(trajectory(ensemble_bundle, ensemble=False), single)
-    core = DreamCore(load(ensemble_bundle), 64, 1.0)
+def test_same_seed_same_dream_and_ensemble_false_is_member_0(car_ensemble, tmp_path):
+    dream = trajectory(car_ensemble)
+    np.testing.assert_array_equal(dream, trajectory(car_ensemble))
+    single = trajectory(member_0_only(car_ensemble, tmp_path / "single"))
+    np.testing.assert_array_equal(trajectory(car_ensemble, ensemble=False), single)
+    core = DreamCore(load(car_ensemble), 64, 1.0)
     core.seed(np.random.default_rng(0))
     core.reset_all()
     core.step(torch.zeros(64, 3))
     assert (core.state.member != 0).any()  # so the ensemble dreams differ from member 0's
-    vector = gym.make_vec("Dream-CarRacing-v0", num_envs=64, world_model=str(ensemble_bundle),
+    vector = gym.make_vec("Dream-CarRacing-v0", num_envs=64, world_model=str(car_ensemble),
                           vectorization_mode="vector_entry_point", ensemble=False)  # fmt: skip
     vector.reset(seed=0)
     vector.step(np.zeros((64, 3), np.float32))
     assert (vector.unwrapped.core.state.member == 0).all()
 
 
-def test_ensemble_must_be_a_bool(ensemble_bundle):
+def test_ensemble_must_be_a_bool(car_ensemble):
     with pytest.raises(DreamgymError, match="ensemble"):
-        DreamCore(load(ensemble_bundle), 2, 1.0, ensemble="no")
+        DreamCore(load(car_ensemble), 2, 1.0, ensemble="no")
