@@ -154,8 +154,10 @@ class MDNRNNTrainer(EpochTrainer):
         device, bf16, skip_corrupt: as for :class:`~dreamgym.worldmodels.vm.train_vae.VAETrainer`.
         members: K, the Ms of an ensemble (see the module docstring), trained one after the
             other by :meth:`fit`. A trainer argument, not a config field, so that a bundle
-            trained before can gain members: default (None) as many as ``out`` holds (1 for
-            a new run). The done calibration is member 0's.
+            trained before can gain members (a new member is then a copy of member 0 and
+            differs only by the epochs trained after it: raise ``epochs``); default (None): as
+            many as ``out`` holds (1 for a new run); fewer than ``out`` holds lists only the
+            first K in the bundle. The done calibration is member 0's.
     """
 
     name = "mdnrnn"

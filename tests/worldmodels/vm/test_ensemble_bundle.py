@@ -75,6 +75,21 @@ def test_resumed_members_match_uninterrupted(car_data, car_bundle, car_ensemble,
             assert torch.equal(a[key], b[key]), (name, key)
 
 
+def test_a_member_killed_before_its_first_epoch_still_starts_fresh(car_data, car_bundle,
+                                                                   tmp_path):  # fmt: skip
+    train(car_data, car_bundle, tmp_path / "straight", 1, 2)
+    train(car_data, car_bundle, tmp_path / "killed", 1, 2)
+    for name in ("mdnrnn-m1.safetensors", "mdnrnn-m1.json", "mdnrnn-m1-config.json"):
+        (tmp_path / "killed" / name).unlink()  # as if killed during member 1's first epoch
+    info = json.loads((tmp_path / "killed" / "bundle.json").read_text())
+    del info["files"]["mdnrnn_members"]
+    (tmp_path / "killed" / "bundle.json").write_text(json.dumps(info))
+    train(car_data, car_bundle, tmp_path / "killed", 1, 2)  # planned: not a copy of member 0
+    a = weights(tmp_path / "straight" / "mdnrnn-m1.safetensors")
+    b = weights(tmp_path / "killed" / "mdnrnn-m1.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_bundle_gains_a_member_copied_before_training(car_data, car_bundle, tmp_path):
     out = tmp_path / "bundle"
     shutil.copytree(car_bundle, out, ignore=shutil.ignore_patterns("tb", "latents.safetensors"))
