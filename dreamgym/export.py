@@ -166,7 +166,7 @@ def _write_export(source: Path, out: Path, controller: str | Path | None, root: 
     """The export of bundle ``source`` (and ``controller``) into ``out``; the paths they record
     are written relative to ``root``."""
     info = bundle.read_info(source)
-    for name in info["files"].values():
+    for name in bundle.bundle_files(info):
         _export_file(source / name, out / name, root)
     info = portable({**info, "exported": {"from": str(source.resolve()),
                                           "dtype": str(EXPORT_DTYPE)}}, root)  # fmt: skip

@@ -55,6 +55,17 @@ def car_bundle(car_data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def car_ensemble(car_data, car_bundle, tmp_path_factory) -> Path:
+    """An ensemble of three Ms (debug preset, 2 epochs each) on ``car_bundle``'s V."""
+    from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
+
+    out = tmp_path_factory.mktemp("ensemble")
+    MDNRNNTrainer(car_data, car_bundle, out, preset="debug", overrides={"epochs": 2},
+                  device="cpu", members=3).fit(False)  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="session")
 def doom_data(ray_local, tmp_path_factory) -> Path:
     """Three short real TakeCover episodes (up to 60 steps), the Doom recipe's held actions."""
     out = tmp_path_factory.mktemp("doom") / "data"

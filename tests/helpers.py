@@ -3,6 +3,8 @@ logic), and the frame-causality check of the latent predictors."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -20,6 +22,15 @@ def model_with_heads(bundle: Path, done_bias: float, reward_bias: float = 0.0):
             head.weight.zero_()
             head.bias.fill_(bias)
     return model
+
+
+def member_0_only(bundle: Path, out: Path) -> Path:
+    """A copy of the ensemble ``bundle`` in ``out`` that lists only its member 0 (one M)."""
+    shutil.copytree(bundle, out, ignore=shutil.ignore_patterns("tb", "mdnrnn-m*"))
+    info = json.loads((out / "bundle.json").read_text())
+    del info["files"]["mdnrnn_members"]
+    (out / "bundle.json").write_text(json.dumps(info))
+    return out
 
 
 def damage_member(path: Path, member: str = "frames.npy") -> None:

@@ -142,6 +142,7 @@ CASES = [
     (["export", "--world-model", "BUNDLE", "--out", "DATA"], "is not empty"),
     (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--dropout", "1.5"], "dropout must be a finite number >= 0 and <= 0.9, got 1.5"),  # noqa: E501
     (["train", "mdnrnn", "--data", "DATA", "--vae", "BUNDLE", "--out", "OUT/m", "--dropout", "-0.1"], "dropout must be a finite number >= 0"),  # noqa: E501
+    (["train", "mdnrnn", "--data", "DATA", "--vae", "BUNDLE", "--out", "OUT/m", "--members", "0"], "members must be an integer >= 1, got 0"),  # noqa: E501
     (["pipeline", "--env", "doom-takecover", "--preset", "cpu-driver", "--out", "OUT/p"], "unknown pipeline preset 'cpu-driver' for doom-takecover"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--timesteps", "0"], "timesteps must be an integer >= 1, got 0"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--num-envs", "-2"], "num_envs must be an integer >= 1, got -2"),  # noqa: E501

@@ -30,6 +30,7 @@ class DreamBackend:
         max_episode_steps: episode cap (default: the real env's, CarRacing 1,000, Doom 2,100).
         done_mode: the dream's done rule (default: see ``dreams.core.resolve_done_mode``).
         dropout: the dream's inference dropout (default: the model's own).
+        ensemble: with several Ms, each dream episode draws its M (False: member 0 only).
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class DreamBackend:
         max_episode_steps: int | None = None,
         done_mode: str | None = None,
         dropout: float | None = None,
+        ensemble: bool = True,
     ) -> None:
         self.model = model
         self.spec = spec
@@ -47,12 +49,14 @@ class DreamBackend:
         self.max_episode_steps = max_episode_steps
         self.done_mode = done_mode
         self.dropout = dropout
+        self.ensemble = ensemble
 
     @torch.no_grad()
     def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
         n = len(params) * rollouts
         core = DreamCore(self.model, n, self.temperature, self.spec.observation_mode,
-                         self.done_mode, self.max_episode_steps, dropout=self.dropout)  # fmt: skip
+                         self.done_mode, self.max_episode_steps, dropout=self.dropout,
+                         ensemble=self.ensemble)  # fmt: skip
         core.seed(np.random.default_rng(seed))
         theta = torch.tensor(np.asarray(params), dtype=torch.float32, device=core.device)
         w, b = unflatten(self.spec, theta.repeat_interleave(rollouts, dim=0))  # (N, A, I), (N, A)
@@ -80,6 +84,7 @@ def make_backend(
     address: str | None = None,
     world_model: str | None = None,
     dropout: float | None = None,
+    ensemble: bool = True,
 ):
     """The evaluation backend called ``kind``.
 
@@ -88,17 +93,18 @@ def make_backend(
       (:class:`~dreamgym.agents.ray_dream.ShardedDreamBackend`, which needs the bundle
       directory ``world_model``);
     - ``real``: :class:`~dreamgym.agents.ray_backend.RealBackend` on ``workers`` actors
-      (default 2; ``temperature``, ``done_mode`` and ``dropout`` unused).
+      (default 2; ``temperature``, ``done_mode``, ``dropout`` and ``ensemble`` unused).
     """
     if kind == "dream":
         if workers is None and address is None:
-            return DreamBackend(model, spec, temperature, max_episode_steps, done_mode, dropout)
+            return DreamBackend(model, spec, temperature, max_episode_steps, done_mode, dropout,
+                                ensemble)  # fmt: skip
         if world_model is None:
             raise DreamgymError("a dream sharded over Ray actors needs the bundle's directory")
         from dreamgym.agents.ray_dream import ShardedDreamBackend
 
         return ShardedDreamBackend(world_model, spec, temperature, max_episode_steps, done_mode,
-                                   workers, address, dropout)  # fmt: skip
+                                   workers, address, dropout, ensemble)  # fmt: skip
     if kind == "real":
         from dreamgym.agents.ray_backend import RealBackend
 

@@ -40,12 +40,13 @@ class DreamShardActor:
         done_mode: str | None,
         threads: int,
         dropout: float | None = None,
+        ensemble: bool = True,
     ) -> None:
         torch.set_num_threads(threads)
         device = "cuda" if ray.get_gpu_ids() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
         model = bundle.load_packed(files, device)
         self.backend = DreamBackend(model, spec, temperature, max_episode_steps, done_mode,
-                                    dropout)  # fmt: skip
+                                    dropout, ensemble)  # fmt: skip
 
     def ready(self) -> str:
         return str(self.backend.model.device)
@@ -78,7 +79,8 @@ class ShardedDreamBackend(PooledBackend):
     Args:
         world_model: the bundle directory (sent to the actors as bytes).
         spec: the controllers' shape.
-        temperature, max_episode_steps, done_mode, dropout: as for :class:`DreamBackend`.
+        temperature, max_episode_steps, done_mode, dropout, ensemble: as for
+            :class:`DreamBackend`.
         workers: number of actors; None: one per GPU of the cluster, at least one.
         address: Ray cluster to join; None starts a local Ray.
     """
@@ -93,6 +95,7 @@ class ShardedDreamBackend(PooledBackend):
         workers: int | None = None,
         address: str | None = None,
         dropout: float | None = None,
+        ensemble: bool = True,
     ) -> None:
         files = bundle.pack(world_model)
 
@@ -105,7 +108,7 @@ class ShardedDreamBackend(PooledBackend):
             options, threads = actor_resources(n)
             actor_class = ray.remote(**options)(DreamShardActor)
             args = (ray.put(files), spec, temperature, max_episode_steps, done_mode, threads,
-                    dropout)  # fmt: skip
+                    dropout, ensemble)  # fmt: skip
             self.workers = n
             return ActorPool(lambda: actor_class.remote(*args), n, per_actor=1)
 

@@ -58,6 +58,8 @@ class EvolveSettings:
         evolution: the CMA-ES settings.
         dropout: the dream's inference dropout (default: the world model's own, 0 for models
             without it): each dream episode draws its own masks (Dropout's Dream Land).
+        ensemble: with a bundle of several Ms, each dream episode draws its M (True) or all
+            dream with member 0 (False).
     """
 
     world_model: str
@@ -70,6 +72,7 @@ class EvolveSettings:
     init: str | None = None
     evolution: EvolutionConfig = dataclasses.field(default_factory=EvolutionConfig)
     dropout: float | None = None
+    ensemble: bool = True
 
 
 class Checkpointer:
@@ -176,6 +179,8 @@ def evolve(
     settings.done_mode = resolve_done_mode(model, settings.done_mode)
     if settings.backend == "dream":
         settings.dropout = resolve_dropout(model, settings.dropout)
+    if not isinstance(settings.ensemble, bool):
+        raise DreamgymError(f"ensemble must be True or False, got {settings.ensemble!r}")
     spec = ControllerSpec.for_world_model(model, settings.observation_mode, settings.bias)
     settings.observation_mode = spec.observation_mode
     x0 = None
@@ -205,6 +210,7 @@ def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: 
         # Runs saved before dreams had dropout ran without it.
         dream = saved["settings"].get("backend") == "dream"
         saved["settings"].setdefault("dropout", 0.0 if dream else None)
+        saved["settings"].setdefault("ensemble", True)  # and before ensembles, with one M
     if saved is not None and saved["settings"] != dataclasses.asdict(settings):
         differing = sorted(k for k, v in dataclasses.asdict(settings).items()
                            if saved["settings"].get(k) != v)  # fmt: skip
@@ -227,6 +233,7 @@ def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: 
         address=address,
         world_model=settings.world_model,
         dropout=settings.dropout,
+        ensemble=settings.ensemble,
     )
     checkpointer = Checkpointer(out, settings, spec)
     checkpointer.history = list(history)

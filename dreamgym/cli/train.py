@@ -119,6 +119,11 @@ def add_parser(commands) -> None:
     mdn.add_argument("--dream-dropout", type=float,
                      help="the bundle's default inference dropout in dreams, one mask per dream "
                      "episode (Dropout's Dream Land: 0.1; default 0)")  # fmt: skip
+    mdn.add_argument("--members", type=int, metavar="K",
+                     help="train an ensemble of K Ms, one after the other, from the same start "
+                     "with their own sampling seeds; each dream episode then dreams with one "
+                     "drawn at its start (default: as many as OUT holds, 1 for a new "
+                     "run)")  # fmt: skip
 
 
 def _add_agent_parser(parts) -> None:
@@ -190,7 +195,7 @@ def run(args: argparse.Namespace) -> None:
 
         overrides.update(seq_len=args.seq_len, hidden_size=args.hidden_size,
                          dropout=args.dropout, dream_dropout=args.dream_dropout)  # fmt: skip
-        trainer = MDNRNNTrainer(args.data, args.vae, args.out, **common)
+        trainer = MDNRNNTrainer(args.data, args.vae, args.out, **common, members=args.members)
     start = trainer.epoch
     history = trainer.fit(progress=not args.quiet)
     if trainer.epoch == start:

@@ -124,6 +124,8 @@ class DreamCore:
             the cost falls below the model's ``goal_threshold``.
         dropout: inference dropout rate for models whose ``step`` takes one (V+M: Dropout's
             Dream Land's masks, fresh for every episode); default (None): the model's own.
+        ensemble: for a model that holds an ensemble (V+M with several Ms), whether each
+            episode draws its member (True, the default) or all dream with member 0 (False).
 
     Raises:
         ValueError (DreamgymError for bad values): a model without reward and done heads and
@@ -141,6 +143,7 @@ class DreamCore:
         goal=None,
         *,
         dropout: float | None = None,
+        ensemble: bool = True,
     ) -> None:
         done_mode = resolve_done_mode(model, done_mode)
         validate.integer("num_envs", num_envs)
@@ -148,7 +151,10 @@ class DreamCore:
         self.num_envs = int(num_envs)
         self.temperature = check_temperature(temperature)
         self.dropout = resolve_dropout(model, dropout)
-        self.options = step_options(model, temperature=self.temperature, dropout=self.dropout)
+        if not isinstance(ensemble, bool):
+            raise DreamgymError(f"ensemble must be True or False, got {ensemble!r}")
+        self.options = step_options(model, temperature=self.temperature, dropout=self.dropout,
+                                    ensemble=ensemble)  # fmt: skip
         self.observation_mode = check_feature_mode(model, observation_mode)
         self.observation_size = model.feature_size(self.observation_mode)
         if goal is not None and not isinstance(model, HasGoalCost):
@@ -341,6 +347,7 @@ def make_core(
     render_mode: str | None,
     goal=None,
     dropout: float | None = None,
+    ensemble: bool = True,
 ) -> DreamCore:
     """The dream behind a DreamEnv or DreamVectorEnv, from their constructor arguments."""
     if render_mode not in (None, "rgb_array"):
@@ -349,6 +356,5 @@ def make_core(
     if render_mode is not None:
         check_decodes(model)
     tau = resolve_temperature(model.env, temperature)
-    return DreamCore(
-        model, num_envs, tau, observation_mode, done_mode, max_episode_steps, goal, dropout=dropout
-    )
+    return DreamCore(model, num_envs, tau, observation_mode, done_mode, max_episode_steps, goal,
+                     dropout=dropout, ensemble=ensemble)  # fmt: skip

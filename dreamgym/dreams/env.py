@@ -60,7 +60,8 @@ class DreamEnv(gym.Env):
     current z; refused for a world model without a decoder), ``goal`` (a goal state of the world
     model), ``render_size`` (upscaled frame side) and ``dropout`` (inference dropout in M with a
     fresh mask every episode, Dropout's Dream Land's defence against exploitable dreams; default
-    the bundle's).
+    the bundle's) and ``ensemble`` (a bundle with several Ms: each episode dreams with one drawn
+    at its start; False: member 0 only).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -78,6 +79,7 @@ class DreamEnv(gym.Env):
         goal=None,
         render_size: int = 64,
         dropout: float | None = None,
+        ensemble: bool = True,
     ) -> None:
         self.core = make_core(
             1,
@@ -91,6 +93,7 @@ class DreamEnv(gym.Env):
             render_mode=render_mode,
             goal=goal,
             dropout=dropout,
+            ensemble=ensemble,
         )
         model = self.core.model
         self.render_mode = render_mode

@@ -60,6 +60,7 @@ class DreamVectorEnv(VectorEnv):
         render_size: int = 64,
         dropout: float | None = None,
         render_grid: bool = True,
+        ensemble: bool = True,
     ) -> None:
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -78,6 +79,7 @@ class DreamVectorEnv(VectorEnv):
             render_mode=render_mode,
             goal=goal,
             dropout=dropout,
+            ensemble=ensemble,
         )
         model = self.core.model
         self.num_envs = self.core.num_envs

@@ -81,6 +81,15 @@ def write_info(root: str | Path, kind: str, env_meta: dict[str, Any], **fields: 
                        **fields})  # fmt: skip
 
 
+def bundle_files(info: dict[str, Any]) -> list[str]:
+    """The names of the files a bundle's ``info`` lists under ``files`` (a value may be one name
+    or a list of names, e.g. an ensemble's members)."""
+    names = []
+    for value in info.get("files", {}).values():
+        names.extend(value if isinstance(value, list) else [value])
+    return names
+
+
 def load(path: str | Path, device: str | torch.device = "cpu") -> WorldModel:
     """Load the world-model bundle in directory ``path`` (or ``pretrained:NAME``) onto ``device``
     (``"auto"``: CUDA when available).
@@ -110,7 +119,7 @@ def pack(path: str | Path) -> dict[str, bytes]:
     """The bundle's files by name (``bundle.json`` and the files it names), to send a world
     model to machines that do not share this one's filesystem (:func:`load_packed`)."""
     root = resolve_path(path)
-    names = [BUNDLE_FILE, *read_info(root).get("files", {}).values()]
+    names = [BUNDLE_FILE, *bundle_files(read_info(root))]
     missing = [name for name in names if not (root / name).is_file()]
     if missing:
         raise DreamgymError(f"bundle {str(root)!r} lacks {', '.join(missing)}")

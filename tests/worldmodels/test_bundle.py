@@ -44,7 +44,11 @@ def test_bundle_loads_and_offers_the_protocol(car_bundle):
     reward, done = model.reward_done(state)
     assert reward.shape == done.shape == (6,) and ((done >= 0) & (done <= 1)).all()
     assert not state.first.any()
-    assert model.feature_modes[0] == "zh" and model.step_options == ("temperature", "dropout")
+    assert model.feature_modes[0] == "zh" and model.step_options == (
+        "temperature",
+        "dropout",
+        "ensemble",
+    )
     assert model.features(state).shape == (6, model.feature_size("zh")) == (6, 96)
     assert model.features(state, "z").shape == (6, 32)
     assert model.features(state, "zch").shape == (6, 160)
@@ -92,9 +96,11 @@ def test_encode_and_advance_follow_a_real_episode(car_data, car_bundle):
 
 def test_state_helpers_mix_and_slice():
     a = VMState(torch.zeros(3, 2), torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, dtype=bool),
-                torch.zeros(3), torch.zeros(3), torch.zeros(3, 2), torch.zeros(3, 4))  # fmt: skip
+                torch.zeros(3), torch.zeros(3), torch.zeros(3, 2), torch.zeros(3, 4),
+                torch.zeros(3, dtype=torch.long))  # fmt: skip
     b = VMState(torch.ones(3, 2), torch.ones(3, 4), torch.ones(3, 4), torch.ones(3, dtype=bool),
-                torch.ones(3), torch.ones(3), torch.ones(3, 2), torch.ones(3, 4))  # fmt: skip
+                torch.ones(3), torch.ones(3), torch.ones(3, 2), torch.ones(3, 4),
+                torch.ones(3, dtype=torch.long))  # fmt: skip
     mixed = state_where(torch.tensor([True, False, True]), a, b)
     assert mixed.z[:, 0].tolist() == [0, 1, 0] and mixed.first.tolist() == [False, True, False]
     assert state_index(mixed, torch.tensor([1])).h.tolist() == [[1, 1, 1, 1]]

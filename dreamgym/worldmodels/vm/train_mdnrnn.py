@@ -7,6 +7,13 @@ the dream resets from (``initial_latents.safetensors``); train M,
 re-sampling z = mu + exp(logvar / 2) * eps for every batch (so every epoch sees fresh samples, as
 the original); write ``bundle.json`` after every epoch.
 
+An ensemble of Ms (``members`` K > 1): member k > 0 is trained after member 0, one after the
+other, into ``mdnrnn-m{k}.safetensors`` (its own checkpoint, resumed like member 0's). Every
+member starts from member 0's starting point (the same seeded init on a fresh run; on a bundle
+trained before without member k, a copy of member 0's checkpoint taken before this run trains
+anything) and differs only in its sampling seed, derived from (seed, k): its windows, z
+re-samples and training dropout masks. All members hold out member 0's validation episodes.
+
 Episode boundaries: every training window lies inside one episode and M's state starts at zero
 for each window, so no state leaks across episodes; episodes shorter than ``seq_len`` give one
 window from step 0, zero-padded and masked out of every loss.
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Sequence
@@ -24,13 +32,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import save
 
+from dreamgym.common import validate
 from dreamgym.common.device import resolve_device
 from dreamgym.common.io import atomic_write_bytes, check_writable_dir
+from dreamgym.common.seeding import derive_seed
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts import DatasetUnion, RolloutDataset
 from dreamgym.worldmodels.bundle import write_info
+from dreamgym.worldmodels.checkpoint import META_KEY, read_checkpoint
 from dreamgym.worldmodels.common import autocast, split_episodes
 from dreamgym.worldmodels.trainer import EpochMeans, EpochTrainer, optimizer_step
 from dreamgym.worldmodels.vm.mdnrnn import (
@@ -40,13 +52,34 @@ from dreamgym.worldmodels.vm.mdnrnn import (
     mdnrnn_losses,
     mdnrnn_preset,
 )
-from dreamgym.worldmodels.vm.model import BUNDLE_KIND
+from dreamgym.worldmodels.vm.model import BUNDLE_KIND, MEMBERS_KEY
 from dreamgym.worldmodels.vm.train_vae import VAE_FILE, load_vae
 from dreamgym.worldmodels.vm.vae import ConvVAE, frames_to_input
 
 MDNRNN_FILE = "mdnrnn.safetensors"
 LATENTS_FILE = "latents.safetensors"
 INITIAL_FILE = "initial_latents.safetensors"
+# Salts of the seeds derived from (seed, member): sampling RNGs, training dropout masks.
+_SAMPLING_SALT, _DROPOUT_SALT = 3, 11
+
+
+def member_file(k: int) -> str:
+    """The checkpoint file of ensemble member ``k`` (member 0: ``mdnrnn.safetensors``)."""
+    return MDNRNN_FILE if k == 0 else f"mdnrnn-m{k}.safetensors"
+
+
+def _member_seeds(seed: int, k: int) -> tuple[int, np.random.Generator]:
+    """Member ``k``'s sampling RNGs: the torch generator's seed and the numpy generator (member
+    0 keeps the run's ``seed`` itself)."""
+    if k == 0:
+        return seed, np.random.default_rng(seed)
+    return derive_seed(seed, _SAMPLING_SALT, k), np.random.default_rng([seed, _SAMPLING_SALT, k])
+
+
+def _saved_epoch(path: Path) -> int:
+    """The epoch a checkpoint was saved at (read from its metadata only)."""
+    with safe_open(str(path), framework="pt") as f:
+        return int(json.loads((f.metadata() or {})[META_KEY])["epoch"])
 
 
 def _file_digest(path: Path) -> str:
@@ -119,11 +152,18 @@ class MDNRNNTrainer(EpochTrainer):
         preset: ``paper``, ``small`` or ``debug`` (see :func:`mdnrnn_preset`).
         overrides: config fields to change from the preset, e.g. ``{"seq_len": 100}``.
         device, bf16, skip_corrupt: as for :class:`~dreamgym.worldmodels.vm.train_vae.VAETrainer`.
+        members: K, the Ms of an ensemble (see the module docstring), trained one after the
+            other by :meth:`fit`. A trainer argument, not a config field, so that a bundle
+            trained before can gain members (a new member is then a copy of member 0 and
+            differs only by the epochs trained after it: raise ``epochs``); default (None): as
+            many as ``out`` holds (1 for a new run); fewer than ``out`` holds lists only the
+            first K in the bundle. The done calibration is member 0's.
     """
 
     name = "mdnrnn"
     config_class = MDNRNNConfig
     dataset: DatasetUnion
+    member = 0
 
     def __init__(
         self,
@@ -135,7 +175,14 @@ class MDNRNNTrainer(EpochTrainer):
         device: str = "auto",
         bf16: bool = False,
         skip_corrupt: bool = False,
+        members: int | None = None,
     ) -> None:
+        out = Path(out)
+        if members is None:
+            members = 1
+            while (out / member_file(members)).exists():
+                members += 1
+        self.members = validate.integer("members", members)
         roots = [data] if isinstance(data, str | os.PathLike) else list(data)
         self.dataset = DatasetUnion.open(roots, skip_corrupt=skip_corrupt)
         self.dataset.read_all()  # a corrupt episode is named (or left out) before any writing
@@ -191,6 +238,25 @@ class MDNRNNTrainer(EpochTrainer):
         self.train_eps, self.val_eps = self._split()
         self.calibration: dict[str, Any] | None = None
         self._save_initial_latents()
+        if meta is not None:
+            self._copy_to_new_members(meta.get("members", 1))
+
+    def _copy_to_new_members(self, planned: int) -> None:
+        """Start each member without a checkpoint that the run which began member 0 did not
+        plan (k >= ``planned``) from member 0's checkpoint as it is now, before this run trains
+        it, with the member's own sampling RNGs; the planned ones start from the seeded init."""
+        tensors = None
+        for k in range(max(1, planned), self.members):
+            target = self.out / member_file(k)
+            if target.exists():
+                continue
+            if tensors is None:
+                tensors, meta = read_checkpoint(self.path)
+            seed, rng = _member_seeds(self.config.seed, k)
+            copy = {**tensors, "rng.torch": torch.Generator(self.device).manual_seed(seed)
+                    .get_state()}  # fmt: skip
+            copy_meta = {**meta, "component": target.stem, "numpy_rng": rng.bit_generator.state}
+            atomic_write_bytes(target, save(copy, metadata={META_KEY: json.dumps(copy_meta)}))
 
     def _split(self) -> tuple[np.ndarray, np.ndarray]:
         """Each dataset split on its own, so that adding a dataset (iterative training) leaves
@@ -256,6 +322,17 @@ class MDNRNNTrainer(EpochTrainer):
         the gradient norm clipped at ``grad_clip`` (the paper's 1) and the rate decayed by
         ``lr_decay`` every step; metrics are means over batches."""
         self.model.train()
+        if self.config.dropout > 0:
+            # The training dropout masks come from torch's global RNG: seeded per member and
+            # epoch, so members differ and a resumed run draws what an uninterrupted one would.
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda"
+                                       else []):  # fmt: skip
+                torch.manual_seed(derive_seed(self.config.seed, _DROPOUT_SALT, self.member,
+                                              self.epoch))  # fmt: skip
+                return self._train_epoch()
+        return self._train_epoch()
+
+    def _train_epoch(self) -> dict[str, float]:
         order = self.rng.permutation(self.train_eps)
         means = EpochMeans(per_sample=False, on_device=False)
         batches = range(0, len(order), self.config.batch_size)
@@ -290,7 +367,8 @@ class MDNRNNTrainer(EpochTrainer):
         return [str(dataset.root.resolve()) for dataset in self.dataset.datasets]
 
     def extra_metadata(self) -> dict[str, Any]:
-        return {"scheduler_steps": self.scheduler.last_epoch, "datasets": self._data_dirs()}
+        return {"scheduler_steps": self.scheduler.last_epoch, "datasets": self._data_dirs(),
+                "members": self.members}  # fmt: skip
 
     @torch.no_grad()
     def done_calibration(self) -> dict[str, Any] | None:
@@ -311,11 +389,24 @@ class MDNRNNTrainer(EpochTrainer):
         return {"logit_offset": offset, "episodes": len(val), "deaths": int(labels.sum()),
                 "predicted_deaths_before": float((1 / (1 + np.exp(-logits))).sum())}  # fmt: skip
 
+    def _trained_members(self) -> list[str]:
+        """The files of members 1..K-1 trained as far as member 0, up to the first that is not."""
+        names = []
+        for k in range(1, self.members):
+            path = self.out / member_file(k)
+            if not path.exists() or _saved_epoch(path) < self.epoch:
+                break
+            names.append(member_file(k))
+        return names
+
     def write_bundle(self) -> None:
+        files: dict[str, Any] = {"vae": VAE_FILE, "mdnrnn": MDNRNN_FILE,
+                                 "initial_latents": INITIAL_FILE}  # fmt: skip
+        if trained := self._trained_members():
+            files[MEMBERS_KEY] = trained
         write_info(
             self.out, BUNDLE_KIND, self.dataset.meta, z_size=self.config.z_size,
-            hidden_size=self.config.hidden_size,
-            files={"vae": VAE_FILE, "mdnrnn": MDNRNN_FILE, "initial_latents": INITIAL_FILE},
+            hidden_size=self.config.hidden_size, files=files,
             done_calibration=self.calibration,
             training={"data": str(self.dataset.root.resolve()), "datasets": self._data_dirs(),
                       "episodes": len(self.dataset), "validation": self._validation(),
@@ -326,9 +417,52 @@ class MDNRNNTrainer(EpochTrainer):
         self.write_bundle()
 
     def fit(self, progress: bool = True) -> list[dict[str, Any]]:
-        """Train until ``config.epochs``; the bundle is complete after every epoch, and gets the
-        done head's calibration at the end."""
+        """Train until ``config.epochs``, then each further ensemble member likewise; the bundle
+        is complete after every epoch, gets the done head's calibration (member 0's) after
+        member 0 and lists each further member once it is trained. Returns member 0's history."""
         history = super().fit(progress)
         self.calibration = self.done_calibration()
         self.write_bundle()
+        for k in range(1, self.members):
+            _MemberTrainer(self, k).fit(progress)
+            self.write_bundle()
         return history
+
+
+class _MemberTrainer(MDNRNNTrainer):
+    """Trains ensemble member ``k`` > 0 on the data, latents and validation split of ``lead``
+    (member 0's trainer) into ``mdnrnn-m{k}.safetensors``; the bundle is ``lead``'s to write."""
+
+    def __init__(self, lead: MDNRNNTrainer, k: int) -> None:
+        self.name, self.member, self.members = Path(member_file(k)).stem, k, lead.members
+        self.dataset, self.vae, self.vae_meta = lead.dataset, lead.vae, lead.vae_meta
+        self.vae_path = lead.vae_path
+
+        def check_saved(saved: MDNRNNConfig, meta: dict[str, Any]) -> None:
+            # All of member 0's settings but epochs, which member 0 may have grown.
+            lead_settings = {**dataclasses.asdict(lead.config), "epochs": saved.epochs}
+            if dataclasses.asdict(saved) != lead_settings:
+                raise DreamgymError(
+                    f"{str(self.path)!r} was trained with other settings than "
+                    f"{str(lead.path)!r}; use another --out for a new ensemble"
+                )
+
+        meta = self._start(lead.out, str(lead.device), lead.bf16, lambda: lead.config,
+                           {"epochs": lead.config.epochs}, MDNRNN, check_saved)  # fmt: skip
+        if meta is None:  # a fresh member: member 0's initial weights, its own sampling seed
+            seed, self.rng = _member_seeds(self.config.seed, k)
+            self.generator.manual_seed(seed)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
+            self.optimizer, self.config.lr_decay
+        )
+        if meta is not None:
+            self.scheduler.last_epoch = meta["scheduler_steps"]
+        self.mu, self.logvar = lead.mu, lead.logvar
+        self.train_eps, self.val_eps = lead.train_eps, lead.val_eps
+        self.calibration = None
+
+    def after_epoch(self) -> None:
+        """Nothing: the lead lists the member in the bundle once it is trained."""
+
+    def fit(self, progress: bool = True) -> list[dict[str, Any]]:
+        return EpochTrainer.fit(self, progress)
