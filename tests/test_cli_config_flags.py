@@ -13,6 +13,7 @@ import pytest
 from test_cli_defaults import commands, option
 
 from dreamgym.cli import build_parser, main
+from dreamgym.cli import evolve as evolve_cli
 from dreamgym.cli import train as train_cli
 from dreamgym.cli.common import add_config_flags, config_values, field_help
 from dreamgym.errors import DreamgymError
@@ -20,6 +21,7 @@ from dreamgym.errors import DreamgymError
 
 def converted():
     """Each command's config, the fields that its flags set, and the flags named otherwise."""
+    from dreamgym.agents.evolution import EvolutionConfig
     from dreamgym.worldmodels.latent.config import LatentConfig
     from dreamgym.worldmodels.vm.mdnrnn import MDNRNNConfig
     from dreamgym.worldmodels.vm.vae import VAEConfig
@@ -28,6 +30,7 @@ def converted():
         "train vae": (VAEConfig, train_cli.VAE_FLAGS, {}),
         "train mdnrnn": (MDNRNNConfig, train_cli.MDNRNN_FLAGS, {}),
         "train latent": (LatentConfig, train_cli.LATENT_FLAGS, {}),
+        "evolve": (EvolutionConfig, evolve_cli.EVOLUTION_FLAGS, {}),
     }
 
 
@@ -73,11 +76,13 @@ def test_config_flags_take_the_fields_type_and_help():
         (["train", "latent", "--no-proprio"], "proprio", False),
         (["train", "latent", "--decoder"], "decoder", True),
         (["train", "latent"], "decoder", None),
+        (["evolve", "--sigma0", "0.5"], "sigma0", 0.5),
     ],
 )
 def test_config_flags_parse_to_the_fields_values(argv, dest, value):
-    required = {"train": ["--data", "d", "--out", "o"], "mdnrnn": ["--vae", "v"]}
-    extra = [*required[argv[0]], *(required.get(argv[1], []))]
+    required = {"train": ["--data", "d", "--out", "o"], "mdnrnn": ["--vae", "v"],
+                "evolve": ["--world-model", "w", "--generations", "1"]}  # fmt: skip
+    extra = [*required[argv[0]], *required.get(argv[1], [])]
     args = build_parser().parse_args([*argv, *extra])
     assert getattr(args, dest) == value and type(getattr(args, dest)) is type(value)
 

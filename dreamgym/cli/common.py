@@ -106,12 +106,15 @@ def field_help(config: type) -> dict[str, str]:
 
 def preset_values(kind: str) -> Callable[[str], str]:
     """For :func:`add_config_flags`: a field's value in each preset of ``kind`` (a kind whose
-    presets need no context, such as ``evolution``), e.g. ``the preset's: paper 64, debug 8``."""
+    presets need no context, such as ``evolution``), e.g. ``the preset's: paper 64, debug 8``,
+    or the one value that they share."""
     from dreamgym.presets import preset, preset_names
 
     configs = {name: preset(kind, name) for name in preset_names(kind)}
 
     def values(name: str) -> str:
+        if len({repr(getattr(c, name)) for c in configs.values()}) == 1:
+            return str(getattr(next(iter(configs.values())), name))
         return "the preset's: " + ", ".join(f"{p} {getattr(c, name)}" for p, c in configs.items())
 
     return values
