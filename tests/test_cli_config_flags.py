@@ -14,6 +14,7 @@ from test_cli_defaults import commands, option
 
 from dreamgym.cli import build_parser, main
 from dreamgym.cli import evolve as evolve_cli
+from dreamgym.cli import plan as plan_cli
 from dreamgym.cli import train as train_cli
 from dreamgym.cli.common import add_config_flags, config_values, field_help
 from dreamgym.errors import DreamgymError
@@ -22,6 +23,7 @@ from dreamgym.errors import DreamgymError
 def converted():
     """Each command's config, the fields that its flags set, and the flags named otherwise."""
     from dreamgym.agents.evolution import EvolutionConfig
+    from dreamgym.agents.planning import PlannerConfig
     from dreamgym.worldmodels.latent.config import LatentConfig
     from dreamgym.worldmodels.vm.mdnrnn import MDNRNNConfig
     from dreamgym.worldmodels.vm.vae import VAEConfig
@@ -31,6 +33,7 @@ def converted():
         "train mdnrnn": (MDNRNNConfig, train_cli.MDNRNN_FLAGS, {}),
         "train latent": (LatentConfig, train_cli.LATENT_FLAGS, {}),
         "evolve": (EvolutionConfig, evolve_cli.EVOLUTION_FLAGS, {}),
+        "plan": (PlannerConfig, plan_cli.PLANNER_FLAGS, plan_cli.PLANNER_RENAME),
     }
 
 
@@ -77,11 +80,14 @@ def test_config_flags_take_the_fields_type_and_help():
         (["train", "latent", "--decoder"], "decoder", True),
         (["train", "latent"], "decoder", None),
         (["evolve", "--sigma0", "0.5"], "sigma0", 0.5),
+        (["plan", "--planner", "mppi"], "method", "mppi"),
+        (["plan", "--temperature", "0.2"], "temperature", 0.2),
     ],
 )
 def test_config_flags_parse_to_the_fields_values(argv, dest, value):
     required = {"train": ["--data", "d", "--out", "o"], "mdnrnn": ["--vae", "v"],
-                "evolve": ["--world-model", "w", "--generations", "1"]}  # fmt: skip
+                "evolve": ["--world-model", "w", "--generations", "1"],
+                "plan": ["--world-model", "w"]}  # fmt: skip
     extra = [*required[argv[0]], *required.get(argv[1], [])]
     args = build_parser().parse_args([*argv, *extra])
     assert getattr(args, dest) == value and type(getattr(args, dest)) is type(value)

@@ -173,7 +173,7 @@ def add_config_flags(
                 kwargs["choices"] = choices[name]
             if name in metavar or kind is _integers:
                 kwargs["metavar"] = metavar.get(name, "N,N,...")
-            elif name in rename:  # named after the flag, as argparse names the others
+            elif name in rename and name not in choices:  # named after the flag, as the rest
                 kwargs["metavar"] = flag.lstrip("-").replace("-", "_").upper()
         parser.add_argument(flag, **kwargs)
     return tuple(fields)
