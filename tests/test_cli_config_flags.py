@@ -24,6 +24,7 @@ def converted():
     """Each command's config, the fields that its flags set, and the flags named otherwise."""
     from dreamgym.agents.evolution import EvolutionConfig
     from dreamgym.agents.planning import PlannerConfig
+    from dreamgym.agents.sb3_agent import AgentConfig
     from dreamgym.worldmodels.latent.config import LatentConfig
     from dreamgym.worldmodels.vm.mdnrnn import MDNRNNConfig
     from dreamgym.worldmodels.vm.vae import VAEConfig
@@ -32,6 +33,7 @@ def converted():
         "train vae": (VAEConfig, train_cli.VAE_FLAGS, {}),
         "train mdnrnn": (MDNRNNConfig, train_cli.MDNRNN_FLAGS, {}),
         "train latent": (LatentConfig, train_cli.LATENT_FLAGS, {}),
+        "train agent": (AgentConfig, train_cli.AGENT_FLAGS, train_cli.AGENT_RENAME),
         "evolve": (EvolutionConfig, evolve_cli.EVOLUTION_FLAGS, {}),
         "plan": (PlannerConfig, plan_cli.PLANNER_FLAGS, plan_cli.PLANNER_RENAME),
     }
@@ -39,6 +41,8 @@ def converted():
 
 def expected_type(annotation):
     """The value a flag of a field of type ``annotation`` parses to (bool: an on/off flag)."""
+    if typing.get_origin(annotation) is tuple:
+        return tuple
     kinds = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
     return kinds[0]
 
@@ -79,13 +83,16 @@ def test_config_flags_take_the_fields_type_and_help():
         (["train", "latent", "--no-proprio"], "proprio", False),
         (["train", "latent", "--decoder"], "decoder", True),
         (["train", "latent"], "decoder", None),
+        (["train", "agent", "--lr", "0.001"], "learning_rate", 0.001),
+        (["train", "agent", "--max-steps", "9"], "max_episode_steps", 9),
         (["evolve", "--sigma0", "0.5"], "sigma0", 0.5),
         (["plan", "--planner", "mppi"], "method", "mppi"),
         (["plan", "--temperature", "0.2"], "temperature", 0.2),
     ],
 )
 def test_config_flags_parse_to_the_fields_values(argv, dest, value):
-    required = {"train": ["--data", "d", "--out", "o"], "mdnrnn": ["--vae", "v"],
+    required = {"train": ["--out", "o"], "vae": ["--data", "d"], "latent": ["--data", "d"],
+                "mdnrnn": ["--data", "d", "--vae", "v"], "agent": ["--world-model", "w"],
                 "evolve": ["--world-model", "w", "--generations", "1"],
                 "plan": ["--world-model", "w"]}  # fmt: skip
     extra = [*required[argv[0]], *required.get(argv[1], [])]

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from dreamgym.cli.common import add_config_flags, config_values, default, given, parents
-from dreamgym.errors import DreamgymError
 from dreamgym.presets import preset_names
 
 # The config fields that each trainer's flags set (their types and help: the configs').
@@ -17,6 +16,11 @@ LATENT_FLAGS = (*TRAIN_FLAGS, "encoder", "dinov2_weights", "vae", "pixel_grid", 
                 "frameskip", "history", "proprio", "decoder", "reward_head", "rollout",
                 "rollout_from")  # fmt: skip
 LATENT_METAVARS = {"pixel_grid": "G", "rollout": "K", "rollout_from": "EPOCH"}
+# AgentConfig's temperature and done_mode: the shared --temperature and --done-mode.
+AGENT_FLAGS = ("algo", "timesteps", "num_envs", "learning_rate", "net_arch", "seed",
+               "observation_mode", "dropout", "max_episode_steps", "checkpoint_every")  # fmt: skip
+AGENT_RENAME = {"learning_rate": "--lr", "observation_mode": "--observation",
+                "max_episode_steps": "--max-steps"}  # fmt: skip
 
 
 def add_parser(commands) -> None:
@@ -87,7 +91,7 @@ def add_parser(commands) -> None:
 
 
 def _add_agent_parser(parts) -> None:
-    from dreamgym.agents.sb3_agent import ALGOS
+    from dreamgym.agents.sb3_agent import ALGOS, AgentConfig
 
     agent = parts.add_parser(
         "agent",
@@ -101,25 +105,13 @@ def _add_agent_parser(parts) -> None:
     )
     agent.add_argument("--world-model", required=True, help="world-model bundle or pretrained:NAME")
     agent.add_argument("--out", required=True, help="agent directory (resumed if it holds one)")
-    agent.add_argument("--algo", choices=ALGOS, help="override the preset's algorithm (ppo)")
     agent.add_argument(
         "--preset", choices=preset_names("agent"),
         help="settings preset (default: the one named after the world model's env, else "
         "default; debug trains in seconds)",
     )  # fmt: skip
-    agent.add_argument("--timesteps", type=int, help="override the preset's dream steps")
-    agent.add_argument("--num-envs", type=int, help="override the preset's dreams per step")
-    agent.add_argument("--lr", type=float, help="override the preset's learning rate")
-    agent.add_argument("--net-arch", help="override the preset's hidden layers, e.g. 64,64")
-    agent.add_argument("--seed", type=int, help="override the preset's seed (0)")
-    agent.add_argument("--observation",
-                       help="agent input: one of the world model's feature modes (default: the "
-                       "model's, V+M's zh)")  # fmt: skip
-    agent.add_argument("--dropout", type=float,
-                       help="the dream's inference dropout (default: the bundle's)")  # fmt: skip
-    agent.add_argument("--max-steps", type=int, help="dream episode cap (default: the env's)")
-    agent.add_argument("--checkpoint-every", type=int, metavar="STEPS",
-                       help="override the preset's steps between checkpoints")  # fmt: skip
+    add_config_flags(agent, AgentConfig, AGENT_FLAGS, rename=AGENT_RENAME,
+                     choices={"algo": ALGOS}, metavar={"checkpoint_every": "STEPS"})  # fmt: skip
     agent.set_defaults(func=run)
 
 
@@ -165,22 +157,10 @@ def run(args: argparse.Namespace) -> None:
 def _run_agent(args: argparse.Namespace) -> None:
     import json
 
-    from dreamgym.agents.sb3_agent import AGENT_JSON, train_agent
+    from dreamgym.agents.sb3_agent import AGENT_JSON, AgentConfig, train_agent
 
-    net_arch = None
-    if args.net_arch is not None:
-        try:
-            net_arch = tuple(int(x) for x in args.net_arch.split(","))
-        except ValueError:
-            raise DreamgymError(
-                f"--net-arch must be comma-separated layer sizes, got {args.net_arch!r}"
-            ) from None
-    overrides = {"algo": args.algo, "timesteps": args.timesteps, "num_envs": args.num_envs,
-                 "learning_rate": args.lr, "net_arch": net_arch, "seed": args.seed,
-                 "temperature": args.temperature, "observation_mode": args.observation,
-                 "done_mode": args.done_mode, "dropout": args.dropout,
-                 "max_episode_steps": args.max_steps,
-                 "checkpoint_every": args.checkpoint_every}  # fmt: skip
+    overrides = {**config_values(args, AgentConfig, AGENT_FLAGS, AGENT_RENAME),
+                 "temperature": args.temperature, "done_mode": args.done_mode}  # fmt: skip
     out = Path(args.out)
     before = json.loads((out / AGENT_JSON).read_text()).get("timesteps") if (
         out / AGENT_JSON).is_file() else None  # fmt: skip
