@@ -100,6 +100,18 @@ def test_config_flags_parse_to_the_fields_values(argv, dest, value):
     assert getattr(args, dest) == value and type(getattr(args, dest)) is type(value)
 
 
+def test_evolve_flags_replace_the_presets_settings():
+    from dreamgym.agents.evolution import EvolutionConfig
+    from dreamgym.presets import preset
+
+    argv = ["evolve", "--world-model", "w", "--generations", "1", "--preset", "small",
+            "--popsize", "6", "--sigma0", "0.3"]  # fmt: skip
+    args = build_parser().parse_args(argv)
+    values = config_values(args, EvolutionConfig, evolve_cli.EVOLUTION_FLAGS)
+    assert preset("evolution", args.preset, **values) == dataclasses.replace(
+        preset("evolution", "small"), popsize=6, sigma0=0.3)  # fmt: skip
+
+
 def test_a_config_flag_of_the_wrong_type_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["train", "mdnrnn", "--data", "d", "--vae", "v", "--out", "o", "--seq-len", "x"])
