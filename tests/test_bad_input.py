@@ -147,7 +147,7 @@ CASES = [
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--timesteps", "0"], "timesteps must be an integer >= 1, got 0"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--num-envs", "-2"], "num_envs must be an integer >= 1, got -2"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--lr", "0"], "learning_rate must be a finite number > 0, got 0.0"),  # noqa: E501
-    (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--net-arch", "64,x"], "--net-arch must be comma-separated layer sizes, got '64,x'"),  # noqa: E501
+    (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--net-arch", "64,x"], "--net-arch must be comma-separated integers, e.g. 64,64, got '64,x'"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--temperature", "0"], "temperature must be a finite number > 0"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--observation", "pixels"], "observation mode must be one of"),  # noqa: E501
     (["train", "agent", "--world-model", "DATA", "--out", "OUT/a"], "is not a world-model bundle"),  # noqa: E501

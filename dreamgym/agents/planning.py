@@ -49,7 +49,8 @@ class PlannerConfig:
     """A planner's settings (presets: :data:`PLANNER_PRESETS`).
 
     Attributes:
-        method: ``cem`` or ``mppi`` (the refit; see the module docstring).
+        method: ``cem`` (refits to the ``elites`` best, DINO-WM's) or ``mppi`` (weighs every
+            sample by its cost; see the module docstring).
         horizon: model steps per plan (DINO-WM: 5).
         samples: candidate sequences per iteration (DINO-WM: 300).
         elites: the best candidates CEM refits the Gaussian to (DINO-WM: 30).

@@ -67,7 +67,8 @@ class AgentConfig:
         algo: ``ppo``, ``sac`` or ``td3``.
         timesteps: dream steps to train for (all envs together); a resumed run continues to it.
         num_envs: dreams stepped together.
-        learning_rate, gamma, batch_size: as SB3 names them.
+        learning_rate: the optimizer's learning rate.
+        gamma, batch_size: as SB3 names them.
         net_arch: hidden layer sizes of the policy (and value / Q) networks.
         n_steps, n_epochs, gae_lambda, clip_range, ent_coef: PPO's (``n_steps`` per env and
             rollout).

@@ -5,13 +5,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dreamgym.cli.common import default, or_default, parents
+from dreamgym.cli.common import (
+    add_config_flags,
+    config_values,
+    default,
+    or_default,
+    parents,
+    preset_values,
+)
 from dreamgym.common.pretrained import output_beside
 from dreamgym.presets import preset, preset_names
 
+# The fields of EvolutionConfig that flags set (their types and help: EvolutionConfig's).
+EVOLUTION_FLAGS = ("popsize", "rollouts", "sigma0", "eval_every", "eval_rollouts", "seed")
+
 
 def add_parser(commands) -> None:
-    from dreamgym.agents.evolution import EVOLUTION_PRESETS
+    from dreamgym.agents.evolution import EVOLUTION_PRESETS, EvolutionConfig
     from dreamgym.agents.run import EvolveSettings
 
     evolve = commands.add_parser(
@@ -45,12 +55,7 @@ def add_parser(commands) -> None:
         )
         + ")",
     )
-    evolve.add_argument("--popsize", type=int, help="candidates per generation")
-    evolve.add_argument("--rollouts", type=int, help="episodes per candidate")
-    evolve.add_argument("--sigma0", type=float, help="CMA-ES's initial step size")
-    evolve.add_argument("--eval-every", type=int, help="evaluate the ES mean every K generations")
-    evolve.add_argument("--eval-rollouts", type=int, help="episodes of that evaluation")
-    evolve.add_argument("--seed", type=int, help="seed of the search and its rollouts (0)")
+    add_config_flags(evolve, EvolutionConfig, EVOLUTION_FLAGS, default=preset_values("evolution"))
     evolve.add_argument(
         "--observation",
         help="controller input: one of the world model's feature modes (V+M: zh = [z, h], the "
@@ -76,11 +81,11 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from dreamgym.agents.evolution import EvolutionConfig
     from dreamgym.agents.run import EvolveSettings, evolve
 
-    config = preset("evolution", args.preset, popsize=args.popsize, rollouts=args.rollouts,
-                    sigma0=args.sigma0, eval_every=args.eval_every,
-                    eval_rollouts=args.eval_rollouts, seed=args.seed)  # fmt: skip
+    config = preset("evolution", args.preset,
+                    **config_values(args, EvolutionConfig, EVOLUTION_FLAGS))  # fmt: skip
     backend = or_default(args.backend, EvolveSettings, "backend")
     settings = EvolveSettings(
         world_model=args.world_model,

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from dreamgym.cli.common import default, given, parents
+from dreamgym.cli.common import (
+    add_config_flags,
+    config_values,
+    default,
+    given,
+    parents,
+    preset_values,
+)
 from dreamgym.presets import preset, preset_names
+
+# The fields of PlannerConfig that flags set (their types and help: PlannerConfig's).
+PLANNER_FLAGS = ("method", "samples", "iterations", "horizon", "execute", "temperature", "energy")
+PLANNER_RENAME = {"method": "--planner"}
 
 
 def add_parser(commands) -> None:
     from dreamgym.agents.plan_report import plan_report
+    from dreamgym.agents.planning import ENERGIES, PLANNERS, PlannerConfig
 
     plan = commands.add_parser(
         "plan",
@@ -29,20 +41,11 @@ def add_parser(commands) -> None:
     plan.add_argument(
         "--episodes", type=int, help=f"start/goal pairs {default(plan_report, 'pairs')}"
     )
-    plan.add_argument("--planner", choices=["cem", "mppi"],
-                      help="cem or mppi (default: the preset's, cem)")  # fmt: skip
     plan.add_argument("--preset", default="cpu", choices=preset_names("planner"),
                       help="planner preset (default: cpu)")  # fmt: skip
-    plan.add_argument("--samples", type=int, help="override the preset's samples")
-    plan.add_argument("--iterations", type=int, help="override the preset's iterations")
-    plan.add_argument("--horizon", type=int, help="override the preset's horizon")
-    plan.add_argument("--execute", type=int, help="plan steps executed before replanning")
-    plan.add_argument("--temperature", type=float,
-                      help="MPPI's lambda, in standard deviations of the costs (default: "
-                      "0.1)")  # fmt: skip
-    plan.add_argument("--energy", choices=["mse", "l1"],
-                      help="the goal cost's distance: mse (DINO-WM) or l1 (V-JEPA 2-AC; the "
-                      "vjepa2-ac preset's) (default: the preset's, else the model's)")  # fmt: skip
+    add_config_flags(plan, PlannerConfig, PLANNER_FLAGS, rename=PLANNER_RENAME,
+                     choices={"method": PLANNERS, "energy": ENERGIES},
+                     default=preset_values("planner"))  # fmt: skip
     plan.add_argument("--proprio-weight", type=float,
                       help="weight of the proprio term in a latent model's goal cost (default: 1, "
                       "DINO-WM's objective; docs/planning.md measures others)")  # fmt: skip
@@ -67,10 +70,10 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from dreamgym.agents.plan_report import plan_report, summary_lines
+    from dreamgym.agents.planning import PlannerConfig
 
-    config = preset("planner", args.preset, method=args.planner, samples=args.samples,
-                    iterations=args.iterations, horizon=args.horizon, execute=args.execute,
-                    temperature=args.temperature, energy=args.energy)  # fmt: skip
+    values = config_values(args, PlannerConfig, PLANNER_FLAGS, PLANNER_RENAME)
+    config = preset("planner", args.preset, **values)
     result = plan_report(
         args.world_model, config, args.out, data=args.data, proprio_weight=args.proprio_weight,
         videos=args.videos, baselines=not args.no_baselines, device=args.device,

@@ -5,15 +5,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dreamgym.cli.common import default, given, parents
-from dreamgym.errors import DreamgymError
+from dreamgym.cli.common import add_config_flags, config_values, default, given, parents
 from dreamgym.presets import preset_names
+
+# The config fields that each trainer's flags set (their types and help: the configs').
+TRAIN_FLAGS = ("epochs", "batch_size", "lr", "seed")
+VAE_FLAGS = (*TRAIN_FLAGS, "z_size", "max_episodes")
+MDNRNN_FLAGS = (*TRAIN_FLAGS, "seq_len", "hidden_size", "dropout", "dream_dropout")
+LATENT_FLAGS = (*TRAIN_FLAGS, "encoder", "dinov2_weights", "vae", "pixel_grid", "predictor",
+                "frameskip", "history", "proprio", "decoder", "reward_head", "rollout",
+                "rollout_from")  # fmt: skip
+LATENT_METAVARS = {"pixel_grid": "G", "rollout": "K", "rollout_from": "EPOCH"}
+# AgentConfig's temperature and done_mode: the shared --temperature and --done-mode.
+AGENT_FLAGS = ("algo", "timesteps", "num_envs", "learning_rate", "net_arch", "seed",
+               "observation_mode", "dropout", "max_episode_steps", "checkpoint_every")  # fmt: skip
+AGENT_RENAME = {"learning_rate": "--lr", "observation_mode": "--observation",
+                "max_episode_steps": "--max-steps"}  # fmt: skip
 
 
 def add_parser(commands) -> None:
+    from dreamgym.worldmodels.latent.config import ENCODERS, PREDICTORS, LatentConfig
     from dreamgym.worldmodels.latent.train import LatentTrainer
+    from dreamgym.worldmodels.vm.mdnrnn import MDNRNNConfig
     from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
     from dreamgym.worldmodels.vm.train_vae import VAETrainer
+    from dreamgym.worldmodels.vm.vae import VAEConfig
 
     train = commands.add_parser(
         "train", help="train world-model components (V, then M), or an agent in a dream"
@@ -43,43 +59,7 @@ def add_parser(commands) -> None:
         "a GPU; debug = seconds). Re-running resumes.",
     )
     latent.add_argument("--data", required=True, action="append", help="rollout dataset(s)")
-    latent.add_argument("--encoder", choices=["vit-tiny", "pixels", "dinov2", "vae"],
-                        help="override the preset's encoder")  # fmt: skip
-    latent.add_argument(
-        "--dinov2-weights", help="DINOv2 ViT-S/14 checkpoint (.pth or .safetensors)"
-    )
-    latent.add_argument("--vae", help="with --encoder vae: a trained V's run directory")
-    latent.add_argument(
-        "--pixel-grid", type=int, metavar="G",
-        help="with --encoder pixels: frames are pooled to G x G colour pixels",
-    )  # fmt: skip
-    latent.add_argument("--predictor", choices=["transformer", "conv"],
-                        help="override the preset's predictor: DINO-WM's transformer, or a "
-                        "convolutional one over pooled pixels (--encoder pixels)")  # fmt: skip
-    latent.add_argument("--frameskip", type=int, help="real steps per model step (DINO-WM: 5)")
-    latent.add_argument("--history", type=int, help="frames the predictor sees (DINO-WM: 3)")
-    latent.add_argument(
-        "--proprio",
-        action=argparse.BooleanOptionalAction,
-        help="embed and predict the agent's proprioception (needs data that records it); it "
-        "then counts in the goal cost, as in DINO-WM (default: the preset's)",
-    )
-    latent.add_argument("--decoder", action="store_true", default=None,
-                        help="also train a frame decoder (dreams then render)")  # fmt: skip
-    latent.add_argument(
-        "--reward-head", action="store_true", default=None,
-        help="also train reward and done heads from the data (dreams then need no goal, and "
-        "controllers can be evolved in them with --frameskip 1)",
-    )  # fmt: skip
-    latent.add_argument("--rollout", type=int, metavar="K",
-                        help="also train on K model steps imagined from real histories, the "
-                        "history sliding as in planning (default: the preset's)")  # fmt: skip
-    latent.add_argument("--rollout-from", type=int, metavar="EPOCH",
-                        help="the first epoch (from 0) with the rollout loss")  # fmt: skip
     vae.add_argument("--data", required=True, help="rollout dataset directory")
-    vae.add_argument(
-        "--max-episodes", type=int, help="train on a seeded subset of this many episodes"
-    )
     mdn.add_argument(
         "--data",
         required=True,
@@ -88,6 +68,7 @@ def add_parser(commands) -> None:
         "action space (the paper's iterative training: re-run with a new dataset added and a "
         "larger --epochs to continue M on all the data)",
     )
+    mdn.add_argument("--vae", required=True, help="V's run directory")
     trainers = (("vae", vae, VAETrainer), ("mdnrnn", mdn, MDNRNNTrainer),
                 ("latent", latent, LatentTrainer))  # fmt: skip
     for kind, parser, trainer in trainers:
@@ -97,28 +78,16 @@ def add_parser(commands) -> None:
             choices=preset_names(kind),
             help=f"settings preset {default(trainer, 'preset')[:-1]}; debug trains in seconds)",
         )
-        parser.add_argument("--epochs", type=int, help="override the preset's epochs")
-        parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
-        parser.add_argument("--lr", type=float, help="override the preset's learning rate")
-        parser.add_argument("--seed", type=int, help="override the preset's seed (0)")
         parser.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
         parser.add_argument(
             "--skip-corrupt", action="store_true", help="skip corrupt episode files with a warning"
         )
         parser.set_defaults(func=run)
+    add_config_flags(vae, VAEConfig, VAE_FLAGS)
+    add_config_flags(mdn, MDNRNNConfig, MDNRNN_FLAGS)
+    add_config_flags(latent, LatentConfig, LATENT_FLAGS, metavar=LATENT_METAVARS,
+                     choices={"encoder": ENCODERS, "predictor": PREDICTORS})  # fmt: skip
     _add_agent_parser(parts)
-    vae.add_argument("--z-size", type=int, help="latent size (default: 32 CarRacing, 64 Doom)")
-    mdn.add_argument("--vae", required=True, help="V's run directory")
-    mdn.add_argument("--seq-len", type=int, help="override the preset's sequence length")
-    mdn.add_argument("--hidden-size", type=int, help="override the preset's LSTM size")
-    mdn.add_argument(
-        "--dropout",
-        type=float,
-        help="training dropout of M's z and h, one mask per window (default 0)",
-    )
-    mdn.add_argument("--dream-dropout", type=float,
-                     help="the bundle's default inference dropout in dreams, one mask per dream "
-                     "episode (Dropout's Dream Land: 0.1; default 0)")  # fmt: skip
     mdn.add_argument("--members", type=int, metavar="K",
                      help="train an ensemble of K Ms, one after the other, from the same start "
                      "with their own sampling seeds; each dream episode then dreams with one "
@@ -127,7 +96,7 @@ def add_parser(commands) -> None:
 
 
 def _add_agent_parser(parts) -> None:
-    from dreamgym.agents.sb3_agent import ALGOS
+    from dreamgym.agents.sb3_agent import ALGOS, AgentConfig
 
     agent = parts.add_parser(
         "agent",
@@ -141,25 +110,13 @@ def _add_agent_parser(parts) -> None:
     )
     agent.add_argument("--world-model", required=True, help="world-model bundle or pretrained:NAME")
     agent.add_argument("--out", required=True, help="agent directory (resumed if it holds one)")
-    agent.add_argument("--algo", choices=ALGOS, help="override the preset's algorithm (ppo)")
     agent.add_argument(
         "--preset", choices=preset_names("agent"),
         help="settings preset (default: the one named after the world model's env, else "
         "default; debug trains in seconds)",
     )  # fmt: skip
-    agent.add_argument("--timesteps", type=int, help="override the preset's dream steps")
-    agent.add_argument("--num-envs", type=int, help="override the preset's dreams per step")
-    agent.add_argument("--lr", type=float, help="override the preset's learning rate")
-    agent.add_argument("--net-arch", help="override the preset's hidden layers, e.g. 64,64")
-    agent.add_argument("--seed", type=int, help="override the preset's seed (0)")
-    agent.add_argument("--observation",
-                       help="agent input: one of the world model's feature modes (default: the "
-                       "model's, V+M's zh)")  # fmt: skip
-    agent.add_argument("--dropout", type=float,
-                       help="the dream's inference dropout (default: the bundle's)")  # fmt: skip
-    agent.add_argument("--max-steps", type=int, help="dream episode cap (default: the env's)")
-    agent.add_argument("--checkpoint-every", type=int, metavar="STEPS",
-                       help="override the preset's steps between checkpoints")  # fmt: skip
+    add_config_flags(agent, AgentConfig, AGENT_FLAGS, rename=AGENT_RENAME,
+                     choices={"algo": ALGOS}, metavar={"checkpoint_every": "STEPS"})  # fmt: skip
     agent.set_defaults(func=run)
 
 
@@ -167,35 +124,29 @@ def run(args: argparse.Namespace) -> None:
     if args.component == "agent":
         _run_agent(args)
         return
-    overrides = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-    }  # fmt: skip
     common = {
-        "overrides": overrides, "device": args.device, "bf16": args.bf16,
-        "skip_corrupt": args.skip_corrupt, **given(preset=args.preset),
+        "device": args.device, "bf16": args.bf16, "skip_corrupt": args.skip_corrupt,
+        **given(preset=args.preset),
     }  # fmt: skip
     if args.component == "latent":
+        from dreamgym.worldmodels.latent.config import LatentConfig
         from dreamgym.worldmodels.latent.train import LatentTrainer
 
-        overrides.update(encoder=args.encoder, dinov2_weights=args.dinov2_weights, vae=args.vae,
-                         frameskip=args.frameskip, history=args.history,
-                         proprio=args.proprio, decoder=args.decoder,
-                         reward_head=args.reward_head, rollout=args.rollout,
-                         rollout_from=args.rollout_from, predictor=args.predictor,
-                         pixel_grid=args.pixel_grid)  # fmt: skip
-        trainer = LatentTrainer(args.data, args.out,
-                                **{**common, "overrides": given(**overrides)})  # fmt: skip
+        overrides = given(**config_values(args, LatentConfig, LATENT_FLAGS))
+        trainer = LatentTrainer(args.data, args.out, overrides=overrides, **common)
     elif args.component == "vae":
         from dreamgym.worldmodels.vm.train_vae import VAETrainer
+        from dreamgym.worldmodels.vm.vae import VAEConfig
 
-        overrides.update(z_size=args.z_size, max_episodes=args.max_episodes)
-        trainer = VAETrainer(args.data, args.out, **common)
+        overrides = config_values(args, VAEConfig, VAE_FLAGS)
+        trainer = VAETrainer(args.data, args.out, overrides=overrides, **common)
     else:
+        from dreamgym.worldmodels.vm.mdnrnn import MDNRNNConfig
         from dreamgym.worldmodels.vm.train_mdnrnn import MDNRNNTrainer
 
-        overrides.update(seq_len=args.seq_len, hidden_size=args.hidden_size,
-                         dropout=args.dropout, dream_dropout=args.dream_dropout)  # fmt: skip
-        trainer = MDNRNNTrainer(args.data, args.vae, args.out, **common, members=args.members)
+        overrides = config_values(args, MDNRNNConfig, MDNRNN_FLAGS)
+        trainer = MDNRNNTrainer(args.data, args.vae, args.out, overrides=overrides, **common,
+                                members=args.members)  # fmt: skip
     start = trainer.epoch
     history = trainer.fit(progress=not args.quiet)
     if trainer.epoch == start:
@@ -212,22 +163,10 @@ def run(args: argparse.Namespace) -> None:
 def _run_agent(args: argparse.Namespace) -> None:
     import json
 
-    from dreamgym.agents.sb3_agent import AGENT_JSON, train_agent
+    from dreamgym.agents.sb3_agent import AGENT_JSON, AgentConfig, train_agent
 
-    net_arch = None
-    if args.net_arch is not None:
-        try:
-            net_arch = tuple(int(x) for x in args.net_arch.split(","))
-        except ValueError:
-            raise DreamgymError(
-                f"--net-arch must be comma-separated layer sizes, got {args.net_arch!r}"
-            ) from None
-    overrides = {"algo": args.algo, "timesteps": args.timesteps, "num_envs": args.num_envs,
-                 "learning_rate": args.lr, "net_arch": net_arch, "seed": args.seed,
-                 "temperature": args.temperature, "observation_mode": args.observation,
-                 "done_mode": args.done_mode, "dropout": args.dropout,
-                 "max_episode_steps": args.max_steps,
-                 "checkpoint_every": args.checkpoint_every}  # fmt: skip
+    overrides = {**config_values(args, AgentConfig, AGENT_FLAGS, AGENT_RENAME),
+                 "temperature": args.temperature, "done_mode": args.done_mode}  # fmt: skip
     out = Path(args.out)
     before = json.loads((out / AGENT_JSON).read_text()).get("timesteps") if (
         out / AGENT_JSON).is_file() else None  # fmt: skip

@@ -31,7 +31,8 @@ class LatentConfig:
             ``pixel_grid`` x ``pixel_grid`` x 3.
         projector_hidden: hidden width of LeWM's BatchNorm MLP projector after the tiny ViT
             (2048); 0 for none.
-        dinov2_weights: the DINOv2 ViT-S/14 checkpoint (None: ``$DREAMGYM_HOME/weights/``).
+        dinov2_weights: the DINOv2 ViT-S/14 checkpoint, .pth or .safetensors (None:
+            ``$DREAMGYM_HOME/weights/``).
         vae: a trained V's run directory or ``vae.safetensors``, for ``encoder="vae"``.
         history: frames the predictor sees, H (DINO-WM and LeWM: 3).
         frameskip: real steps per model step; their actions are concatenated (DINO-WM: 5).
@@ -62,7 +63,8 @@ class LatentConfig:
         sigreg_slices: SIGReg's random directions (LeWM: 1024).
         epochs: passes of ``windows_per_epoch`` training windows.
         batch_size: windows per step.
-        lr, weight_decay: AdamW's (LeWM: 5e-5, 1e-3; DINO-WM: 5e-4, torch's default 1e-2).
+        lr: AdamW's learning rate (LeWM: 5e-5; DINO-WM: 5e-4).
+        weight_decay: AdamW's weight decay (LeWM: 1e-3; DINO-WM: torch's default 1e-2).
         lr_schedule: ``constant`` (DINO-WM), or ``cosine``: a linear warm-up over the first
             ``warmup`` of the optimizer steps, then a cosine decay to 0 at the last epoch's end
             (LeWM warms up and anneals).
