@@ -164,8 +164,10 @@ def agent_row(folder: Path, run: dict[str, Any]) -> dict[str, str]:
     base_mean = sum(base["returns"]) / len(base["returns"])
     return {
         "env": agent["env"],
-        "preset": f"{agent['algo']} `{agent['preset']}`, {agent['timesteps'] / 1e6:.0f}M dream "
-        "steps",
+        "preset": _preset(
+            f"{agent['algo']} `{agent['preset']}`, {agent['timesteps'] / 1e6:.0f}M dream steps",
+            agent.get("config", {}).get("seed", 0),
+        ),
         "score": f"**{real['mean']:.1f} +- {real['std']:.1f}** ({real['episodes']}; "
         f"{_versus(real['mean'], base_mean)})",
         "baseline": f"{base['policy']}: {_mean_std(base['returns'])}",

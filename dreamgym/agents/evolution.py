@@ -13,7 +13,6 @@ other code drawing from ``np.random`` can perturb the evolution.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -82,12 +81,7 @@ def evolution_preset(name: str, **overrides: Any) -> EvolutionConfig:
     Raises:
         DreamgymError: an unknown preset or a bad setting.
     """
-    validate.preset("evolution", name, EVOLUTION_PRESETS)
-    config = dataclasses.replace(
-        EVOLUTION_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}
-    )
-    config.check()
-    return config
+    return validate.preset_config("evolution", name, EVOLUTION_PRESETS, **overrides)
 
 
 def generation_seed(seed: int, generation: int, purpose: int = 0) -> int:

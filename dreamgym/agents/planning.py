@@ -28,7 +28,6 @@ Differences from the papers, on purpose:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -120,12 +119,7 @@ def planner_preset(name: str, **overrides: Any) -> PlannerConfig:
     Raises:
         DreamgymError: an unknown preset or a bad setting.
     """
-    validate.preset("planner", name, PLANNER_PRESETS)
-    config = dataclasses.replace(
-        PLANNER_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}
-    )
-    config.check()
-    return config
+    return validate.preset_config("planner", name, PLANNER_PRESETS, **overrides)
 
 
 def refit(

@@ -70,6 +70,19 @@ def preset(kind: str, name: Any, known: Collection[str]) -> str:
     return name
 
 
+def preset_config(kind: str, name: Any, presets: dict[str, Any], **overrides: Any) -> Any:
+    """The config of the named preset of ``kind`` with ``overrides`` applied (None ignored),
+    checked by its ``check()``."""
+    import dataclasses
+
+    preset(kind, name, presets)
+    config = dataclasses.replace(
+        presets[name], **{k: v for k, v in overrides.items() if v is not None}
+    )
+    config.check()
+    return config
+
+
 def ray_address(address: str | None) -> None:
     """Check the Ray cluster ``address`` (else ``$RAY_ADDRESS``) names, before anything is
     written: nobody listening or a refused token is an error now. Ray is imported only when
