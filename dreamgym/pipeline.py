@@ -65,6 +65,11 @@ class PipelineConfig:
     the score it was picked on). The paper evolves once; evolution seeds in one dream moved the
     real CarRacing score by hundreds (docs/carracing.md).
 
+    ``members`` > 1 makes the final world model (the one the controller is trained in) an
+    ensemble of that many Ms (``train mdnrnn --members``): each dream episode draws one. With
+    iterative training the members start from the previous round's M and differ in their sampling
+    seeds, so their memories stay close enough for one controller to read any of them.
+
     ``agent`` other than ``cmaes`` (``ppo``, ``sac``, ``td3``) trains that SB3 agent in the final
     dream instead of the final evolution (earlier iterations still evolve controllers to collect
     with), at the agent preset ``agent_preset`` (default: ``debug`` for the debug pipeline, else
@@ -106,6 +111,7 @@ class PipelineConfig:
     fidelity_real_episodes: int = 20
     candidates: int = 1
     select_episodes: int = 0
+    members: int = 1
     seed: int = 0
     agent: str = "cmaes"
     agent_preset: str | None = None
@@ -251,6 +257,7 @@ class Pipeline:
         self.workers, self.address, self.device, self.progress = workers, address, device, progress
         validate.ray_address(address)
         validate.integer("candidates", config.candidates)
+        validate.integer("members", config.members)
         if config.candidates > 1:
             validate.integer("select_episodes", config.select_episodes)
         validate.choice("agent", config.agent, AGENTS)
@@ -385,8 +392,8 @@ class Pipeline:
             base = self.state["stages"]["train_mdnrnn"]["epochs"]
             overrides["epochs"] = base + k * c.iteration_epochs
         trainer = MDNRNNTrainer([self.data(i) for i in range(k + 1)], bundle, bundle,
-                                preset=c.model_preset, overrides=overrides,
-                                device=self.device)  # fmt: skip
+                                preset=c.model_preset, overrides=overrides, device=self.device,
+                                members=c.members if k == c.iterations else 1)  # fmt: skip
         return _last_losses(trainer.fit(self.progress))
 
     def _stage_evolve(self, k: int, candidate: int = 0) -> dict[str, Any]:

@@ -247,6 +247,29 @@ def test_select_keeps_the_candidate_that_scores_best_in_the_real_game(tmp_path, 
     assert "- Selection: 3 controllers evolved in the final dream (evolution seeds 0, 1, 2)" in text
 
 
+def test_members_make_the_final_world_model_an_ensemble(tmp_path):
+    """``members`` K: the dream the controller is evolved in draws one of K Ms per episode."""
+    import dataclasses
+
+    from dreamgym.errors import DreamgymError
+    from dreamgym.pipeline import Pipeline
+    from dreamgym.worldmodels import load
+
+    config = dataclasses.replace(
+        pipeline_preset("debug", "carracing"), episodes=3, max_steps=60, dream_steps=40,
+        vae_overrides={"epochs": 1}, mdnrnn_overrides={"epochs": 2}, generations=1, popsize=4,
+        rollouts=1, eval_every=1, eval_rollouts=2, members=2,
+    )  # fmt: skip
+    pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
+    pipeline.run(stop_after="evolve")
+    info = json.loads((tmp_path / "worldmodel" / "bundle.json").read_text())
+    assert info["files"]["mdnrnn_members"] == ["mdnrnn-m1.safetensors"]
+    assert load(tmp_path / "worldmodel", "cpu").num_members == 2
+    assert (tmp_path / "evolve" / "mean" / "controller.safetensors").exists()
+    with pytest.raises(DreamgymError, match="members"):
+        Pipeline(dataclasses.replace(config, members=0), tmp_path / "bad")
+
+
 def test_select_needs_real_episodes_and_old_runs_still_resume(tmp_path):
     import dataclasses
 
