@@ -210,6 +210,13 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
                 "candidates": 4,
                 "select_episodes": 20,
             },
+            # cpu-driver-select whose final dream is an ensemble of 3 Ms, each continued from
+            # the first round's M with its own sampling seed: a controller must drive in all
+            # three worlds, not in one M's errors (docs/carracing.md).
+            "cpu-driver-ensemble": {
+                "base": "cpu-driver-select",
+                "members": 3,
+            },
         },
     ),  # fmt: skip
 }
