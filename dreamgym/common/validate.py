@@ -5,6 +5,7 @@ in the CLI), before anything is written."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
@@ -73,8 +74,6 @@ def preset(kind: str, name: Any, known: Collection[str]) -> str:
 def preset_config(kind: str, name: Any, presets: dict[str, Any], **overrides: Any) -> Any:
     """The config of the named preset of ``kind`` with ``overrides`` applied (None ignored),
     checked by its ``check()``."""
-    import dataclasses
-
     preset(kind, name, presets)
     config = dataclasses.replace(
         presets[name], **{k: v for k, v in overrides.items() if v is not None}
