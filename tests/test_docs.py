@@ -153,3 +153,25 @@ def test_no_page_of_the_manual_carries_a_date_or_a_work_log():
                      r"next|earlier|the same) session\b", re.IGNORECASE)  # fmt: skip
     found = [f"{p.name}: {m[0]}" for p in pages for m in log.finditer(p.read_text())]
     assert found == []
+
+
+def _cells(row: str) -> int:
+    """The cells of a markdown table row (a ``|`` escaped or inside backticks is not a border)."""
+    row = re.sub(r"`[^`]*`", "code", row.replace("\\|", ""))
+    return row.strip().strip("|").count("|") + 1
+
+
+def test_every_table_row_has_its_headers_cells():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")),
+             *sorted((ROOT / "dreamgym" / "pretrained").rglob("*.md"))]  # fmt: skip
+    broken = []
+    for page in pages:
+        header = None
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            if not line.startswith("|"):
+                header = None
+            elif header is None:
+                header = _cells(line)
+            elif _cells(line) != header:
+                broken.append(f"{page.relative_to(ROOT)}:{number}")
+    assert broken == []
