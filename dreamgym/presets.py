@@ -84,7 +84,7 @@ def _agent() -> _Kind:
 
 
 def _pipeline() -> _Kind:
-    from dreamgym.pipeline import pipeline_preset, preset_names
+    from dreamgym.pipeline_config import pipeline_preset, preset_names
 
     return _Kind(lambda context: preset_names(context.get("env")), pipeline_preset, ("env",))
 

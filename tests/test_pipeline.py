@@ -11,7 +11,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from dreamgym.pipeline import pipeline_preset, stage_names
+from dreamgym.pipeline_config import pipeline_preset, stage_names
 
 pytestmark = pytest.mark.slow  # whole pipelines
 
@@ -141,7 +141,7 @@ def test_the_baseline_stage_labels_its_progress(ray_local, tmp_path, capsys):
 
 def test_pipeline_refuses_another_env_in_the_same_run_dir(tmp_path):
     from dreamgym.errors import DreamgymError
-    from dreamgym.pipeline import Pipeline, pipeline_preset
+    from dreamgym.pipeline import Pipeline
 
     Pipeline(pipeline_preset("debug", "carracing"), tmp_path)
     try:
@@ -192,7 +192,7 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     import dataclasses
 
     from dreamgym.errors import DreamgymError
-    from dreamgym.pipeline import preset_names
+    from dreamgym.pipeline_config import preset_names
 
     assert preset_names("doom-takecover") == ["debug", "small", "cpu", "paper"]
     assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()

@@ -14,7 +14,7 @@ from dreamgym.agents.sb3_agent import AgentConfig
 from dreamgym.cli import build_parser
 from dreamgym.envs import list_envs
 from dreamgym.errors import DreamgymError
-from dreamgym.pipeline import PipelineConfig
+from dreamgym.pipeline_config import PipelineConfig
 from dreamgym.presets import KINDS, preset, preset_names
 from dreamgym.worldmodels.latent.config import LatentConfig
 from dreamgym.worldmodels.vm.mdnrnn import MDNRNNConfig

@@ -80,7 +80,7 @@ class RealEnvSpec:
         controller_actions: maps a controller's tanh outputs in [-1, 1] (..., A) to actions;
             ``None``: linearly onto the action space's bounds.
         pipeline_presets: per pipeline preset, the settings that differ from the generic preset
-            (``dreamgym.pipeline.pipeline_preset``), e.g. ``{"small": {"max_steps": 300}}``.
+            (``dreamgym.pipeline_config.pipeline_preset``), e.g. ``{"small": {"max_steps": 300}}``.
         aliases: other names users know it by (the upstream Gymnasium id), accepted wherever a
             name is: ``"CarRacing-v3"`` for ``carracing``.
         goal_success: for goal-reaching envs, ``"module:function"`` of ``success(state,

@@ -167,7 +167,7 @@ def test_a_registered_env_brings_its_facts_everywhere(short_car):
     from dreamgym.dreams.core import resolve_temperature
     from dreamgym.envs import register_real_env
     from dreamgym.errors import DreamgymError
-    from dreamgym.pipeline import pipeline_preset
+    from dreamgym.pipeline_config import pipeline_preset
     from dreamgym.worldmodels.vm.vae import vae_preset
 
     env = make_env("short-car")
@@ -185,7 +185,7 @@ def test_a_registered_env_brings_its_facts_everywhere(short_car):
 
 def test_paper_facts_per_env():
     from dreamgym.agents.controller import ControllerSpec, to_actions
-    from dreamgym.pipeline import pipeline_preset
+    from dreamgym.pipeline_config import pipeline_preset
 
     car, doom = REAL_ENVS["carracing"], REAL_ENVS["doom-takecover"]
     assert (car.paper.z_size, doom.paper.z_size) == (32, 64)
