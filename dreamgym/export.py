@@ -11,6 +11,12 @@ training data, the source bundle) become relative to the source run, or their ba
 pipeline runs::
 
     dreamgym export --run runs/doom --out dreamgym/pretrained/doom-takecover
+
+A latent world model (Push-T) has no controller: its card gives goal reaching from a
+``dreamgym plan`` report instead, and the float16 check plans with both weights
+(:func:`export_latent`)::
+
+    dreamgym export --world-model runs/pusht/latent --plan runs/pusht/latent/plan --out pusht
 """
 
 from __future__ import annotations
@@ -531,7 +537,7 @@ def _plan_section(name: str, report: dict[str, Any] | None, root: Path, run: str
         named = [f"--data {run}/{where}"]
     commands.append(f"dreamgym plan --world-model {run}/{source} {' '.join(flags + named)} "
                     f"--out {run}/{source}/plan")  # fmt: skip
-    held = "held-out" if pairs["held_out"] else "training pairs, goals the model trained on:"
+    held = "held-out pairs" if pairs["held_out"] else "training pairs, goals the model trained on"
     # The planner first, then the baselines (plan.json keeps its keys sorted).
     ordered = sorted(report["policies"].items(), key=lambda item: item[0] != "planner")
     report = {**report, "policies": dict(ordered)}
@@ -552,7 +558,7 @@ def _plan_section(name: str, report: dict[str, Any] | None, root: Path, run: str
            "pairs)")  # fmt: skip
     lines = [
         f"Success at reaching recorded goals in the real `{report['env']}` env, on "
-        f"{held} pairs ({pairs['kind']}).{where}",
+        f"{held} (pair set `{pairs['kind']}`).{where}",
         "",
         *[portable_text(line, root) for line in report_lines(report)],
         "",

@@ -85,6 +85,7 @@ def test_a_latent_export_carries_its_plan_figures_data_and_checksums(pusht_laten
     out, report = latent_export
     card = (out / MODEL_CARD).read_text()
     assert card.startswith("# Model card: `pretrained:pusht`\n")
+    assert "in the real `pusht` env, on held-out pairs (pair set `validation`)." in card
     assert (
         "Pair set: **validation** (held out): the trainer's 1 validation episode of 'data'." in card
     )
@@ -188,3 +189,26 @@ def test_bad_exports_are_one_line_errors_that_write_nothing(
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
         assert not out.exists()
+
+
+def test_the_readme_results_table_reads_a_latent_card(latent_export):
+    """docs/results.py makes a shipped model's row from its card: a latent model's too."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "results.py"
+    spec = importlib.util.spec_from_file_location("docs_results", path)
+    results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    out, report = latent_export
+    row = results.card_row(out / MODEL_CARD)
+
+    def rate(name):
+        p = report["policies"][name]
+        low, high = p["interval"]
+        return f"{p['successes']}/3 = {p['rate']:.2f} ({low:.2f}-{high:.2f})"
+
+    assert (row["env"], row["preset"]) == ("pusht", "latent `debug`")
+    assert row["score"] == f"**{rate('planner')}** (held-out goals)"
+    assert row["baseline"] == f"random {rate('random')}; oracle {rate('oracle')}"
+    assert row["hardware"] == "a test machine" and row["time"].endswith(" min training")
