@@ -530,22 +530,22 @@ def _plan_section(name: str, report: dict[str, Any] | None, root: Path, run: str
     pairs, commands, named = report["pair_set"], [], []
     data = Path(pairs["data"])
     if pairs["kind"] in ("user data", "training"):
-        where = portable(str(data), root)
+        relative = portable(str(data), root)
         if pairs["kind"] == "user data" and (meta := _dataset_meta(data)) is not None:
             commands.append(_collect_line(meta, report["env"], int(meta.get("frame_skip", 1)),
-                                          f"{run}/{where}"))  # fmt: skip
-        named = [f"--data {run}/{where}"]
+                                          f"{run}/{relative}"))  # fmt: skip
+        named = [f"--data {run}/{relative}"]
     commands.append(f"dreamgym plan --world-model {run}/{source} {' '.join(flags + named)} "
                     f"--out {run}/{source}/plan")  # fmt: skip
     held = "held-out pairs" if pairs["held_out"] else "training pairs, goals the model trained on"
-    # The planner first, then the baselines (plan.json keeps its keys sorted).
-    ordered = sorted(report["policies"].items(), key=lambda item: item[0] != "planner")
+    # The planner, then the baselines, as `plan` prints them (plan.json keeps its keys sorted).
+    order = {"planner": 0, "random": 1, "oracle": 2}
+    ordered = sorted(report["policies"].items(), key=lambda item: order.get(item[0], 3))
     report = {**report, "policies": dict(ordered)}
     where = ""
     if pairs["kind"] == "user data" and (meta := _dataset_meta(data)) is not None:
         where = (f" The pairs' episodes: {meta['episodes']} episodes of policy "
-                 f"`{meta['policy']}` with base seed {meta['seed']}, apart from the training "
-                 "data's seeds.")  # fmt: skip
+                 f"`{meta['policy']}` with base seed {meta['seed']}.")  # fmt: skip
     with_ = f", with {_settings(differs)}" if differs else ""
     planned = (f"Planner: `{planner['method']}`, {planner['samples']} samples x "
                f"{planner['iterations']} iterations, horizon {planner['horizon']}, executing "
