@@ -4,7 +4,8 @@ One row per env and preset, each from one source:
 
 - a shipped model's card, ``dreamgym/pretrained/NAME/MODEL_CARD.md`` (written by ``dreamgym
   export`` from its run's ``report.json``): its "Scores in the real game" table and its
-  "Training time" line;
+  "Training time" line; a latent model's card (``dreamgym export --world-model --plan``): its
+  goal-reaching table, preset and "Training time" line;
 - a committed run under ``docs/results/NAME/``: a pipeline's ``report.json`` or a plan's
   ``plan.json``, with a ``run.json`` beside it that says what the report does not record:
   ``hardware`` (the machine), and for a plan ``model`` (the world model and its preset) and
