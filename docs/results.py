@@ -4,7 +4,8 @@ One row per env and preset, each from one source:
 
 - a shipped model's card, ``dreamgym/pretrained/NAME/MODEL_CARD.md`` (written by ``dreamgym
   export`` from its run's ``report.json``): its "Scores in the real game" table and its
-  "Training time" line;
+  "Training time" line; a latent model's card (``dreamgym export --world-model --plan``): its
+  goal-reaching table, preset and "Training time" line;
 - a committed run under ``docs/results/NAME/``: a pipeline's ``report.json`` or a plan's
   ``plan.json``, with a ``run.json`` beside it that says what the report does not record:
   ``hardware`` (the machine), and for a plan ``model`` (the world model and its preset) and
@@ -50,6 +51,14 @@ _SCORE = re.compile(
 )
 _SEED = re.compile(r"^dreamgym pipeline .*--seed (?P<seed>\d+)", re.M)
 _TIME = re.compile(r"^- Training time: (?P<minutes>[\d.]+) min end to end \((?P<hw>.*)\)\.$", re.M)
+# A latent model's card (``dreamgym export --world-model LATENT --plan PLAN``).
+_LATENT = re.compile(r"^A latent world model of `(?P<env>[^`]+)`", re.M)
+_LATENT_PRESET = re.compile(r"^- Model: latent preset `(?P<preset>[^`]+)`", re.M)
+_LATENT_TIME = re.compile(r"^- Training time: (?P<minutes>[\d.]+) min over .*? \((?P<hw>.*)\)\.$",
+                          re.M)  # fmt: skip
+_PAIRS = re.compile(r"env, on (?P<kind>held-out|training) pairs")
+_RATE = re.compile(r"^\| (?P<policy>[\w-]+) \| (?P<rate>\d+/\d+ = [\d.]+ \([\d.]+-[\d.]+\)) \|",
+                   re.M)  # fmt: skip
 
 
 class SourceError(ValueError):
@@ -71,13 +80,44 @@ def _preset(preset: str, seed: int) -> str:
     return preset if seed == 0 else f"{preset} (seed {seed})"
 
 
+def latent_card_row(card: Path) -> dict[str, str]:
+    """The row of a shipped latent model (a planner's world model), from its model card: the
+    planner's goal reaching (labelled when the goals are training pairs) beside the random
+    policy's and the replay oracle's, as for a committed ``plan.json``.
+
+    Raises:
+        SourceError: the card lacks its title, preset, goal reaching or training time.
+    """
+    text = card.read_text()
+    title, made, preset = _TITLE.search(text), _LATENT.search(text), _LATENT_PRESET.search(text)
+    time, pairs = _LATENT_TIME.search(text), _PAIRS.search(text)
+    rates = {m["policy"]: m["rate"] for m in _RATE.finditer(text)}
+    if not (title and made and preset and time and pairs and "planner" in rates):
+        raise SourceError(f"{card}: no title, preset, goal reaching or training time where a "
+                          "latent model's card has them")  # fmt: skip
+    label = "held-out goals" if pairs["kind"] == "held-out" else "training pairs"
+    baselines = [f"{n} {rates[n]}" for n in ("random", "oracle") if n in rates]
+    return {
+        "env": made["env"],
+        "preset": f"latent `{preset['preset']}`",
+        "score": f"**{rates['planner']}** ({label})",
+        "baseline": "; ".join(baselines) or "-",
+        "hardware": time["hw"],
+        "time": f"{time['minutes']} min training",
+        "source": f"[`pretrained:{title['name']}`]({_link(card)})",
+    }
+
+
 def card_row(card: Path) -> dict[str, str]:
-    """The row of a shipped model, from its model card.
+    """The row of a shipped model, from its model card (:func:`latent_card_row` for a latent
+    model's).
 
     Raises:
         SourceError: the card lacks its title, scores or training time.
     """
     text = card.read_text()
+    if _LATENT.search(text):
+        return latent_card_row(card)
     title, made, time = _TITLE.search(text), _MADE.search(text), _TIME.search(text)
     scores = {m["policy"]: m for m in _SCORE.finditer(text) if m["env"] == "real"}
     controller = scores.get("this controller")

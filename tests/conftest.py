@@ -101,6 +101,26 @@ def pusht_data(ray_local, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def pusht_latent(pusht_data, tmp_path_factory) -> Path:
+    """A debug latent Push-T model as the shipped one is made: trained on two datasets of other
+    policies (``pusht_data``'s 4 weak-expert episodes, copied to ``RUN/data``, and 2 pusher-random
+    episodes of base seed 1000 in ``RUN/data-pusher``), into ``RUN/latent`` (1 epoch, proprio,
+    goals 25 steps ahead)."""
+    from dreamgym.worldmodels.latent.train import train_latent
+
+    run = tmp_path_factory.mktemp("pusht-run")
+    shutil.copytree(pusht_data, run / "data")
+    collect(
+        CollectConfig(env="pusht", episodes=2, out=run / "data-pusher", policy="pusher-random",
+                      seed=1000, max_episode_steps=60),
+        progress=False,
+    )  # fmt: skip
+    train_latent([run / "data", run / "data-pusher"], run / "latent", preset="debug",
+                 device="cpu", progress=False, proprio=True, epochs=1)  # fmt: skip
+    return run / "latent"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_leftovers_in_the_temp_dir():
     """Remove what the session leaves in the system temp dir: the quickstart notebook's work

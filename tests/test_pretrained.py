@@ -116,3 +116,89 @@ def test_short_names_work_on_the_command_line(tmp_path, capsys, monkeypatch):
     assert main(["render", "--world-model", "pretrained:carracing", "--controller",
                  "pretrained:carracing", "--steps", "5", "--out", gif]) == 0  # fmt: skip
     assert (tmp_path / "car.gif").stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def shipped_root(pusht_latent, tmp_path_factory):
+    """A pretrained directory as the package's would be with a Push-T model exported into it
+    (``pusht_latent``, without its training data at hand: the export names it relative to the
+    run). Tests point ``dreamgym.common.pretrained.ROOT`` at it (:func:`shipping`) and never
+    write into the package."""
+    from dreamgym.export import export_latent
+
+    root = tmp_path_factory.mktemp("pretrained")
+    export_latent(pusht_latent, root / "pusht")
+    return root
+
+
+@pytest.fixture
+def shipping(shipped_root, monkeypatch):
+    """The pretrained models are ``shipped_root``'s (the package's ROOT, patched)."""
+    from dreamgym.common import pretrained
+
+    monkeypatch.setattr(pretrained, "ROOT", shipped_root)
+    return shipped_root
+
+
+def test_a_fresh_install_dreams_push_t_with_the_shipped_model(shipping, tmp_path, monkeypatch):
+    monkeypatch.setenv("DREAMGYM_HOME", str(tmp_path))  # the user has no bundle of their own
+    assert pretrained_names() == ["pusht"]
+    env = gym.make("Dream-PushT-v0")
+    check_env(env.unwrapped, skip_render_check=True)  # no decoder: a planning model
+    obs, info = env.reset(seed=0)
+    assert info["world_model"] == "pretrained:pusht"
+    _, reward, *_ = env.step(env.action_space.sample())
+    assert np.isfinite(obs).all() and np.isfinite(reward)
+    assert card_checksums(shipping / "pusht") == checksums(shipping / "pusht")
+
+
+@pytest.mark.slow
+def test_plan_with_the_shipped_model_as_pasted_collects_its_own_held_out_goals(
+    shipping, pusht_latent, tmp_path, monkeypatch, capsys
+):
+    from dreamgym.cli import main
+    from dreamgym.rollouts import RolloutDataset
+    from dreamgym.rollouts.store import read_manifest
+
+    before = {p: p.read_bytes() for p in shipping.rglob("*") if p.is_file()}
+    # The directory the model was trained in holds its data under the names the export
+    # records ('data'): plan must still not take it for the model's validation episodes.
+    monkeypatch.chdir(pusht_latent.parent)
+    assert main(["plan", "--world-model", "pretrained:pusht", "--episodes", "10"]) == 0
+    out = pusht_latent.parent / "pusht" / "plan"  # ./NAME/plan, never the package
+    report = json.loads((out / "plan.json").read_text())
+    pairs = report["pair_set"]
+    assert (pairs["kind"], pairs["held_out"], pairs["policy"]) == ("collected", True, "weak-expert")
+    assert pairs["note"].startswith(
+        "the trainer's validation episodes ('data') are not at hand, named relative to the run "
+        "the model was exported from: 2 held-out episodes collected with weak-expert (the "
+        "first training dataset's policy; the others': pusher-random) and base seed 99 "
+        "(the training data's: 0, 1000)"
+    )
+    held = out / "held-out-seed99"
+    assert pairs["data"] == str(held.resolve()) and report["world_model"] == "pretrained:pusht"
+    assert RolloutDataset(held).meta["policy"] == "weak-expert"
+    training = set()
+    for data in ("data", "data-pusher"):
+        training |= {e["seed"] for e in read_manifest(pusht_latent.parent / data).values()}
+    assert {e["seed"] for e in read_manifest(held).values()}.isdisjoint(training)
+    assert report["pairs"] == 10 and report["policies"]["oracle"]["successes"] >= 9
+    assert "pairs: collected (the trainer's validation episodes" in capsys.readouterr().out
+    assert len(list(out.glob("*.mp4"))) == 9  # 3 pairs filmed per policy
+    assert {p: p.read_bytes() for p in shipping.rglob("*") if p.is_file()} == before
+
+
+def test_every_file_of_a_latent_export_would_be_installed(shipped_root):
+    """setup.cfg's package data names the files of a pretrained directory by pattern: a Push-T
+    model exported there is installed with the package, like the other two."""
+    import configparser
+    from pathlib import Path, PurePosixPath
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    patterns = setup["options.package_data"]["dreamgym"].split()
+    files = [PurePosixPath("pretrained", p.relative_to(shipped_root).as_posix())
+             for p in shipped_root.rglob("*") if p.is_file()]  # fmt: skip
+    assert len(files) == 4  # bundle.json, MODEL_CARD.md, the model, the start/goal frames
+    for path in files:
+        assert any(path.match(pattern) for pattern in patterns), path

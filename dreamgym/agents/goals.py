@@ -18,6 +18,7 @@ spec's ``goal_object``: Push-T's block), since that decides how hard a pair is.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -71,12 +72,14 @@ class PairSet:
         data: the dataset directory.
         episodes: the data's episode positions the pairs are drawn from (None: every one).
         note: one line saying where the pairs come from and, for a fallback, why.
+        policy: the policy that collected a ``collected`` set (None for the other kinds).
     """
 
     kind: str
     data: Path
     episodes: tuple[int, ...] | None
     note: str
+    policy: str | None = None
 
     @property
     def held_out(self) -> bool:
@@ -86,7 +89,7 @@ class PairSet:
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "held_out": self.held_out, "data": str(self.data),
                 "episodes": None if self.episodes is None else list(self.episodes),
-                "note": self.note}  # fmt: skip
+                "note": self.note, "policy": self.policy}  # fmt: skip
 
 
 def goal_pairs(
@@ -172,16 +175,25 @@ def _training(info: dict[str, Any]) -> dict[str, Any]:
     return training
 
 
+def _at_hand(recorded: str | None) -> Path | None:
+    """A directory the bundle records, when it is at hand. A trained bundle records absolute
+    paths; an exported one (a shipped model's) records them relative to the run it came from,
+    which says nothing about the working directory, so those are never at hand."""
+    if not recorded or not os.path.isabs(recorded):
+        return None
+    return Path(recorded) if Path(recorded).is_dir() else None
+
+
 def _training_seeds(training: dict[str, Any]) -> tuple[set[int], set[int]]:
     """(the training datasets' base seeds, their episodes' seeds): from the manifests where the
     data is at hand, else derived from what the bundle records of its collection."""
     bases, seeds = set(), set()
     recorded = training.get("collection") or []
     for k, root in enumerate(training.get("datasets") or [training["data"]]):
-        meta = _read_meta(Path(root))
+        meta = _read_meta(_at_hand(root))
         if meta is not None:
             bases.add(int(meta["seed"]))
-            seeds.update(int(e["seed"]) for e in read_manifest(Path(root)).values())
+            seeds.update(int(e["seed"]) for e in read_manifest(_at_hand(root)).values())
         elif k < len(recorded):
             bases.add(int(recorded[k]["seed"]))
             seeds.update(episode_seed(int(recorded[k]["seed"]), i)
@@ -189,19 +201,26 @@ def _training_seeds(training: dict[str, Any]) -> tuple[set[int], set[int]]:
     return bases, seeds
 
 
-def _read_meta(root: Path) -> dict[str, Any] | None:
-    """A dataset's ``dataset.json``, or None when ``root`` holds no dataset."""
-    return read_meta(root) if root.is_dir() else None
+def _read_meta(root: Path | None) -> dict[str, Any] | None:
+    """A dataset's ``dataset.json``, or None when ``root`` is None or holds no dataset."""
+    return read_meta(root) if root is not None and root.is_dir() else None
 
 
 def _collection_recipe(training: dict[str, Any]) -> dict[str, Any] | None:
     """How the first training dataset was collected (its dataset.json, else what the bundle
-    records); None when nothing says."""
-    meta = _read_meta(Path(training["data"]))
+    records); None when nothing says. Held-out episodes are collected like the first dataset,
+    whose episodes the trainer's validation split also comes from, so that the pair sets of a
+    model trained on several datasets (e.g. two policies) are alike whichever is at hand."""
+    meta = _read_meta(_at_hand(training["data"]))
     if meta is not None:
         return meta
     recorded = training.get("collection") or []
     return recorded[0] if recorded else None
+
+
+def _other_policies(training: dict[str, Any]) -> list[str]:
+    """The policies of the training datasets after the first, as the bundle records them."""
+    return [str(r.get("policy")) for r in (training.get("collection") or [])[1:]]
 
 
 def pair_set(
@@ -221,10 +240,12 @@ def pair_set(
     In order: ``data`` when given (``user data``, or ``training`` when it is one of the bundle's
     training datasets); the trainer's validation episodes when at least one per
     :data:`PAIRS_PER_EPISODE` pairs is long enough for a goal; else episodes collected into
-    ``collect_to`` like the training data (its env, policy, frame skip and time limit), one per
-    :data:`PAIRS_PER_EPISODE` pairs, with base seed ``seed`` or the next one up that is none of
-    the training data's (the same seed gives the same episodes, and a rerun reuses them); else
-    the training episodes, with a note saying so.
+    ``collect_to`` like the first training dataset (its env, policy, frame skip and time limit:
+    its ``dataset.json``, or what the bundle records under ``training.collection`` when the data
+    is not at hand, as for an exported model), one per :data:`PAIRS_PER_EPISODE` pairs, with
+    base seed ``seed`` or the next one up that is none of the training data's (the same seed
+    gives the same episodes, and a rerun reuses them); else the training episodes, with a note
+    saying so.
 
     Args:
         info: the bundle's info (``model.info``).
@@ -253,7 +274,11 @@ def pair_set(
     training = _training(info)
     validation = training.get("validation") or {}
     reason = "the bundle records no validation episodes"
-    if validation.get("episodes") and Path(validation["data"]).is_dir():
+    if validation.get("episodes") and _at_hand(validation["data"]) is None:
+        reason = (f"the trainer's validation episodes ({validation['data']!r}) are not at hand"
+                  + ("" if os.path.isabs(validation["data"]) else
+                     ", named relative to the run the model was exported from"))  # fmt: skip
+    elif validation.get("episodes"):
         held = RolloutDataset(validation["data"])
         episodes = np.asarray(validation["episodes"], np.int64)
         long_enough = episodes[held.lengths[episodes] >= offset]
@@ -309,10 +334,13 @@ def _collected(info, training, recipe, pairs, seed, collect_to, workers, address
             "data; pass another --pair-seed"
         )
     known = ", ".join(map(str, sorted(bases))) or "unknown"
+    others = _other_policies(training)
+    whose = (f" (the first training dataset's policy; the others': {', '.join(others)})"
+             if others else "")  # fmt: skip
     return PairSet("collected", root.resolve(), tuple(range(episodes)),
-                   f"{reason}: {_episodes(episodes, 'held-out')} collected with {recipe['policy']} "
-                   f"and base seed {base} (the training data's: {known}) into "
-                   f"{str(root)!r}")  # fmt: skip
+                   f"{reason}: {_episodes(episodes, 'held-out')} collected with {recipe['policy']}"
+                   f"{whose} and base seed {base} (the training data's: {known}) into "
+                   f"{str(root)!r}", policy=str(recipe["policy"]))  # fmt: skip
 
 
 def success_rule(env: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:

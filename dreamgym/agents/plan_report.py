@@ -27,7 +27,7 @@ from dreamgym.agents.planning import Planner, PlannerConfig, PlannerPolicy
 from dreamgym.common import validate
 from dreamgym.common.device import resolve_device
 from dreamgym.common.io import atomic_write_bytes, atomic_write_json
-from dreamgym.common.pretrained import output_beside
+from dreamgym.common.pretrained import describe, output_beside, resolve_path
 from dreamgym.errors import DreamgymError
 
 
@@ -37,7 +37,8 @@ class PlanReport:
 
     Attributes:
         report: the contents of ``plan.json`` (see ``evaluate_goal_reaching``, plus the
-            planner's settings under ``"planner"``).
+            planner's settings and seed under ``"planner"`` and the world model's absolute
+            path, or ``pretrained:NAME``, under ``"world_model"``).
         out: the report directory.
         videos: the videos written (agent | goal), per policy the first pairs.
     """
@@ -139,8 +140,9 @@ def plan_report(
                 goal = dataset.episode(r["episode"]).frames[r["start"] + offset]
                 written.append(write_video([np.concatenate([f, goal], axis=1) for f in frames],
                                            out / f"{name}-{k}.mp4", fps=10))  # fmt: skip
-    report["planner"] = {**dataclasses.asdict(config),
+    report["planner"] = {**dataclasses.asdict(config), "seed": seed,
                          "proprio_weight": getattr(model, "proprio_weight", None)}  # fmt: skip
+    report["world_model"] = describe(resolve_path(world_model).resolve())
     atomic_write_json(out / "plan.json", report)
     title = f"Goal reaching: {model.env}, {model.info.get('source', world_model)}"
     atomic_write_bytes(out / "plan.md", markdown(report, title).encode())
@@ -173,10 +175,15 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 def markdown(report: dict[str, Any], title: str) -> str:
     """``plan.md``: the protocol, the pair set, its difficulty and a table of the policies."""
+    return "\n".join([f"# {title}", "", *report_lines(report)]) + "\n"
+
+
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """The report in markdown lines: the protocol, the pair set (held out or not, and where
+    its episodes come from), its difficulty and :func:`policy_table`."""
     pairs = report["pair_set"]
     held = "held out" if pairs["held_out"] else "**training pairs: goals the model trained on**"
-    text = [f"# {title}", "",
-            f"{report['pairs']} start/goal pairs (seed {report['seed']}), goals {report['offset']} "
+    text = [f"{report['pairs']} start/goal pairs (seed {report['seed']}), goals {report['offset']} "
             f"env steps ahead, {report['budget']} env steps per pair.", "",
             f"Pair set: **{pairs['kind']}** ({held}): {pairs['note']}.", ""]  # fmt: skip
     bins = [] if report["difficulty"] is None else report["difficulty"]["bins"]
@@ -185,9 +192,16 @@ def markdown(report: dict[str, Any], title: str) -> str:
         median = report["difficulty"]["median_displacement"]
         text += [f"Difficulty: the object's median move from start to goal is {median:.0f} px "
                  f"({counts}).", ""]  # fmt: skip
-    text += ["| policy | reached (95% CI) | " + "".join(f"{b['range']} | " for b in bins)
-             + "s per env step |",
-             "|---|---:|" + "---:|" * len(bins) + "---:|"]  # fmt: skip
+    return text + policy_table(report)
+
+
+def policy_table(report: dict[str, Any]) -> list[str]:
+    """The markdown table of a report's policies: successes with their 95% interval, successes
+    by how far the object moves (where the env has a goal object), seconds per env step."""
+    bins = [] if report["difficulty"] is None else report["difficulty"]["bins"]
+    text = ["| policy | reached (95% CI) | " + "".join(f"{b['range']} | " for b in bins)
+            + "s per env step |",
+            "|---|---:|" + "---:|" * len(bins) + "---:|"]  # fmt: skip
     for name, result in report["policies"].items():
         low, high = result["interval"]
         cells = [f"{result['successes']}/{report['pairs']} = {result['rate']:.2f} "
@@ -195,4 +209,4 @@ def markdown(report: dict[str, Any], title: str) -> str:
         cells += [f"{b['successes']}/{b['pairs']}" for b in result["by_displacement"] or []]
         cells.append(f"{result['seconds_per_step']:.2f}")
         text.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(text) + "\n"
+    return text

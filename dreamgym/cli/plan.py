@@ -36,8 +36,9 @@ def add_parser(commands) -> None:
     )
     plan.add_argument("--world-model", required=True, help="a bundle with a goal cost")
     plan.add_argument("--data", help="held-out episodes with states (default: the trainer's "
-                      "validation episodes when there are enough, else episodes that plan "
-                      "collects into OUT with a seed outside the training data's)")  # fmt: skip
+                      "validation episodes when there are enough and at hand, else episodes "
+                      "that plan collects into OUT like the first training dataset, with a seed "
+                      "outside the training data's)")  # fmt: skip
     plan.add_argument(
         "--episodes", type=int, help=f"start/goal pairs {default(plan_report, 'pairs')}"
     )

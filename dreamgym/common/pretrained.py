@@ -1,8 +1,10 @@
 """The pretrained world models and controllers shipped inside the package, and their short names.
 
 Each shipped model is a directory ``dreamgym/pretrained/NAME/``: a world-model bundle (fp16
-safetensors + ``bundle.json``), its best controller in ``controller/``, and ``MODEL_CARD.md``
-(how it was made, what it scores, the files' checksums). ``pretrained:NAME`` names it wherever a
+safetensors + ``bundle.json``), its best controller in ``controller/`` (none for a latent model,
+whose policy is the planner), and ``MODEL_CARD.md`` (how it was made, what it scores, the files'
+checksums). The directory is :data:`ROOT`; tests point it elsewhere to try a shipped model
+without writing into the package. ``pretrained:NAME`` names it wherever a
 bundle or a controller path is accepted; dreams made by env id fall back to it when the user has
 no bundle of their own.
 """

@@ -41,7 +41,8 @@ def register_dream(
 def register_dreams() -> None:
     """Register the paper's two dreams and the goal-conditioned Push-T dream (idempotent).
 
-    ``Dream-PushT-v0`` needs a latent world model of ``pusht`` (``dreamgym train latent``): each
+    ``Dream-PushT-v0`` needs a latent world model of ``pusht`` (``dreamgym train latent``, or
+    the shipped one when there is one, as for the other two): each
     episode starts from a recorded frame, its goal is the frame recorded 25 env steps later,
     and it lasts at most 10 model steps (DINO-WM's budget: 50 env steps at frameskip 5).
     """
