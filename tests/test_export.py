@@ -18,11 +18,10 @@ from dreamgym.export import (
     card_checksums,
     checksums,
     export_bundle,
-    export_latent,
-    planning_agreement,
     portable,
     portable_text,
 )
+from dreamgym.export_latent import export_latent, planning_agreement
 from dreamgym.worldmodels import load
 
 

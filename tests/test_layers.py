@@ -13,7 +13,8 @@ PACKAGE = Path(dreamgym.__file__).parent
 LAYERS = {  # first dotted part after "dreamgym." -> its level
     "errors": 0, "common": 0,
     "envs": 1, "rollouts": 2, "worldmodels": 3, "dreams": 4, "agents": 5, "fidelity": 6,
-    "pipeline_config": 7, "pipeline": 7, "export": 7, "presets": 8, "cli": 9, "__main__": 10,
+    "pipeline_config": 7, "pipeline": 7, "export": 7, "export_latent": 7,
+    "presets": 8, "cli": 9, "__main__": 10,
 }  # fmt: skip
 
 

@@ -124,7 +124,7 @@ def shipped_root(pusht_latent, tmp_path_factory):
     (``pusht_latent``, without its training data at hand: the export names it relative to the
     run). Tests point ``dreamgym.common.pretrained.ROOT`` at it (:func:`shipping`) and never
     write into the package."""
-    from dreamgym.export import export_latent
+    from dreamgym.export_latent import export_latent
 
     root = tmp_path_factory.mktemp("pretrained")
     export_latent(pusht_latent, root / "pusht")

@@ -42,7 +42,8 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from dreamgym.errors import DreamgymError
-    from dreamgym.export import export_bundle, export_latent, export_run
+    from dreamgym.export import export_bundle, export_run
+    from dreamgym.export_latent import export_latent
     from dreamgym.worldmodels.bundle import read_info
 
     card = given(hardware=args.hardware, commit=args.commit)
