@@ -234,6 +234,13 @@ def checksums(root: str | Path) -> dict[str, tuple[int, str]]:
     return {p.relative_to(root).as_posix(): (p.stat().st_size, digest[p]) for p in files}
 
 
+def files_table(files: dict[str, tuple[int, str]]) -> list[str]:
+    """A card's "Files" section: every file's size and SHA-256 (:func:`checksums`), the table
+    :func:`card_checksums` reads back."""
+    rows = [f"| `{path}` | {b} | `{h}` |" for path, (b, h) in files.items()]
+    return ["## Files", "", "| file | bytes | sha256 |", "|---|---:|---|", *rows]
+
+
 def card_checksums(root: str | Path) -> dict[str, tuple[int, str]]:
     """The checksums that ``root``'s model card lists (same form as :func:`checksums`)."""
     text = (Path(root) / MODEL_CARD).read_text()
@@ -306,11 +313,7 @@ def _card(name: str, run: Path, report: dict[str, Any], done_mode: str, agreemen
         f"agree with the float32 original's within {AGREEMENT_TOLERANCE} on "
         f"{100 * agreement.agree:.2f}% of steps (largest difference {agreement.max_abs_diff:.4f}).",
         "",
-        "## Files",
-        "",
-        "| file | bytes | sha256 |",
-        "|---|---:|---|",
-        *[f"| `{path}` | {b} | `{h}` |" for path, (b, h) in files.items()],
+        *files_table(files),
         "",
         f"Source run: `{run.resolve().name}` (the paths above are relative to it).",
     ]
