@@ -189,11 +189,12 @@ def _training_seeds(training: dict[str, Any]) -> tuple[set[int], set[int]]:
     data is at hand, else derived from what the bundle records of its collection."""
     bases, seeds = set(), set()
     recorded = training.get("collection") or []
-    for k, root in enumerate(training.get("datasets") or [training["data"]]):
-        meta = _read_meta(_at_hand(root))
+    for k, recorded_root in enumerate(training.get("datasets") or [training["data"]]):
+        root = _at_hand(recorded_root)
+        meta = _read_meta(root)
         if meta is not None:
             bases.add(int(meta["seed"]))
-            seeds.update(int(e["seed"]) for e in read_manifest(_at_hand(root)).values())
+            seeds.update(int(e["seed"]) for e in read_manifest(root).values())
         elif k < len(recorded):
             bases.add(int(recorded[k]["seed"]))
             seeds.update(episode_seed(int(recorded[k]["seed"]), i)
