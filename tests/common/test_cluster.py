@@ -48,9 +48,24 @@ def stop(processes: list[psutil.Process]) -> None:
     psutil.wait_procs(processes, timeout=30)
 
 
+def alive(process: psutil.Process) -> bool:
+    """Whether ``process`` still runs (a zombie has exited and only waits to be reaped)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def named(prefix: str, root: Path) -> list[psutil.Process]:
-    """Ray worker processes of the actor class ``prefix`` (e.g. ``ray::EpisodeActor``)."""
-    return [p for p in ours(root) if p.cmdline() and p.cmdline()[0].startswith(prefix)]
+    """Ray worker processes of the actor class ``prefix`` (e.g. ``ray::EpisodeActor``); a process
+    that exits (or is a zombie) between listing and reading its command line is skipped."""
+    found = []
+    for process in ours(root):
+        with contextlib.suppress(psutil.Error):
+            cmdline = process.cmdline()
+            if cmdline and cmdline[0].startswith(prefix):
+                found.append(process)
+    return found
 
 
 @pytest.fixture(params=["token"])
@@ -204,8 +219,8 @@ def test_a_killed_run_leaves_no_ray_processes_after_the_next_run(tmp_path):
             pytest.skip("this Ray leaves no process behind a killed driver: nothing to reap")
         rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
-        left = [p for p in ours(temp) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        assert not left, [p.cmdline() for p in left]
+        left = [p.pid for p in ours(temp) if alive(p)]
+        assert not left, left
         assert not list((temp / "ray").glob("session_*"))  # the killed run's folder went too
     finally:
         stop(ours(temp))
