@@ -38,7 +38,7 @@ class PipelineConfig:
     ``agent`` other than ``cmaes`` (``ppo``, ``sac``, ``td3``) trains that SB3 agent in the final
     dream instead of the final evolution (earlier iterations still evolve controllers to collect
     with), at the agent preset ``agent_preset`` (default: ``debug`` for the debug pipeline, else
-    the env's, see ``dreamgym.agents.sb3_agent.agent_config``); ``dream_steps``,
+    the env's, see ``dreamgym.agents.sb3_config.agent_config``); ``dream_steps``,
     ``temperature``, ``done_mode``, ``observation_mode`` and ``seed`` apply to it as to the
     evolution.
     """

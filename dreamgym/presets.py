@@ -22,8 +22,8 @@ kind           config                                      needs
                                                            ``proprio_size``, default 0)
 ``evolution``  ``agents.evolution.EvolutionConfig``        -
 ``planner``    ``agents.planning.PlannerConfig``           -
-``agent``      ``agents.sb3_agent.AgentConfig``            ``env`` (optional)
-``pipeline``   ``pipeline.PipelineConfig``                 ``env``
+``agent``      ``agents.sb3_config.AgentConfig``           ``env`` (optional)
+``pipeline``   ``pipeline_config.PipelineConfig``          ``env``
 =============  ==========================================  ============================
 """
 
@@ -77,7 +77,7 @@ def _planner() -> _Kind:
 
 
 def _agent() -> _Kind:
-    from dreamgym.agents.sb3_agent import AGENT_PRESETS, agent_config
+    from dreamgym.agents.sb3_config import AGENT_PRESETS, agent_config
 
     # agent_config applies the settings itself: they are checked together (AgentConfig.check)
     return _Kind(lambda _: list(AGENT_PRESETS), agent_config, (), ("env",))

@@ -24,7 +24,7 @@ def converted():
     """Each command's config, the fields that its flags set, and the flags named otherwise."""
     from dreamgym.agents.evolution import EvolutionConfig
     from dreamgym.agents.planning import PlannerConfig
-    from dreamgym.agents.sb3_agent import AgentConfig
+    from dreamgym.agents.sb3_config import AgentConfig
     from dreamgym.worldmodels.latent.config import LatentConfig
     from dreamgym.worldmodels.vm.mdnrnn import MDNRNNConfig
     from dreamgym.worldmodels.vm.vae import VAEConfig

@@ -10,7 +10,7 @@ import pytest
 
 from dreamgym.agents.evolution import EvolutionConfig
 from dreamgym.agents.planning import PlannerConfig
-from dreamgym.agents.sb3_agent import AgentConfig
+from dreamgym.agents.sb3_config import AgentConfig
 from dreamgym.cli import build_parser
 from dreamgym.envs import list_envs
 from dreamgym.errors import DreamgymError

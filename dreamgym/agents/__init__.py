@@ -6,7 +6,8 @@ from dreamgym.agents.backends import DreamBackend
 from dreamgym.agents.controller import Controller, ControllerPolicy, ControllerSpec
 from dreamgym.agents.evolution import EvaluationBackend, Evolution, EvolutionConfig
 from dreamgym.agents.saved import load_agent
-from dreamgym.agents.sb3_agent import AgentConfig, SB3Agent, train_agent
+from dreamgym.agents.sb3_agent import SB3Agent, train_agent
+from dreamgym.agents.sb3_config import AgentConfig
 
 __all__ = [
     "AgentConfig",

@@ -96,7 +96,7 @@ def add_parser(commands) -> None:
 
 
 def _add_agent_parser(parts) -> None:
-    from dreamgym.agents.sb3_agent import ALGOS, AgentConfig
+    from dreamgym.agents.sb3_config import ALGOS, AgentConfig
 
     agent = parts.add_parser(
         "agent",
@@ -163,7 +163,8 @@ def run(args: argparse.Namespace) -> None:
 def _run_agent(args: argparse.Namespace) -> None:
     import json
 
-    from dreamgym.agents.sb3_agent import AGENT_JSON, AgentConfig, train_agent
+    from dreamgym.agents.sb3_agent import AGENT_JSON, train_agent
+    from dreamgym.agents.sb3_config import AgentConfig
 
     overrides = {**config_values(args, AgentConfig, AGENT_FLAGS, AGENT_RENAME),
                  "temperature": args.temperature, "done_mode": args.done_mode}  # fmt: skip

@@ -19,14 +19,8 @@ from stable_baselines3 import PPO, SAC
 from dreamgym import worldmodels
 from dreamgym.agents.evaluate import evaluate_controller
 from dreamgym.agents.saved import agent_policy, load_agent
-from dreamgym.agents.sb3_agent import (
-    AGENT_PRESETS,
-    AgentConfig,
-    SB3Agent,
-    SB3AgentPolicy,
-    agent_config,
-    train_agent,
-)
+from dreamgym.agents.sb3_agent import SB3Agent, SB3AgentPolicy, train_agent
+from dreamgym.agents.sb3_config import AGENT_PRESETS, AgentConfig, agent_config
 from dreamgym.cli import main
 from dreamgym.dreams.video import render_video
 from dreamgym.errors import CorruptFileError, DreamgymError
