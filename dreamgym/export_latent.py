@@ -173,7 +173,7 @@ def _collect_line(recipe: dict[str, Any], env: str, frame_skip: int, out: str) -
 def _plan_section(name: str, report: dict[str, Any] | None, root: Path, run: str,
                   source: str) -> tuple[list[str], list[str]]:  # fmt: skip
     """The card's goal-reaching section and the commands that measured it."""
-    from dreamgym.agents.goals import BUDGET, GOAL_OFFSET, PAIR_SEED
+    from dreamgym.agents.goal_pairs import BUDGET, GOAL_OFFSET, PAIR_SEED
     from dreamgym.agents.plan_report import report_lines
     from dreamgym.agents.planning import PLANNER_PRESETS
 

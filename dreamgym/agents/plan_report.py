@@ -13,16 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from dreamgym.agents.goals import (
-    BUDGET,
-    GOAL_OFFSET,
-    PAIR_SEED,
-    PAIRS,
-    OraclePolicy,
-    UniformPolicy,
-    evaluate_goal_reaching,
-    pair_set,
-)
+from dreamgym.agents.goal_pairs import BUDGET, GOAL_OFFSET, PAIR_SEED, PAIRS, pair_set
+from dreamgym.agents.goals import OraclePolicy, UniformPolicy, evaluate_goal_reaching
 from dreamgym.agents.planning import Planner, PlannerConfig, PlannerPolicy
 from dreamgym.common import validate
 from dreamgym.common.device import resolve_device
@@ -80,7 +72,7 @@ def plan_report(
         config: the planner's settings (``dreamgym.presets.preset("planner", ...)``).
         out: the report directory (default: ``WORLD_MODEL/plan``; ``./NAME/plan`` for
             ``pretrained:NAME``).
-        data: held-out episodes with states (default: see ``goals.pair_set``).
+        data: held-out episodes with states (default: see ``goal_pairs.pair_set``).
         pairs, offset, pair_seed: the start/goal pairs, their goals' steps ahead, their seed.
         budget: env steps per pair.
         seed: the planner's seed (pair k plans with ``seed + k``).

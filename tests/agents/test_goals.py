@@ -9,13 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from dreamgym.agents.goals import (
-    PAIRS_PER_EPISODE,
-    by_displacement,
-    displacement_bins,
-    goal_pairs,
-    pair_set,
-)
+from dreamgym.agents.goal_pairs import PAIRS_PER_EPISODE, goal_pairs, pair_set
+from dreamgym.agents.goals import by_displacement, displacement_bins
 from dreamgym.rollouts import RolloutDataset
 from dreamgym.rollouts.collect import episode_seed
 from dreamgym.rollouts.store import read_manifest
