@@ -96,6 +96,7 @@ class Pipeline:
         validate.ray_address(address)
         validate.integer("candidates", config.candidates)
         validate.integer("members", config.members)
+        validate.optional_integer("final_rollouts", config.final_rollouts)
         if config.candidates > 1:
             validate.integer("select_episodes", config.select_episodes)
         validate.choice("agent", config.agent, AGENTS)
@@ -253,7 +254,7 @@ class Pipeline:
             init=init,
             evolution=EvolutionConfig(
                 popsize=c.popsize,
-                rollouts=c.rollouts,
+                rollouts=c.final_rollouts if k == c.iterations and c.final_rollouts else c.rollouts,
                 eval_every=c.eval_every,
                 eval_rollouts=c.eval_rollouts,
                 seed=c.seed + k + candidate,

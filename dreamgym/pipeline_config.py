@@ -35,6 +35,10 @@ class PipelineConfig:
     iterative training the members start from the previous round's M and differ in their sampling
     seeds, so their memories stay close enough for one controller to read any of them.
 
+    ``final_rollouts`` sets the dream episodes per candidate of the evolutions in the final dream
+    (the controllers the run keeps; default ``rollouts``); earlier iterations' evolutions, whose
+    controllers only collect data, keep ``rollouts``.
+
     ``agent`` other than ``cmaes`` (``ppo``, ``sac``, ``td3``) trains that SB3 agent in the final
     dream instead of the final evolution (earlier iterations still evolve controllers to collect
     with), at the agent preset ``agent_preset`` (default: ``debug`` for the debug pipeline, else
@@ -77,6 +81,7 @@ class PipelineConfig:
     candidates: int = 1
     select_episodes: int = 0
     members: int = 1
+    final_rollouts: int | None = None
     seed: int = 0
     agent: str = "cmaes"
     agent_preset: str | None = None

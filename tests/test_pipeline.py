@@ -164,7 +164,7 @@ def test_iterative_training_stages(tmp_path, ray_local):
         pipeline_preset("debug", "doom-takecover"), episodes=4, max_steps=60, dream_steps=60,
         vae_overrides={"epochs": 1}, mdnrnn_overrides={"epochs": 2}, generations=1, popsize=4,
         rollouts=1, eval_every=1, eval_rollouts=2, iterations=1, iteration_episodes=2,
-        iteration_noise=0.3, iteration_epochs=1, iteration_steps=20,
+        iteration_noise=0.3, iteration_epochs=1, iteration_steps=20, final_rollouts=2,
     )  # fmt: skip
     pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
     assert pipeline.stages[:7] == [
@@ -182,6 +182,10 @@ def test_iterative_training_stages(tmp_path, ray_local):
     assert bundle["training"]["mdnrnn_epochs"] == 3  # continued: 2 + 1
     first = json.loads((tmp_path / "worldmodel" / "bundle.json").read_text())
     assert first["training"]["mdnrnn_epochs"] == 2  # the first iteration's bundle is kept
+    # final_rollouts applies to the final dream's evolution only.
+    for evolved, rollouts in (("evolve", 1), ("evolve-1", 2)):
+        settings = json.loads((tmp_path / evolved / "evolve-config.json").read_text())
+        assert settings["evolution"]["rollouts"] == rollouts
     assert pipeline.controller == tmp_path / "evolve-1" / "mean"
     assert (pipeline.controller / "controller.json").exists()
     controller = json.loads((pipeline.controller / "controller.json").read_text())
@@ -205,6 +209,10 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     same = dataclasses.replace(select, preset="cpu-driver", candidates=1, select_episodes=0)
     assert same == driver
     assert (select.candidates, select.select_episodes) == (4, 20) and driver.candidates == 1
+    ensemble = pipeline_preset("cpu-driver-ensemble", "carracing")
+    r16 = pipeline_preset("cpu-driver-ensemble-r16", "carracing")
+    assert (ensemble.members, ensemble.final_rollouts, r16.final_rollouts) == (3, None, 16)
+    assert dataclasses.replace(r16, preset=ensemble.preset, final_rollouts=None) == ensemble
     try:
         pipeline_preset("cpu-driver", "doom-takecover")
     except DreamgymError as exc:

@@ -217,6 +217,13 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
                 "base": "cpu-driver-select",
                 "members": 3,
             },
+            # cpu-driver-ensemble whose final controllers are evolved with the paper's 16 dream
+            # episodes per candidate (4 before): a candidate's fitness is less a matter of which
+            # tracks and which M its few episodes drew.
+            "cpu-driver-ensemble-r16": {
+                "base": "cpu-driver-ensemble",
+                "final_rollouts": 16,
+            },
         },
     ),  # fmt: skip
 }
