@@ -462,10 +462,12 @@ def _markdown(report: dict[str, Any]) -> str:
                 if x.get("warm_start")
                 else ""
             )
+            final = int(k) == c["iterations"] if k.isdigit() else c["iterations"] == 0
+            rollouts = c.get("final_rollouts") if final else None
             lines.append(
                 f"- Evolution{where} (dream, tau {x['temperature']:g}{start}): {x['generations']} "
-                f"generations of {c['popsize']} x {c['rollouts']} rollouts, best candidate "
-                f"fitness {x['best_fitness']:.2f} "
+                f"generations of {c['popsize']} x {rollouts or c['rollouts']} rollouts, best "
+                f"candidate fitness {x['best_fitness']:.2f} "
                 f"([fitness curve](evolve{where}/evolve-curves.png))"
             )
     if "select" in s:

@@ -186,6 +186,9 @@ def test_iterative_training_stages(tmp_path, ray_local):
     for evolved, rollouts in (("evolve", 1), ("evolve-1", 2)):
         settings = json.loads((tmp_path / evolved / "evolve-config.json").read_text())
         assert settings["evolution"]["rollouts"] == rollouts
+    report = (tmp_path / "report.md").read_text()
+    assert "- Evolution (dream, tau 1.15): 1 generations of 4 x 1 rollouts" in report
+    assert "- Evolution-1 (dream, tau 1.15): 1 generations of 4 x 2 rollouts" in report
     assert pipeline.controller == tmp_path / "evolve-1" / "mean"
     assert (pipeline.controller / "controller.json").exists()
     controller = json.loads((pipeline.controller / "controller.json").read_text())
