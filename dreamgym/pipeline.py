@@ -243,6 +243,7 @@ class Pipeline:
         # Off by default (the paper evolves from zeros): measured on Doom, a warm start kept a
         # good controller good in a worse dream but kept a poor one poor (docs/fidelity.md).
         init = str(self.evolve_dir(k - 1) / "mean") if k and c.iteration_warm_start else None
+        rollouts = c.final_rollouts if k == c.iterations and c.final_rollouts else c.rollouts
         settings = EvolveSettings(
             world_model=str(self.bundle(k)),
             backend="dream",
@@ -254,7 +255,7 @@ class Pipeline:
             init=init,
             evolution=EvolutionConfig(
                 popsize=c.popsize,
-                rollouts=c.final_rollouts if k == c.iterations and c.final_rollouts else c.rollouts,
+                rollouts=rollouts,
                 eval_every=c.eval_every,
                 eval_rollouts=c.eval_rollouts,
                 seed=c.seed + k + candidate,
@@ -271,7 +272,7 @@ class Pipeline:
         )
         return {"generations": evolution.generation, "best_fitness": evolution.best_fitness,
                 "temperature": settings.temperature, "warm_start": init is not None,
-                "seed": c.seed + k + candidate}  # fmt: skip
+                "seed": c.seed + k + candidate, "rollouts": rollouts}  # fmt: skip
 
     def _stage_train_agent(self, k: int) -> dict[str, Any]:
         from dreamgym.agents.sb3_agent import train_agent
@@ -462,12 +463,10 @@ def _markdown(report: dict[str, Any]) -> str:
                 if x.get("warm_start")
                 else ""
             )
-            final = int(k) == c["iterations"] if k.isdigit() else c["iterations"] == 0
-            rollouts = c.get("final_rollouts") if final else None
             lines.append(
                 f"- Evolution{where} (dream, tau {x['temperature']:g}{start}): {x['generations']} "
-                f"generations of {c['popsize']} x {rollouts or c['rollouts']} rollouts, best "
-                f"candidate fitness {x['best_fitness']:.2f} "
+                f"generations of {c['popsize']} x {x.get('rollouts', c['rollouts'])} rollouts, "
+                f"best candidate fitness {x['best_fitness']:.2f} "
                 f"([fitness curve](evolve{where}/evolve-curves.png))"
             )
     if "select" in s:
