@@ -65,7 +65,7 @@ class DreamBackend:
             out = torch.tanh(torch.bmm(w, obs.unsqueeze(-1)).squeeze(-1) + b)
             return to_actions(self.spec, out)
 
-        total, _, _ = run_episodes(core, act)
+        total, _, _ = run_episodes(core, act, cuda_graph=True)  # act: tensor ops on the device
         return total.view(len(params), rollouts).cpu().numpy().astype(np.float64)
 
 

@@ -283,16 +283,18 @@ class DreamCore:
 
 @torch.no_grad()
 def run_episodes(
-    core: DreamCore, act: Callable[[torch.Tensor], torch.Tensor], cuda_graph: bool | None = None
+    core: DreamCore, act: Callable[[torch.Tensor], torch.Tensor], cuda_graph: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Run all N dreams of ``core`` from a reset to their ends (done rule or cap), in one batch.
 
-    ``act`` maps observations (N, F) to valid actions (N, A) with tensor ops only. Finished
-    episodes keep being stepped (the batch stays rectangular) but count no more reward or steps.
-    On a GPU (``cuda_graph`` defaults to whether ``core`` is on CUDA) one step is captured in a
-    CUDA graph after two eager steps and replayed: one launch per step instead of ~40, about 3x
-    faster for Doom-size evolution. Returns the returns (N,), lengths (N,) and whether each
-    episode was ended by the done rule (N,).
+    ``act`` maps observations (N, F) to valid actions (N, A). Finished episodes keep being
+    stepped (the batch stays rectangular) but count no more reward or steps. With
+    ``cuda_graph`` and ``core`` on a GPU, one step is captured in a CUDA graph after two eager
+    steps and replayed: one launch per step instead of ~40, about 3x faster for Doom-size
+    evolution. Only a caller whose ``act`` is tensor ops on ``core.device`` may ask for it: a
+    policy that runs on the host (numpy, an SB3 agent, a scripted policy) cannot be recorded.
+    Returns the returns (N,), lengths (N,) and whether each episode was ended by the done rule
+    (N,).
     """
     obs = core.reset_all()
     alive = torch.ones(core.num_envs, dtype=torch.bool, device=core.device)
@@ -313,7 +315,7 @@ def run_episodes(
         ended_by_done.logical_or_(alive & terminated)
         alive.logical_and_(~(terminated | truncated))
 
-    graph = core.device.type == "cuda" if cuda_graph is None else cuda_graph
+    graph = cuda_graph and core.device.type == "cuda"
     # Asking whether any episode is alive waits for the device; on a GPU ask every 16 steps so
     # that the host queues steps ahead (the extra steps are masked and change no result).
     check_every = 16 if core.device.type == "cuda" else 1

@@ -8,7 +8,7 @@ from dreamgym import worldmodels
 from dreamgym.dreams.core import DreamCore, run_episodes
 
 
-def play(model, done_mode: str, cuda_graph: bool | None = None):
+def play(model, done_mode: str, cuda_graph: bool = False):
     core = DreamCore(model, 12, 1.0, "zh", done_mode, max_episode_steps=40)
     core.seed(np.random.default_rng(3))
     w = torch.randn(12, 3, core.observation_size, generator=torch.Generator().manual_seed(0))
@@ -43,3 +43,20 @@ def test_cuda_graph_replay_equals_the_eager_loop(car_bundle, done_mode):
     model = worldmodels.load(car_bundle, "cuda")
     graphed, eager = play(model, done_mode, True), play(model, done_mode, False)
     assert all(torch.equal(a, b) for a, b in zip(graphed, eager, strict=True))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_host_policies_drive_a_gpu_dream(car_bundle):
+    """A policy that acts on the host (numpy actions copied to the GPU each step, as the
+    fidelity report's collection policies do) cannot be recorded in a CUDA graph: the default
+    loop stays eager and runs them."""
+    from dreamgym.fidelity.measure import dream_episodes
+
+    model = worldmodels.load(car_bundle, "cuda")
+
+    def host_actions(state, obs):
+        return torch.as_tensor(np.tile([0.0, 0.5, 0.0], (len(obs), 1)), dtype=torch.float32,
+                               device=obs.device)  # fmt: skip
+
+    episodes = dream_episodes(model, host_actions, 6, 1.0, max_episode_steps=20)
+    assert (episodes.lengths >= 1).all() and np.isfinite(episodes.returns).all()
