@@ -7,14 +7,13 @@ from dreamgym.rollouts.episode import Episode, load_episode, run_episode
 from dreamgym.rollouts.policies import (
     BrownianPolicy,
     Policy,
-    PusherPolicy,
     RandomPolicy,
     RepeatPolicy,
-    WeakExpertPolicy,
     load_policy_file,
     register_policy_file_kind,
     resolve_policy,
 )
+from dreamgym.rollouts.scripted import PusherPolicy, RoadDriverPolicy, WeakExpertPolicy
 
 __all__ = [
     "BrownianPolicy",
@@ -26,6 +25,7 @@ __all__ = [
     "PusherPolicy",
     "RandomPolicy",
     "RepeatPolicy",
+    "RoadDriverPolicy",
     "RolloutDataset",
     "SequenceBatch",
     "WeakExpertPolicy",

@@ -11,11 +11,11 @@ from dreamgym.rollouts.policies import (
     BrownianPolicy,
     RandomPolicy,
     RepeatPolicy,
-    RoadDriverPolicy,
     load_policy_file,
     register_policy_file_kind,
     resolve_policy,
 )
+from dreamgym.rollouts.scripted import RoadDriverPolicy
 
 CAR_SPACE = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.ones(3, np.float32))
 
