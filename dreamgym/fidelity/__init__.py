@@ -5,6 +5,7 @@
 >>> print("\\n".join(report["verdicts"]))
 """
 
-from dreamgym.fidelity.report import THRESHOLDS, FidelityConfig, FidelityReport, verdicts
+from dreamgym.fidelity.report import FidelityConfig, FidelityReport
+from dreamgym.fidelity.summary import THRESHOLDS, verdicts
 
 __all__ = ["THRESHOLDS", "FidelityConfig", "FidelityReport", "verdicts"]

@@ -203,11 +203,11 @@ def test_the_chance_of_ending_within_k_steps_is_the_dreams_own(doom_data):
 
 def _survival_row(name, dream_lengths, dream_returns, real_lengths, real_returns):
     from dreamgym.fidelity.measure import DreamEpisodes
-    from dreamgym.fidelity.report import _survival_entry
+    from dreamgym.fidelity.summary import survival_entry
 
     dream = DreamEpisodes(np.array(dream_lengths), np.array(dream_returns, np.float64),
                           np.zeros(len(dream_lengths), bool))  # fmt: skip
-    return _survival_entry(name, dream, np.array(real_lengths), np.array(real_returns),
+    return survival_entry(name, dream, np.array(real_lengths), np.array(real_returns),
                            np.zeros(len(real_lengths), bool), "probe")  # fmt: skip
 
 
