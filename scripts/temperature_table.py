@@ -1,17 +1,19 @@
 """The World Models paper's temperature table, reproduced on one world model.
 
-For each temperature tau, a controller is evolved in the dream at that tau, then scored in the
-dream (at the same tau) and in the real game; the table puts the paper's figures beside ours.
+For each temperature tau and each evolution seed, a controller is evolved in the dream at that
+tau, then scored in the dream (at the same tau) and in the real game (episode seeds: the evolution
+seed + 1); the table puts the paper's figures beside ours. Seeds matter: one controller's real
+score moves by hundreds from one evolution seed to the next.
 The paper's lesson: at low tau the controller exploits the dream (it learns that fireballs never
 come) and fails in the real game; at tau a little above 1 the dream is harder than the game and
 the controller transfers::
 
     python scripts/temperature_table.py --world-model pretrained:doom-takecover --out runs/taus
     python scripts/temperature_table.py --world-model runs/doom/worldmodel-1 --out runs/taus \\
-        --generations 30 --popsize 32 --rollouts 8 --episodes 100 --device cuda
+        --seeds 0 1 2 --workers 15 --device cuda
 
-Each temperature's evolution and scores are saved as they finish (``OUT/tau-X/``,
-``OUT/table.json``), so re-running the command resumes. ``OUT/table.md`` is the table.
+Each temperature's evolution and scores are saved as they finish (``OUT/seed-S/tau-X/``,
+``OUT/seed-S/table.json``), so re-running the command resumes. ``OUT/table.md`` is the table.
 """
 
 from __future__ import annotations
@@ -52,31 +54,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rollouts", type=int, default=8)
     parser.add_argument("--episodes", type=int, default=100, help="dream and real episodes")
     parser.add_argument("--done-mode", help="the dream's done rule (default: the bundle's)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="evolution seeds")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers for the real game")
     parser.add_argument("--address", help="Ray cluster to join")
     parser.add_argument("--device", default="auto", help="where the dreams run")
     return parser.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Evolve and score a controller at each temperature; returns the table (also on disk)."""
+def run(args: argparse.Namespace) -> dict[int, dict[str, Any]]:
+    """Evolve and score a controller at each temperature for each seed; returns the tables (also
+    on disk), by seed."""
     for name in ("generations", "popsize", "rollouts", "episodes", "workers"):
         validate.integer(name, getattr(args, name))
+    for seed in args.seeds:
+        validate.integer("seed", seed, 0)
     for tau in args.temperatures:
         validate.positive("temperature", tau)
-    out = Path(args.out)
+    return {seed: run_seed(args, seed) for seed in args.seeds}
+
+
+def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """One evolution seed's rows, resuming ``OUT/seed-S``."""
+    out = Path(args.out) / f"seed-{seed}"
     table_path = out / "table.json"
     table = json.loads(table_path.read_text()) if table_path.exists() else {"rows": {}}
-    table["world_model"] = args.world_model
+    if table.setdefault("world_model", args.world_model) != args.world_model:
+        raise DreamgymError(
+            f"{str(out)!r} holds a table for world model {table['world_model']!r}, not "
+            f"{args.world_model!r}; use another --out"
+        )
     for tau in args.temperatures:
         key = f"{tau:g}"
         if key in table["rows"]:
             continue
-        print(f"== tau {key}", flush=True)
+        print(f"== seed {seed}, tau {key}", flush=True)
         settings = EvolveSettings(
             args.world_model, "dream", temperature=tau, done_mode=args.done_mode,
-            evolution=EvolutionConfig(args.popsize, args.rollouts, 0.1, 10, 64, args.seed),
+            evolution=EvolutionConfig(args.popsize, args.rollouts, 0.1, 10, 64, seed),
         )  # fmt: skip
         evolved = evolve(settings, out / f"tau-{key}", args.generations, device=args.device)
         controller = out / f"tau-{key}" / "mean"
@@ -84,45 +98,62 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for backend in ("dream", "real"):
             returns = evaluate_controller(
                 controller, args.episodes, backend, temperature=tau, workers=args.workers,
-                address=args.address, seed=args.seed + 1, device=args.device,
+                address=args.address, seed=seed + 1, device=args.device,
                 done_mode=args.done_mode, progress=True,
             )  # fmt: skip
             row[backend] = {"mean": float(np.mean(returns)), "std": float(np.std(returns)),
                             "episodes": len(returns)}  # fmt: skip
         table["rows"][key] = row
         atomic_write_json(table_path, table)
-    atomic_write_bytes(out / "table.md", markdown(table, args).encode())
     return table
 
 
-def markdown(table: dict[str, Any], args: argparse.Namespace) -> str:
+def markdown(tables: dict[int, dict[str, Any]], args: argparse.Namespace) -> str:
+    """The table: per tau, each seed's mean dream and real score and the mean of the seeds' real
+    scores, beside the paper's; then every run's mean +- std."""
+    seeds = sorted(tables)
+    taus = sorted({key for t in tables.values() for key in t["rows"]}, key=float)
+    world_model = next(iter(tables.values()))["world_model"]
+    per_seed = " / ".join(str(s) for s in seeds)
     lines = [
-        f"# The temperature table on `{table['world_model']}`",
+        f"# The temperature table on `{world_model}`",
         "",
-        f"Each row: a controller evolved in the dream at tau ({args.generations} generations of "
-        f"{args.popsize} x {args.rollouts}), scored over {args.episodes} episodes in the dream at "
-        "the same tau and in the real game. The paper's figures (its model, 10,000 episodes) "
-        "beside ours.",
+        f"Each row: for each evolution seed, a controller evolved in the dream at tau "
+        f"({args.generations} generations of {args.popsize} x {args.rollouts}), scored over "
+        f"{args.episodes} episodes in the dream at the same tau and in the real game. The "
+        "paper's figures (its model, 10,000 episodes, one controller) beside ours.",
         "",
-        "| tau | dream | real | paper: dream | paper: real |",
-        "|---:|---:|---:|---:|---:|",
+        f"| tau | dream (seeds {per_seed}) | real (seeds {per_seed}) | real, mean of the seeds "
+        "| paper: dream | paper: real |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
-    for key, row in sorted(table["rows"].items(), key=lambda kv: float(kv[0])):
+    runs = ["", "| tau | seed | dream | real |", "|---:|---:|---:|---:|"]
+    for key in taus:
+        rows = [tables[s]["rows"].get(key) for s in seeds]
+        cells = [" / ".join("-" if r is None else f"{r[b]['mean']:.0f}" for r in rows)
+                 for b in ("dream", "real")]  # fmt: skip
+        real = [r["real"]["mean"] for r in rows if r is not None]
         paper = PAPER.get(round(float(key), 2), ("-", "-"))
-        ours = [f"{row[b]['mean']:.1f} +- {row[b]['std']:.1f}" for b in ("dream", "real")]
-        lines.append(f"| {key} | {' | '.join(ours)} | {paper[0]} | {paper[1]} |")
-    lines += ["", f"The paper's random policy: {PAPER_RANDOM} in the real game."]
+        lines.append(f"| {key} | {cells[0]} | {cells[1]} | {np.mean(real):.1f} | "
+                     f"{paper[0]} | {paper[1]} |")  # fmt: skip
+        for seed, row in zip(seeds, rows, strict=True):
+            if row is not None:
+                ours = [f"{row[b]['mean']:.1f} +- {row[b]['std']:.1f}" for b in ("dream", "real")]
+                runs.append(f"| {key} | {seed} | {' | '.join(ours)} |")
+    lines += ["", f"The paper's random policy: {PAPER_RANDOM} in the real game.", *runs]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     try:
-        table = run(args)
+        tables = run(args)
     except DreamgymError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(markdown(table, args), end="")
+    text = markdown(tables, args)
+    atomic_write_bytes(Path(args.out) / "table.md", text.encode())
+    print(text, end="")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""scripts/temperature_table.py at debug size: one controller per tau, scored in the dream and
-the real game, resumable, and the paper's figures beside."""
+"""scripts/temperature_table.py at debug size: one controller per tau and seed, scored in the
+dream and the real game, resumable, and the paper's figures beside."""
 
 from __future__ import annotations
 
@@ -21,24 +21,35 @@ def command(bundle, out, *extra):
             "--workers", "1", "--device", "cpu", *extra]  # fmt: skip
 
 
-def test_one_controller_per_temperature_and_a_resume(doom_bundle, tmp_path):
+def test_one_controller_per_temperature_and_seed_and_a_resume(doom_bundle, tmp_path):
     out = tmp_path / "taus"
     first = subprocess.run(command(doom_bundle, out, "--temperatures", "0.1"),
                            capture_output=True, text=True, timeout=600)  # fmt: skip
     assert first.returncode == 0, first.stderr
-    before = json.loads((out / "table.json").read_text())["rows"]["0.1"]
-    both = subprocess.run(command(doom_bundle, out, "--temperatures", "0.1", "1.15"),
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    before = json.loads((out / "seed-0" / "table.json").read_text())["rows"]["0.1"]
+    both = subprocess.run(
+        command(doom_bundle, out, "--temperatures", "0.1", "1.15", "--seeds", "0", "3"),
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
     assert both.returncode == 0, both.stderr
-    assert "== tau 0.1\n" not in both.stdout  # done before: not run again
-    rows = json.loads((out / "table.json").read_text())["rows"]
-    assert rows["0.1"] == before and sorted(rows) == ["0.1", "1.15"]
-    for row in rows.values():
-        assert row["dream"]["episodes"] == row["real"]["episodes"] == 2
-        assert row["real"]["mean"] >= 1  # Doom pays one point per tic alive
-    assert (out / "tau-1.15" / "mean" / "controller.json").exists()
+    assert "== seed 0, tau 0.1\n" not in both.stdout  # done before: not run again
+    assert "== seed 3, tau 0.1\n" in both.stdout
+    tables = {s: json.loads((out / f"seed-{s}" / "table.json").read_text())["rows"]
+              for s in (0, 3)}  # fmt: skip
+    assert tables[0]["0.1"] == before and sorted(tables[0]) == sorted(tables[3]) == ["0.1", "1.15"]
+    for rows in tables.values():
+        for row in rows.values():
+            assert row["dream"]["episodes"] == row["real"]["episodes"] == 2
+            assert row["real"]["mean"] >= 1  # Doom pays one point per tic alive
+    assert (out / "seed-3" / "tau-1.15" / "mean" / "controller.json").exists()
     table = (out / "table.md").read_text()
-    assert "| 1.15 |" in table and "| 918 +- 546 | 1092 +- 556 |" in table
+    real = [tables[s]["1.15"]["real"]["mean"] for s in (0, 3)]
+    assert f"| {(real[0] + real[1]) / 2:.1f} | 918 +- 546 | 1092 +- 556 |" in table
+    assert "| 1.15 | 3 |" in table  # every run's mean +- std below
+
+    other = subprocess.run(command(tmp_path / "elsewhere", out, "--temperatures", "0.1"),
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert other.returncode == 2 and "holds a table for world model" in other.stderr
 
 
 def test_bad_settings_are_one_line_errors(doom_bundle, tmp_path):
