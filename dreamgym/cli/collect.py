@@ -11,6 +11,7 @@ from dreamgym.errors import DreamgymError
 
 def add_parser(commands) -> None:
     from dreamgym.rollouts import CollectConfig
+    from dreamgym.rollouts.policies import BUILTIN_POLICIES
 
     collect = commands.add_parser(
         "collect",
@@ -25,8 +26,9 @@ def add_parser(commands) -> None:
     collect.add_argument("--out", required=True, help="dataset directory")
     collect.add_argument(
         "--policy",
-        help="random | brownian | repeat (random action held 1-10 steps) | a saved policy file, "
-        f"controller or agent directory {default(CollectConfig, 'policy')}",
+        help=f"a built-in policy ({' | '.join(BUILTIN_POLICIES)}; repeat: a random action held "
+        "1-10 steps, hold: one held all episode) or a saved policy file, controller or agent "
+        f"directory {default(CollectConfig, 'policy')}",
     )
     collect.add_argument(
         "--policy-noise",

@@ -6,6 +6,7 @@ from dreamgym.rollouts.dataset import DatasetUnion, RolloutDataset, SequenceBatc
 from dreamgym.rollouts.episode import Episode, load_episode, run_episode
 from dreamgym.rollouts.policies import (
     BrownianPolicy,
+    HoldPolicy,
     Policy,
     RandomPolicy,
     RepeatPolicy,
@@ -21,6 +22,7 @@ __all__ = [
     "CollectResult",
     "DatasetUnion",
     "Episode",
+    "HoldPolicy",
     "Policy",
     "PusherPolicy",
     "RandomPolicy",

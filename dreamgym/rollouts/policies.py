@@ -1,5 +1,6 @@
-"""Data-collection policies: random, brownian, held-random, the scripted ones of
-:mod:`dreamgym.rollouts.scripted` by name, and any controller object or file.
+"""Data-collection policies: random, brownian, held-random (for 1-10 steps or the whole episode),
+the scripted ones of :mod:`dreamgym.rollouts.scripted` by name, and any controller object or
+file.
 
 A policy is any object with ``act(obs) -> action``; an optional ``reset(seed)`` is called at the
 start of every episode with the episode's seed, so seeded policies make collection reproducible,
@@ -104,6 +105,29 @@ class RepeatPolicy(_SeededPolicy):
         return self.action.copy()
 
 
+class HoldPolicy(_SeededPolicy):
+    """One uniform random action held for the whole episode.
+
+    The episodes of the fidelity report's probes (an agent that keeps strafing, a car that keeps
+    steering), which ``repeat`` and ``brownian`` never show: a dream trained without them can
+    forgive holding an action, and evolution finds that first. On Doom, 80 such episodes beside
+    a seed's data closed its "strafe left" hole (docs/evolution.md).
+    """
+
+    def __init__(self, action_space: gym.spaces.Box) -> None:
+        super().__init__(action_space)
+        self.action: np.ndarray | None = None
+
+    def reset(self, seed: int) -> None:
+        super().reset(seed)
+        self.action = None
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self.action is None:
+            self.action = self._uniform()
+        return self.action.copy()
+
+
 class ConstantPolicy:
     """The same action at every step (a fidelity probe: "keep strafing left").
 
@@ -137,6 +161,7 @@ BUILTIN_POLICIES: dict[str, Callable[[gym.spaces.Box], Policy] | str] = {
     "random": RandomPolicy,
     "brownian": BrownianPolicy,
     "repeat": RepeatPolicy,
+    "hold": HoldPolicy,
     "weak-expert": "dreamgym.rollouts.scripted:WeakExpertPolicy",
     "pusher": "dreamgym.rollouts.scripted:PusherPolicy",
     "pusher-random": "dreamgym.rollouts.scripted:random_pusher",

@@ -9,6 +9,7 @@ import pytest
 from dreamgym.errors import DreamgymError
 from dreamgym.rollouts.policies import (
     BrownianPolicy,
+    HoldPolicy,
     RandomPolicy,
     RepeatPolicy,
     load_policy_file,
@@ -26,7 +27,9 @@ def actions(policy, seed: int, steps: int) -> np.ndarray:
     return np.stack([policy.act(obs) for _ in range(steps)])
 
 
-@pytest.mark.parametrize("cls", [RandomPolicy, BrownianPolicy, RepeatPolicy, RoadDriverPolicy])
+@pytest.mark.parametrize(
+    "cls", [RandomPolicy, BrownianPolicy, RepeatPolicy, HoldPolicy, RoadDriverPolicy]
+)
 def test_builtin_policies_are_seeded_and_stay_in_the_space(cls):
     a = actions(cls(CAR_SPACE), seed=3, steps=500)
     b = actions(cls(CAR_SPACE), seed=3, steps=500)
@@ -84,6 +87,16 @@ def test_repeat_policy_holds_actions_for_1_to_10_steps():
     runs = np.diff(np.concatenate([[0], changes]))
     assert runs.min() >= 1 and runs.max() == 10
     assert 4.5 < runs.mean() < 6.5  # uniform on 1..10 has mean 5.5
+
+
+def test_hold_policy_holds_one_action_per_episode():
+    policy = resolve_policy("hold", CAR_SPACE)
+    assert isinstance(policy, HoldPolicy)
+    held = [actions(policy, seed=s, steps=300) for s in range(30)]
+    assert all((a == a[0]).all() for a in held)  # one action all episode long
+    firsts = np.stack([a[0] for a in held])
+    assert len({tuple(f) for f in firsts}) == 30  # a new one each episode
+    assert firsts[:, 0].min() < -0.5 and firsts[:, 0].max() > 0.5  # hard steering both ways
 
 
 class ConstantPolicy:
