@@ -44,10 +44,12 @@ class _SeededPolicy:
         self.low = action_space.low.astype(np.float32)
         self.high = action_space.high.astype(np.float32)
         self.rng = np.random.default_rng(0)
+        self.action: np.ndarray | None = None  # the last action; None before an episode's first
 
     def reset(self, seed: int) -> None:
         # A stream separate from the env's, derived from the same episode seed.
         self.rng = np.random.default_rng([seed, 1])
+        self.action = None
 
     def _uniform(self) -> np.ndarray:
         return self.rng.uniform(self.low, self.high).astype(np.float32)
@@ -69,11 +71,6 @@ class BrownianPolicy(_SeededPolicy):
     def __init__(self, action_space: gym.spaces.Box, dt: float = 1.0 / 50.0) -> None:
         super().__init__(action_space)
         self.dt = dt
-        self.action: np.ndarray | None = None
-
-    def reset(self, seed: int) -> None:
-        super().reset(seed)
-        self.action = None
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         if self.action is None:
@@ -90,7 +87,6 @@ class RepeatPolicy(_SeededPolicy):
     def __init__(self, action_space: gym.spaces.Box, max_hold: int = 10) -> None:
         super().__init__(action_space)
         self.max_hold = max_hold
-        self.action = self._uniform()
         self.left = 0
 
     def reset(self, seed: int) -> None:
@@ -113,14 +109,6 @@ class HoldPolicy(_SeededPolicy):
     forgive holding an action, and evolution finds that first. On Doom, 80 such episodes beside
     a seed's data closed its "strafe left" hole (docs/evolution.md).
     """
-
-    def __init__(self, action_space: gym.spaces.Box) -> None:
-        super().__init__(action_space)
-        self.action: np.ndarray | None = None
-
-    def reset(self, seed: int) -> None:
-        super().reset(seed)
-        self.action = None
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         if self.action is None:
