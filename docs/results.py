@@ -155,8 +155,10 @@ def pipeline_row(report: dict[str, Any], run: dict[str, Any], where: str) -> dic
         "preset": _preset(c["preset"], c.get("seed", 0)),
         "score": f"**{real['mean']:.1f} +- {real['std']:.1f}** ({real['episodes']}; "
         f"{_versus(real['mean'], base['mean'])})",
-        "baseline": f"{base['policy']}: {base['mean']:.1f} +- {base['std']:.1f} "
-        f"({base['episodes']})",
+        "baseline": "; ".join(
+            f"{b['policy']}: {b['mean']:.1f} +- {b['std']:.1f} ({b['episodes']})"
+            for b in (base, *base.get("extra", []))
+        ),
         "hardware": run["hardware"],
         "time": f"{minutes:.1f} min",
         "source": f"[report]({where})",

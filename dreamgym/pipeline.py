@@ -7,6 +7,7 @@ baseline -> fidelity -> render.
       pipeline.json          stages finished so far, with timings and results (resume source)
       pipeline-config.json   the resolved preset
       data/                  rollouts of the collection policy     (dreamgym collect)
+      data-NAME/             rollouts of each of extra_policies (M trains on them, V does not)
       worldmodel/            V + M bundle, curves, recon            (dreamgym train vae / mdnrnn)
       evolve/                CMA-ES run, best/ and mean/            (dreamgym evolve, in the dream)
       data-K/, worldmodel-K/, evolve-K/   iteration K of the paper's iterative training: rollouts
@@ -18,6 +19,7 @@ baseline -> fidelity -> render.
       agent[-K]/             with agent ppo, sac or td3: the SB3 agent trained in the final dream
                              in place of its evolution                (dreamgym train agent)
       baseline/              real episodes of the collection policy (the random baseline)
+      baseline-NAME/         real episodes of each of extra_policies, on the same seeds
       fidelity/              the final dream's fidelity report           (dreamgym fidelity)
       videos/                dream.mp4, compare.mp4, temperatures.mp4
       report.md, report.json
@@ -44,6 +46,7 @@ from dreamgym.common.io import (
     atomic_write_json,
     check_writable_dir,
 )
+from dreamgym.common.seeding import derive_seed
 from dreamgym.errors import DreamgymError
 from dreamgym.pipeline_config import AGENTS, PipelineConfig, stage_names
 
@@ -100,6 +103,12 @@ class Pipeline:
         if config.candidates > 1:
             validate.integer("select_episodes", config.select_episodes)
         validate.choice("agent", config.agent, AGENTS)
+        from dreamgym.rollouts.policies import BUILTIN_POLICIES
+
+        for name, episodes in config.extra_policies.items():
+            others = [n for n in BUILTIN_POLICIES if n != config.policy]
+            validate.choice("extra policy", name, others)
+            validate.integer(f"extra_policies[{name!r}]", episodes)
         if config.agent != "cmaes" and config.candidates > 1:
             raise DreamgymError(
                 f"candidates > 1 selects among evolved controllers; agent {config.agent!r} "
@@ -134,6 +143,15 @@ class Pipeline:
     def data(self, k: int = 0) -> Path:
         """The rollouts of iteration ``k`` (0: the collection policy's)."""
         return self.out / ("data" if k == 0 else f"data-{k}")
+
+    def extra_data(self, name: str) -> Path:
+        """The rollouts of the extra collection policy ``name`` (``extra_policies``)."""
+        return self.out / f"data-{name}"
+
+    def training_data(self, k: int) -> list[Path]:
+        """What M trains on in iteration ``k``: every policy's rollouts, then each round's."""
+        extra = [self.extra_data(name) for name in self.config.extra_policies]
+        return [self.data(0), *extra, *(self.data(i) for i in range(1, k + 1))]
 
     def bundle(self, k: int | None = None) -> Path:
         """The world model of iteration ``k`` (default: the last one)."""
@@ -191,13 +209,16 @@ class Pipeline:
     def _stage_collect(self, k: int) -> dict[str, Any]:
         c = self.config
         if k == 0:
-            return self._collect(
-                self.data(0),
-                policy=c.policy,
-                episodes=c.episodes,
-                seed=c.seed,
+            result = self._collect(
+                self.data(0), policy=c.policy, episodes=c.episodes, seed=c.seed,
                 max_steps=c.max_steps,
-            )
+            )  # fmt: skip
+            extra = {
+                name: self._collect(self.extra_data(name), policy=name, episodes=episodes,
+                                    seed=derive_seed(c.seed, 500 + i), max_steps=c.max_steps)
+                for i, (name, episodes) in enumerate(c.extra_policies.items())
+            }  # fmt: skip
+            return {**result, "extra": extra} if extra else result
         from dreamgym.agents.controller import controller_policy
 
         policy = controller_policy(self.evolve_dir(k - 1) / "mean", noise=c.iteration_noise)
@@ -230,7 +251,7 @@ class Pipeline:
                 tmp.replace(bundle)
             base = self.state["stages"]["train_mdnrnn"]["epochs"]
             overrides["epochs"] = base + k * c.iteration_epochs
-        trainer = MDNRNNTrainer([self.data(i) for i in range(k + 1)], bundle, bundle,
+        trainer = MDNRNNTrainer(self.training_data(k), bundle, bundle,
                                 preset=c.model_preset, overrides=overrides, device=self.device,
                                 members=c.members if k == c.iterations else 1)  # fmt: skip
         return _last_losses(trainer.fit(self.progress))
@@ -358,14 +379,17 @@ class Pipeline:
         """The collection policy scored like the controller: real episodes, other seeds."""
         from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
 
-        c = self.config
-        collect(CollectConfig(
-            env=c.env, episodes=c.evaluate_episodes, out=self.out / "baseline", policy=c.policy,
-            workers=self.workers, seed=c.seed + 1, max_episode_steps=c.real_steps,
-            address=self.address,
-        ), progress=self.progress, label=f"baseline {c.policy} (real)")  # fmt: skip
-        returns = np.array([e["return"] for e in RolloutDataset(self.out / "baseline").entries])
-        return {"policy": c.policy, **_scores(returns)}
+        c, scores = self.config, []
+        for policy in (c.policy, *c.extra_policies):
+            out = self.out / ("baseline" if policy == c.policy else f"baseline-{policy}")
+            collect(CollectConfig(
+                env=c.env, episodes=c.evaluate_episodes, out=out, policy=policy,
+                workers=self.workers, seed=c.seed + 1, max_episode_steps=c.real_steps,
+                address=self.address,
+            ), progress=self.progress, label=f"baseline {policy} (real)")  # fmt: skip
+            returns = np.array([e["return"] for e in RolloutDataset(out).entries])
+            scores.append({"policy": policy, **_scores(returns)})
+        return {**scores[0], "extra": scores[1:]} if c.extra_policies else scores[0]
 
     def _stage_fidelity(self, k: int) -> dict[str, Any]:
         from dreamgym.fidelity import FidelityConfig, FidelityReport
@@ -434,10 +458,11 @@ def _markdown(report: dict[str, Any]) -> str:
         if name.startswith("collect"):
             noise = c["iteration_noise"]
             who = c["policy"] if not where else f"the previous controller + noise {noise}"
-            lines.append(
-                f"- Data{where}: {x['episodes']} episodes, {x['frames']:,} frames, policy {who}, "
-                f"return {x['return_mean']:.1f} +- {x['return_std']:.1f}"
-            )
+            for policy, y in ((who, x), *x.get("extra", {}).items()):
+                lines.append(
+                    f"- Data{where}: {y['episodes']} episodes, {y['frames']:,} frames, policy "
+                    f"{policy}, return {y['return_mean']:.1f} +- {y['return_std']:.1f}"
+                )
         elif name == "train_vae":
             lines.append(
                 f"- V: {x['epochs']} epochs, train loss {x['train_loss']:.1f}, validation loss "
@@ -488,8 +513,9 @@ def _markdown(report: dict[str, Any]) -> str:
                          f"{x['episodes']} | {x['mean']:.1f} +- {x['std']:.1f} |")  # fmt: skip
         if "baseline" in s:
             x = s["baseline"]
-            lines.append(f"| {x['policy']} (collection policy) | real | {x['episodes']} | "
-                         f"{x['mean']:.1f} +- {x['std']:.1f} |")  # fmt: skip
+            for y in (x, *x.get("extra", [])):
+                lines.append(f"| {y['policy']} (collection policy) | real | {y['episodes']} | "
+                             f"{y['mean']:.1f} +- {y['std']:.1f} |")  # fmt: skip
             real, base = s["evaluate"]["real"]["mean"], x["mean"]
             vs = f"{real / base:.2f}x" if base > 0 else f"{real - base:+.1f}"
             gap = s["evaluate"]["dream"]["mean"] - real

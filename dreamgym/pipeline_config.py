@@ -39,6 +39,13 @@ class PipelineConfig:
     (the controllers the run keeps; default ``rollouts``); earlier iterations' evolutions, whose
     controllers only collect data, keep ``rollouts``.
 
+    ``extra_policies`` names more built-in collection policies and their episode counts
+    (``{"hold": 120}``): the collect stage runs each beside ``policy`` (into ``data-NAME/``, with
+    seeds of its own), M trains on them in every round (V on ``policy``'s episodes only), and the
+    baseline stage scores each as it scores ``policy``. The paper collects with one policy; a
+    dream trained only on it can forgive behaviour it never showed (on Doom, holding one strafe:
+    docs/evolution.md).
+
     ``agent`` other than ``cmaes`` (``ppo``, ``sac``, ``td3``) trains that SB3 agent in the final
     dream instead of the final evolution (earlier iterations still evolve controllers to collect
     with), at the agent preset ``agent_preset`` (default: ``debug`` for the debug pipeline, else
@@ -53,6 +60,7 @@ class PipelineConfig:
     policy: str
     max_steps: int | None
     min_length: int
+    extra_policies: dict[str, int] = field(default_factory=dict)
     vae_overrides: dict[str, Any] = field(default_factory=dict)
     mdnrnn_overrides: dict[str, Any] = field(default_factory=dict)
     generations: int = 4

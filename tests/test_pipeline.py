@@ -332,3 +332,48 @@ def test_an_sb3_agent_replaces_the_final_evolution(tmp_path, ray_local):
     assert "- PPO agent (dream, tau 1): 256 dream steps" in text
     assert "| PPO agent, trained in the dream | real | 2 |" in text
     assert "agent " in (tmp_path / "fidelity" / "fidelity.md").read_text()
+
+
+def test_extra_policies_add_data_for_m_and_rows_to_the_baseline(tmp_path, ray_local):
+    """``extra_policies``: each policy's episodes beside the collection policy's, M (not V)
+    trains on them in every round, and the baseline scores each on the same seeds."""
+    import dataclasses
+
+    from dreamgym.errors import DreamgymError
+    from dreamgym.pipeline import Pipeline
+    from dreamgym.rollouts import RolloutDataset
+
+    config = dataclasses.replace(
+        pipeline_preset("debug", "doom-takecover"), episodes=3, max_steps=40, dream_steps=20,
+        vae_overrides={"epochs": 1}, mdnrnn_overrides={"epochs": 1}, generations=1, popsize=4,
+        rollouts=1, eval_every=1, eval_rollouts=2, iterations=1, iteration_episodes=2,
+        iteration_epochs=1, evaluate_episodes=2, real_steps=30, extra_policies={"hold": 2},
+    )  # fmt: skip
+    for bad, match in (({"repeat": 2}, "extra policy"), ({"hold": 0}, "extra_policies")):
+        with pytest.raises(DreamgymError, match=match):
+            Pipeline(dataclasses.replace(config, extra_policies=bad), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
+    pipeline.run(stop_after="baseline")
+    held = RolloutDataset(tmp_path / "data-hold")
+    assert held.meta["policy"] == "hold" and len(held) == 2
+    actions = [held.episode(i).actions for i in range(2)]
+    assert all(np.all(a == a[0]) for a in actions)  # one action, held
+    repeat = {e["seed"] for e in RolloutDataset(tmp_path / "data").entries}
+    assert repeat.isdisjoint(e["seed"] for e in held.entries)
+    vae = json.loads((tmp_path / "worldmodel" / "vae.json").read_text())
+    for k, name in ((0, "worldmodel"), (1, "worldmodel-1")):
+        bundle = json.loads((tmp_path / name / "bundle.json").read_text())
+        assert len(bundle["training"]["datasets"]) == 2 + k
+        assert str((tmp_path / "data-hold").resolve()) in bundle["training"]["datasets"]
+    assert "data-hold" not in json.dumps(vae)
+    stages = json.loads((tmp_path / "report.json").read_text())["stages"]
+    assert stages["collect"]["extra"]["hold"]["episodes"] == 2
+    base = stages["baseline"]
+    assert base["policy"] == "repeat" and [x["policy"] for x in base["extra"]] == ["hold"]
+    seeds = [{e["seed"] for e in RolloutDataset(tmp_path / d).entries}
+             for d in ("baseline", "baseline-hold")]  # fmt: skip
+    assert seeds[0] == seeds[1]  # scored on the same episode seeds
+    text = (tmp_path / "report.md").read_text()
+    assert "- Data: 2 episodes" in text and "policy hold" in text
+    assert "| hold (collection policy) | real | 2 |" in text

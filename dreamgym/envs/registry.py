@@ -151,6 +151,10 @@ _DOOM_PIPELINE: dict[str, dict[str, Any]] = {
         "iterations": 1, "iteration_episodes": 200, "fidelity_episodes": 256,
         "fidelity_real_episodes": 20,
     },
+    # cpu, with 120 episodes that hold one action from start to end (a third strafe left, a
+    # third right, a third stand still) beside repeat's: repeat never shows a whole episode of
+    # one strafe, and seed 1's cpu dream forgave exactly that (docs/evolution.md "Seeds").
+    "cpu-hold": {"base": "cpu", "extra_policies": {"hold": 120}},
     "paper": {"min_length": 101},
 }  # fmt: skip
 
