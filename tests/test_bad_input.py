@@ -144,6 +144,8 @@ CASES = [
     (["train", "mdnrnn", "--data", "DATA", "--vae", "BUNDLE", "--out", "OUT/m", "--dropout", "-0.1"], "dropout must be a finite number >= 0"),  # noqa: E501
     (["train", "mdnrnn", "--data", "DATA", "--vae", "BUNDLE", "--out", "OUT/m", "--members", "0"], "members must be an integer >= 1, got 0"),  # noqa: E501
     (["pipeline", "--env", "doom-takecover", "--preset", "cpu-driver", "--out", "OUT/p"], "unknown pipeline preset 'cpu-driver' for doom-takecover"),  # noqa: E501
+    (["pipeline", "--env", "doom-takecover", "--extra-policy", "hold", "--out", "OUT/p"], "--extra-policy must be NAME:EPISODES (e.g. hold:120), got 'hold'"),  # noqa: E501
+    (["pipeline", "--env", "doom-takecover", "--extra-policy", "repeat:5", "--out", "OUT/p"], "extra policy must be one of"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--timesteps", "0"], "timesteps must be an integer >= 1, got 0"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--num-envs", "-2"], "num_envs must be an integer >= 1, got -2"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--lr", "0"], "learning_rate must be a finite number > 0, got 0.0"),  # noqa: E501

@@ -42,6 +42,12 @@ def add_parser(commands) -> None:
         help="the final agent: the paper's linear controller evolved with CMA-ES (default), or "
         "an SB3 agent trained in the final dream (docs/agents.md)",
     )  # fmt: skip
+    pipeline.add_argument(
+        "--extra-policy", action="append", metavar="NAME:EPISODES",
+        help="also collect EPISODES episodes of the built-in policy NAME beside the preset's "
+        "(e.g. hold:120; M trains on them, the baseline scores them; repeatable; replaces the "
+        "preset's extra policies)",
+    )  # fmt: skip
     pipeline.add_argument("--workers", type=int, help=f"Ray workers {default(Pipeline, 'workers')}")
     pipeline.set_defaults(func=run)
 
@@ -60,6 +66,8 @@ def run(args: argparse.Namespace) -> None:
         config = dataclasses.replace(config, seed=args.seed)
     if args.agent is not None:
         config = dataclasses.replace(config, agent=args.agent)
+    if args.extra_policy:
+        config = dataclasses.replace(config, extra_policies=_extra_policies(args.extra_policy))
     pipeline = Pipeline(config, args.out, address=args.address, device=args.device,
                         progress=not args.quiet, **given(workers=args.workers))  # fmt: skip
     report = pipeline.run()
@@ -79,3 +87,16 @@ def run(args: argparse.Namespace) -> None:
     if args.preset == "debug":
         print("  a dream worth training in: --preset small (tens of minutes) or cpu (about an "
               "hour on 2 cores), with another --out")  # fmt: skip
+
+
+def _extra_policies(values: list[str]) -> dict[str, int]:
+    """``["hold:120"]`` -> ``{"hold": 120}`` (the Pipeline checks the names and counts)."""
+    policies = {}
+    for value in values:
+        name, _, episodes = value.partition(":")
+        if not name or not episodes.strip().lstrip("-").isdigit():
+            raise DreamgymError(
+                f"--extra-policy must be NAME:EPISODES (e.g. hold:120), got {value!r}"
+            )
+        policies[name] = int(episodes)
+    return policies
