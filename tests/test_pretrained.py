@@ -108,6 +108,8 @@ def test_short_names_work_on_the_command_line(tmp_path, capsys, monkeypatch):
     assert main([*argv, "--out", str(tmp_path / "e.json")]) == 0  # --out: where the JSON goes
     assert json.loads((tmp_path / "e.json").read_text())["episodes"] == 2
     assert capsys.readouterr().out.splitlines()[-1] == f"wrote {tmp_path / 'e.json'}"
+    assert main([*argv, "--out", str(tmp_path)]) == 0  # a directory: the JSON goes in it
+    assert json.loads((tmp_path / "evaluation-dream.json").read_text())["episodes"] == 2
 
     out = tmp_path / "evolve"
     argv = ["evolve", "--world-model", "pretrained:doom-takecover", "--init",

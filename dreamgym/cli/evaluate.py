@@ -42,8 +42,9 @@ def add_parser(commands) -> None:
     )
     evaluate.add_argument(
         "--out",
-        help="where the JSON of per-episode returns goes (default: "
-        "CONTROLLER/evaluation-BACKEND.json; ./NAME/evaluation-BACKEND.json for pretrained:NAME)",
+        help="where the JSON of per-episode returns goes: a file, or a directory to write "
+        "evaluation-BACKEND.json in (default: CONTROLLER/evaluation-BACKEND.json; "
+        "./NAME/evaluation-BACKEND.json for pretrained:NAME)",
     )
     evaluate.set_defaults(func=run)
 
@@ -57,8 +58,10 @@ def run(args: argparse.Namespace) -> None:
     load_agent(args.controller)  # a missing controller is named before anything is made
     backend = or_default(args.backend, evaluate_controller, "backend")
     seed = or_default(args.seed, evaluate_controller, "seed")
-    beside = output_beside(resolve_controller(args.controller), f"evaluation-{backend}.json")
-    out = Path(args.out or beside)
+    name = f"evaluation-{backend}.json"
+    out = Path(args.out) if args.out else output_beside(resolve_controller(args.controller), name)
+    if out.is_dir():
+        out = out / name
     check_writable_dir(out.parent)  # before the episodes, so that none are run for nothing
     returns = evaluate_controller(
         args.controller, backend=backend, world_model=args.world_model,

@@ -163,11 +163,10 @@ def _session_note(pid: int) -> Path:
 def _note_session() -> None:
     """Note this driver (pid and start time, against pid reuse) and its Ray session directory."""
     node = ray._private.worker.global_worker.node
-    me = psutil.Process()
-    note = {"pid": me.pid, "create_time": me.create_time(),
-            "session_dir": node.get_session_dir_path()}  # fmt: skip
+    pid = os.getpid()
+    note = {"pid": pid, "start": _start_stamp(pid), "session_dir": node.get_session_dir_path()}
     SESSIONS_DIR.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(_session_note(me.pid), note)
+    atomic_write_json(_session_note(pid), note)
 
 
 def _remove_session_dir(session_dir: str) -> None:
@@ -184,10 +183,22 @@ def _remove_session_dir(session_dir: str) -> None:
             latest.unlink()
 
 
-def _alive(pid: int, create_time: float) -> bool:
+def _start_stamp(pid: int) -> float:
+    """When process ``pid`` started, on a clock that no step of the wall clock moves: on Linux its
+    start in clock ticks since boot (``/proc/PID/stat``). psutil's ``create_time`` adds the boot
+    time, which moves when the wall clock is stepped (a VM resumed, NTP): a live driver then
+    looked dead, and the next run stopped it. Elsewhere, psutil's ``create_time``."""
+    if Path("/proc/self/stat").exists():
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return float(stat.rpartition(")")[2].split()[19])  # field 22, starttime
+    return psutil.Process(pid).create_time()
+
+
+def _alive(pid: int, start: float) -> bool:
+    """Whether the process that wrote a note (``pid`` and its :func:`_start_stamp`) still runs."""
     try:
-        return abs(psutil.Process(pid).create_time() - create_time) < 1e-3
-    except psutil.Error:
+        return _start_stamp(pid) == start
+    except (OSError, psutil.Error, IndexError, ValueError):
         return False
 
 
@@ -212,11 +223,11 @@ def reap_orphans() -> list[int]:
     for path in sorted(SESSIONS_DIR.glob("*.json")):
         try:
             note = json.loads(path.read_text())
-            pid, create_time, session_dir = note["pid"], note["create_time"], note["session_dir"]
+            pid, start, session_dir = note["pid"], note["start"], note["session_dir"]
         except (OSError, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)
             continue
-        if _alive(pid, create_time):
+        if _alive(pid, start):
             continue
         orphans = [p for p in psutil.process_iter()
                    if p.pid != os.getpid() and _uses(p, session_dir)]  # fmt: skip

@@ -283,3 +283,31 @@ def test_an_actor_whose_constructor_raises_is_an_error_not_a_retry_loop(ray_loca
 
     with pytest.raises(ray.exceptions.RayActorError, match="no env here"):
         ActorPool(ray.remote(num_cpus=1)(Broken).remote, 2)
+
+
+def test_a_live_driver_is_never_reaped_when_the_wall_clock_steps(tmp_path, monkeypatch):
+    """A note names its driver by pid and start; a stepped wall clock (a VM resumed) shifts
+    psutil's create_time of every process, and must not make a live driver look dead."""
+    import json
+
+    import psutil
+
+    from dreamgym.common import cluster
+
+    monkeypatch.setattr(cluster, "SESSIONS_DIR", tmp_path / "notes")
+    (tmp_path / "notes").mkdir()
+    session = tmp_path / "session_live"
+    session.mkdir()
+    (session / "log").write_text("")
+    with open(session / "log") as held:  # this process "uses" the session, as a driver does
+        live = {"pid": os.getpid(), "start": cluster._start_stamp(os.getpid()),
+                "session_dir": str(session)}  # fmt: skip
+        (tmp_path / "notes" / "live.json").write_text(json.dumps(live))
+        real = psutil.Process.create_time
+        monkeypatch.setattr(psutil.Process, "create_time", lambda self: real(self) + 2.0)
+        assert cluster.reap_orphans() == [] and held.readable()
+    assert (tmp_path / "notes" / "live.json").exists() and session.exists()
+    dead = {**live, "start": live["start"] - 1}  # the same pid, another start: a reused pid
+    (tmp_path / "notes" / "live.json").write_text(json.dumps(dead))
+    assert cluster.reap_orphans() == []  # nothing holds the session now: nothing to stop
+    assert not (tmp_path / "notes" / "live.json").exists() and not session.exists()
