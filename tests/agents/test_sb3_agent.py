@@ -46,6 +46,10 @@ def test_presets_are_declared_once_and_overrides_replace_them():
     assert debug.num_envs == 4 and debug.timesteps == AGENT_PRESETS["debug"]["timesteps"]
     assert agent_config(None, "carracing") == agent_config("carracing")
     assert agent_config(None, "doom-takecover").num_envs == 256
+    # The measured Doom recipe: the env's preset with 20M steps, nothing else changed.
+    assert agent_config("doom-takecover-20m") == agent_config(
+        "doom-takecover", overrides={"timesteps": 20_000_000}
+    )
     assert agent_config(None, "pusht") == AgentConfig()  # no preset of its own: the defaults
     assert agent_config("debug", overrides={"net_arch": [8, 8]}).net_arch == (8, 8)
     ppo = agent_config("carracing").algo_kwargs()
