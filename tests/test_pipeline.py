@@ -201,7 +201,12 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     from dreamgym.errors import DreamgymError
     from dreamgym.pipeline_config import preset_names
 
-    assert preset_names("doom-takecover") == ["debug", "small", "cpu", "paper"]
+    assert preset_names("doom-takecover") == ["debug", "small", "cpu", "paper", "cpu-hold"]
+    hold = pipeline_preset("cpu-hold", "doom-takecover")  # cpu with hold episodes beside
+    assert hold.extra_policies == {"hold": 120}
+    assert dataclasses.replace(hold, preset="cpu", extra_policies={}) == pipeline_preset(
+        "cpu", "doom-takecover"
+    )
     assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()
     driver = pipeline_preset("cpu-driver", "carracing")
     cpu = pipeline_preset("cpu", "carracing")
@@ -216,6 +221,9 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     r16 = pipeline_preset("cpu-driver-ensemble-r16", "carracing")
     assert (ensemble.members, ensemble.final_rollouts, r16.final_rollouts) == (3, None, 16)
     assert dataclasses.replace(r16, preset=ensemble.preset, final_rollouts=None) == ensemble
+    car_hold = pipeline_preset("cpu-driver-ensemble-hold", "carracing")
+    assert car_hold.extra_policies == {"hold": 40}
+    assert dataclasses.replace(car_hold, preset=ensemble.preset, extra_policies={}) == ensemble
     try:
         pipeline_preset("cpu-driver", "doom-takecover")
     except DreamgymError as exc:
