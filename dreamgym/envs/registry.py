@@ -231,7 +231,8 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
             # cpu-driver-ensemble with 40 episodes that hold one random action from start to
             # end beside the road driver's: the car circles, crawls off the road or stands,
             # which the road driver never does for long; the ensemble's final dreams forgave
-            # exactly that (the steering and idle probes: docs/carracing.md).
+            # exactly that (the steering and idle probes). Measured: the probes stay
+            # exploitable, and seeds move both ways (docs/carracing.md).
             "cpu-driver-ensemble-hold": {
                 "base": "cpu-driver-ensemble",
                 "extra_policies": {"hold": 40},
