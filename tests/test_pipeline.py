@@ -224,6 +224,8 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     car_hold = pipeline_preset("cpu-driver-ensemble-hold", "carracing")
     assert car_hold.extra_policies == {"hold": 40}
     assert dataclasses.replace(car_hold, preset=ensemble.preset, extra_policies={}) == ensemble
+    c8 = pipeline_preset("cpu-driver-ensemble-hold-c8", "carracing")  # 8 candidates, not 4
+    assert dataclasses.replace(c8, preset=car_hold.preset, candidates=4) == car_hold
     try:
         pipeline_preset("cpu-driver", "doom-takecover")
     except DreamgymError as exc:

@@ -237,6 +237,13 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
                 "base": "cpu-driver-ensemble",
                 "extra_policies": {"hold": 40},
             },
+            # cpu-driver-ensemble-hold choosing among 8 controllers evolved in its final dream
+            # (4 before): in one dream, evolution seeds land between about 200 and 650 in the
+            # real game, and the dream does not tell them apart.
+            "cpu-driver-ensemble-hold-c8": {
+                "base": "cpu-driver-ensemble-hold",
+                "candidates": 8,
+            },
         },
     ),  # fmt: skip
 }
