@@ -226,6 +226,9 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     assert dataclasses.replace(car_hold, preset=ensemble.preset, extra_policies={}) == ensemble
     c8 = pipeline_preset("cpu-driver-ensemble-hold-c8", "carracing")  # 8 candidates, not 4
     assert dataclasses.replace(c8, preset=car_hold.preset, candidates=4) == car_hold
+    x2 = pipeline_preset("cpu-driver-ensemble-220", "carracing")  # twice the road driver's
+    assert (x2.episodes, ensemble.episodes) == (220, 110)
+    assert dataclasses.replace(x2, preset=ensemble.preset, episodes=110) == ensemble
     try:
         pipeline_preset("cpu-driver", "doom-takecover")
     except DreamgymError as exc:

@@ -244,6 +244,13 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
                 "base": "cpu-driver-ensemble-hold",
                 "candidates": 8,
             },
+            # cpu-driver-ensemble with twice the road driver's episodes (220): in one dream,
+            # evolution seeds land hundreds apart in the real game, a dream not yet faithful
+            # enough to rank controllers; Dropout's Dream Land trained on 5,120 episodes.
+            "cpu-driver-ensemble-220": {
+                "base": "cpu-driver-ensemble",
+                "episodes": 220,
+            },
         },
     ),  # fmt: skip
 }
