@@ -239,7 +239,8 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
             },
             # cpu-driver-ensemble-hold choosing among 8 controllers evolved in its final dream
             # (4 before): in one dream, evolution seeds land between about 200 and 650 in the
-            # real game, and the dream does not tell them apart.
+            # real game, and the dream does not tell them apart. Measured on two seeds: no
+            # new candidate beat the first pick; more candidates do not rescue a dream.
             "cpu-driver-ensemble-hold-c8": {
                 "base": "cpu-driver-ensemble-hold",
                 "candidates": 8,
