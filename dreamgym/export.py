@@ -40,6 +40,7 @@ from dreamgym.common.pretrained import CONTROLLER_DIR, MODEL_CARD, resolve_path
 from dreamgym.dreams.core import resolve_done_mode
 from dreamgym.errors import CorruptFileError, DreamgymError
 from dreamgym.pipeline import final_products
+from dreamgym.pipeline_config import evaluation_seed
 from dreamgym.rollouts import RolloutDataset
 from dreamgym.worldmodels import bundle
 from dreamgym.worldmodels.checkpoint import META_KEY, read_checkpoint
@@ -274,12 +275,12 @@ def _card(name: str, run: Path, report: dict[str, Any], done_mode: str, agreemen
         f"| {base['policy']} (the collection policy) | real | {base['episodes']} | "
         f"{base['mean']:.1f} +- {base['std']:.1f} |",
         "",
-        "Measured by the pipeline with the float32 weights. Reproduce the real row with the "
-        "float16 export:",
+        "Measured by the pipeline with the float32 weights. Score the float16 export on the "
+        "same episodes:",
         "",
         "```bash",
         f"dreamgym evaluate --controller pretrained:{name} --backend real "
-        f"--episodes {real['episodes']}",
+        f"--episodes {real['episodes']} --seed {evaluation_seed(c.get('seed', 0))}",
         "```",
         "",
         "## Data and training",

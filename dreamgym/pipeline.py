@@ -48,7 +48,7 @@ from dreamgym.common.io import (
 )
 from dreamgym.common.seeding import derive_seed
 from dreamgym.errors import DreamgymError
-from dreamgym.pipeline_config import AGENTS, PipelineConfig, stage_names
+from dreamgym.pipeline_config import AGENTS, PipelineConfig, evaluation_seed, stage_names
 
 
 def _bundle_dir(out: Path, k: int) -> Path:
@@ -366,7 +366,7 @@ class Pipeline:
                 max_episode_steps=steps,
                 workers=self.workers,
                 address=self.address,
-                seed=c.seed + 1,
+                seed=evaluation_seed(c.seed),
                 done_mode=c.done_mode,
                 progress=self.progress,
             )
@@ -384,7 +384,7 @@ class Pipeline:
             out = self.out / ("baseline" if policy == c.policy else f"baseline-{policy}")
             collect(CollectConfig(
                 env=c.env, episodes=c.evaluate_episodes, out=out, policy=policy,
-                workers=self.workers, seed=c.seed + 1, max_episode_steps=c.real_steps,
+                workers=self.workers, seed=evaluation_seed(c.seed), max_episode_steps=c.real_steps,
                 address=self.address,
             ), progress=self.progress, label=f"baseline {policy} (real)")  # fmt: skip
             returns = np.array([e["return"] for e in RolloutDataset(out).entries])

@@ -98,6 +98,11 @@ class PipelineConfig:
 AGENTS = ("cmaes", "ppo", "sac", "td3")
 
 
+def evaluation_seed(seed: int) -> int:
+    """Base seed of a run's evaluate and baseline episodes: apart from the collection's ``seed``."""
+    return seed + 1
+
+
 def stage_names(config: PipelineConfig) -> list[str]:
     """The stages of a run, in order (iteration K adds collect_K, train_mdnrnn_K, evolve_K; an
     SB3 agent replaces the last evolve[_K] by train_agent[_K])."""

@@ -106,6 +106,8 @@ def check_export(run, tmp_path):
     assert result.returncode == 0, result.stderr
     card = (export / "MODEL_CARD.md").read_text()
     assert "| this controller | real | 4 |" in card and "| brownian (the collection policy)" in card
+    # the card's command scores the export on the pipeline's own evaluation episodes (seed 0 + 1)
+    assert "--backend real --episodes 4 --seed 1\n" in card
     assert "agree with the float32 original's within 0.05 on 100.00% of steps" in card
     assert card_checksums(export) == checksums(export) and len(checksums(export)) == 6
     for text in (card, (export / "bundle.json").read_text()):  # no path of this machine
