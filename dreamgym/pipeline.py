@@ -18,6 +18,7 @@ baseline -> fidelity -> render.
                              (other evolution seeds); the select stage keeps the best in real play
       agent[-K]/             with agent ppo, sac or td3: the SB3 agent trained in the final dream
                              in place of its evolution                (dreamgym train agent)
+      agent[-K]-cJ/          with an agent and candidates > 1: more agents (other seeds)
       baseline/              real episodes of the collection policy (the random baseline)
       baseline-NAME/         real episodes of each of extra_policies, on the same seeds
       fidelity/              the final dream's fidelity report           (dreamgym fidelity)
@@ -60,16 +61,19 @@ def _evolve_dir(out: Path, k: int, candidate: int = 0) -> Path:
     return out / (name if candidate == 0 else f"{name}-c{candidate}")
 
 
-def _agent_dir(out: Path, k: int) -> Path:
-    return out / ("agent" if k == 0 else f"agent-{k}")
+def _agent_dir(out: Path, k: int, candidate: int = 0) -> Path:
+    name = "agent" if k == 0 else f"agent-{k}"
+    return out / (name if candidate == 0 else f"{name}-c{candidate}")
 
 
 def _final_controller(out: Path, config: dict[str, Any], stages: dict[str, Any]) -> Path:
-    """The SB3 agent, the select stage's choice, or else the ES mean of the last evolution."""
+    """The select stage's choice, else the SB3 agent, else the ES mean of the last evolution."""
+    chosen = stages.get("select", {}).get("chosen")
+    if chosen:
+        return out / chosen
     if config.get("agent", "cmaes") != "cmaes":
         return _agent_dir(out, config["iterations"])
-    chosen = stages.get("select", {}).get("chosen")
-    return out / chosen if chosen else _evolve_dir(out, config["iterations"]) / "mean"
+    return _evolve_dir(out, config["iterations"]) / "mean"
 
 
 def final_products(run: str | Path) -> tuple[Path, Path, dict[str, Any]]:
@@ -109,11 +113,6 @@ class Pipeline:
             others = [n for n in BUILTIN_POLICIES if n != config.policy]
             validate.choice("extra policy", name, others)
             validate.integer(f"extra_policies[{name!r}]", episodes)
-        if config.agent != "cmaes" and config.candidates > 1:
-            raise DreamgymError(
-                f"candidates > 1 selects among evolved controllers; agent {config.agent!r} "
-                "trains one SB3 agent (use candidates=1)"
-            )
         check_writable_dir(self.out)
         self.state = self._read_state()
         saved = self.state.get("config")
@@ -295,17 +294,18 @@ class Pipeline:
                 "temperature": settings.temperature, "warm_start": init is not None,
                 "seed": c.seed + k + candidate, "rollouts": rollouts}  # fmt: skip
 
-    def _stage_train_agent(self, k: int) -> dict[str, Any]:
+    def _stage_train_agent(self, k: int, candidate: int = 0) -> dict[str, Any]:
         from dreamgym.agents.sb3_agent import train_agent
 
         c = self.config
         preset = c.agent_preset or ("debug" if c.preset == "debug" else None)
-        overrides = {"algo": c.agent, "seed": c.seed + k, "temperature": c.temperature,
+        seed = c.seed + k + candidate
+        overrides = {"algo": c.agent, "seed": seed, "temperature": c.temperature,
                      "done_mode": c.done_mode, "observation_mode": c.observation_mode,
                      "max_episode_steps": c.dream_steps}  # fmt: skip
         _, meta = train_agent(
             self.bundle(k),
-            _agent_dir(self.out, k),
+            _agent_dir(self.out, k, candidate),
             preset=preset,
             overrides=overrides,
             device=self.device,
@@ -314,21 +314,24 @@ class Pipeline:
         returns = [float(r) for r in meta.get("episode_returns", [])]
         return {"algo": meta["algo"], "timesteps": meta["timesteps"],
                 "temperature": meta["config"]["temperature"],
-                "preset": meta.get("preset"), "seed": c.seed + k,
+                "preset": meta.get("preset"), "seed": seed,
                 "dream_return": float(np.mean(returns)) if returns else None}  # fmt: skip
 
     def _stage_select(self, k: int) -> dict[str, Any]:
-        """Evolve ``candidates - 1`` more controllers in the final dream, score each on
-        ``select_episodes`` real episodes (seeds the evaluation does not use) and keep the best."""
+        """Evolve ``candidates - 1`` more controllers (or train as many more SB3 agents) in the
+        final dream, score each on ``select_episodes`` real episodes (seeds the evaluation does
+        not use) and keep the best."""
         from dreamgym.agents.evaluate import evaluate_controller
 
         c, k = self.config, self.config.iterations
+        agent = c.agent != "cmaes"
+        stage = ("train_agent" if agent else "evolve") + (f"_{k}" if k else "")
         results = []
         for j in range(c.candidates):
-            controller = self.evolve_dir(k, j) / "mean"
-            evolved = self.state["stages"][f"evolve_{k}" if k else "evolve"]
-            if j > 0:  # each evolution resumes by itself after a kill
-                evolved = self._stage_evolve(k, j)
+            controller = _agent_dir(self.out, k, j) if agent else self.evolve_dir(k, j) / "mean"
+            trained = self.state["stages"][stage]
+            if j > 0:  # each evolution or agent resumes by itself after a kill
+                trained = self._stage_train_agent(k, j) if agent else self._stage_evolve(k, j)
             saved = controller / "selection-real.json"
             if saved.exists():
                 returns = np.array(json.loads(saved.read_text())["returns"])
@@ -345,10 +348,11 @@ class Pipeline:
                     label=f"select {j + 1}/{c.candidates} (real)",
                 )
                 atomic_write_json(saved, {**_scores(returns), "returns": returns.tolist()})
+            dream = ({"dream_return": trained["dream_return"]} if agent
+                     else {"dream_best_fitness": trained["best_fitness"]})  # fmt: skip
             results.append({"controller": str(controller.relative_to(self.out)),
-                            "evolution_seed": c.seed + k + j,
-                            "dream_best_fitness": evolved["best_fitness"],
-                            **_scores(returns)})  # fmt: skip
+                            "seed" if agent else "evolution_seed": c.seed + k + j,
+                            **dream, **_scores(returns)})  # fmt: skip
         best = max(results, key=lambda r: r["mean"])
         return {"candidates": results, "chosen": best["controller"]}
 
@@ -497,9 +501,13 @@ def _markdown(report: dict[str, Any]) -> str:
     if "select" in s:
         x = s["select"]
         scores = ", ".join(f"`{r['controller']}` {r['mean']:.1f}" for r in x["candidates"])
+        agent = c.get("agent", "cmaes") != "cmaes"
+        who = (f"{c['agent'].upper()} agents trained" if agent
+               else "controllers evolved")  # fmt: skip
+        seeds = ", ".join(str(r["seed" if agent else "evolution_seed"]) for r in x["candidates"])
         lines.append(
-            f"- Selection: {len(x['candidates'])} controllers evolved in the final dream "
-            f"(evolution seeds {', '.join(str(r['evolution_seed']) for r in x['candidates'])}), "
+            f"- Selection: {len(x['candidates'])} {who} in the final dream "
+            f"({'' if agent else 'evolution '}seeds {seeds}), "
             f"each scored on {c['select_episodes']} real episodes: {scores}; kept "
             f"`{x['chosen']}` (scored again below on other seeds)"
         )

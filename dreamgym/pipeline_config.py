@@ -51,7 +51,10 @@ class PipelineConfig:
     with), at the agent preset ``agent_preset`` (default: ``debug`` for the debug pipeline, else
     the env's, see ``dreamgym.agents.sb3_config.agent_config``); ``dream_steps``,
     ``temperature``, ``done_mode``, ``observation_mode`` and ``seed`` apply to it as to the
-    evolution.
+    evolution. With ``candidates`` > 1 the select stage trains that many agents (seeds one apart)
+    and keeps the one that scores best in ``select_episodes`` real episodes, as for controllers:
+    on Doom, five PPO seeds in one dream scored 418 to 743 in the game with dream returns that
+    did not tell them apart (docs/agents.md).
     """
 
     env: str

@@ -146,6 +146,8 @@ CASES = [
     (["pipeline", "--env", "doom-takecover", "--preset", "cpu-driver", "--out", "OUT/p"], "unknown pipeline preset 'cpu-driver' for doom-takecover"),  # noqa: E501
     (["pipeline", "--env", "doom-takecover", "--extra-policy", "hold", "--out", "OUT/p"], "--extra-policy must be NAME:EPISODES (e.g. hold:120), got 'hold'"),  # noqa: E501
     (["pipeline", "--env", "doom-takecover", "--extra-policy", "repeat:5", "--out", "OUT/p"], "extra policy must be one of"),  # noqa: E501
+    (["pipeline", "--env", "doom-takecover", "--candidates", "3", "--out", "OUT/p"], "--candidates 3 needs --select-episodes N (the real episodes that score each candidate); preset 'debug' has none"),  # noqa: E501
+    (["pipeline", "--env", "doom-takecover", "--candidates", "0", "--out", "OUT/p"], "candidates must be an integer >= 1, got 0"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--timesteps", "0"], "timesteps must be an integer >= 1, got 0"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--num-envs", "-2"], "num_envs must be an integer >= 1, got -2"),  # noqa: E501
     (["train", "agent", "--world-model", "BUNDLE", "--out", "OUT/a", "--lr", "0"], "learning_rate must be a finite number > 0, got 0.0"),  # noqa: E501

@@ -318,7 +318,6 @@ def test_an_sb3_agent_replaces_the_final_evolution(tmp_path, ray_local):
     """--agent ppo: the final dream trains a PPO agent; evaluate, fidelity and the videos use it."""
     import dataclasses
 
-    from dreamgym.errors import DreamgymError
     from dreamgym.pipeline import Pipeline, final_products
 
     config = dataclasses.replace(
@@ -327,8 +326,6 @@ def test_an_sb3_agent_replaces_the_final_evolution(tmp_path, ray_local):
         real_steps=20, render_steps=10, fidelity_episodes=8, fidelity_real_episodes=1,
         agent="ppo",
     )  # fmt: skip
-    with pytest.raises(DreamgymError, match="candidates > 1 selects among evolved controllers"):
-        Pipeline(dataclasses.replace(config, candidates=2, select_episodes=2), tmp_path / "bad")
     pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
     assert pipeline.stages[:4] == ["collect", "train_vae", "train_mdnrnn", "train_agent"]
     report = pipeline.run()
@@ -347,6 +344,35 @@ def test_an_sb3_agent_replaces_the_final_evolution(tmp_path, ray_local):
     assert "- PPO agent (dream, tau 1): 256 dream steps" in text
     assert "| PPO agent, trained in the dream | real | 2 |" in text
     assert "agent " in (tmp_path / "fidelity" / "fidelity.md").read_text()
+
+
+def test_select_keeps_the_agent_that_scores_best_in_the_real_game(tmp_path, ray_local):
+    """--agent ppo with candidates: agents of other seeds in the final dream; the real episodes
+    choose, and the stages after it use the chosen agent."""
+    import dataclasses
+
+    from dreamgym.pipeline import Pipeline, final_products
+
+    config = dataclasses.replace(
+        pipeline_preset("debug", "carracing"), episodes=3, max_steps=60, dream_steps=20,
+        vae_overrides={"epochs": 1}, mdnrnn_overrides={"epochs": 2}, evaluate_episodes=1,
+        real_steps=20, agent="ppo", candidates=2, select_episodes=2, seed=3,
+    )  # fmt: skip
+    pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
+    assert pipeline.stages[3:6] == ["train_agent", "select", "evaluate"]
+    pipeline.run(stop_after="evaluate")
+    select = pipeline.state["stages"]["select"]
+    candidates = select["candidates"]
+    assert [r["controller"] for r in candidates] == ["agent", "agent-c1"]
+    assert [r["seed"] for r in candidates] == [3, 4]
+    assert [json.loads((tmp_path / r["controller"] / "agent.json").read_text())["config"]["seed"]
+            for r in candidates] == [3, 4]  # fmt: skip
+    assert all(r["episodes"] == 2 and "dream_return" in r for r in candidates)
+    assert select["chosen"] == max(candidates, key=lambda r: r["mean"])["controller"]
+    assert pipeline.controller == final_products(tmp_path)[1] == tmp_path / select["chosen"]
+    assert (tmp_path / select["chosen"] / "evaluation-real.json").exists()
+    text = (tmp_path / "report.md").read_text()
+    assert "- Selection: 2 PPO agents trained in the final dream (seeds 3, 4)" in text
 
 
 def test_extra_policies_add_data_for_m_and_rows_to_the_baseline(tmp_path, ray_local):

@@ -43,6 +43,16 @@ def add_parser(commands) -> None:
         "an SB3 agent trained in the final dream (docs/agents.md)",
     )  # fmt: skip
     pipeline.add_argument(
+        "--candidates", type=int, metavar="K",
+        help="train K controllers (or agents) in the final dream with seeds one apart and keep "
+        "the one that scores best in --select-episodes real episodes (default: the preset's)",
+    )  # fmt: skip
+    pipeline.add_argument(
+        "--select-episodes", type=int, metavar="N",
+        help="real episodes that score each candidate, on seeds the evaluation does not use "
+        "(default: the preset's)",
+    )  # fmt: skip
+    pipeline.add_argument(
         "--extra-policy", action="append", metavar="NAME:EPISODES",
         help="also collect EPISODES episodes of the built-in policy NAME beside the preset's "
         "(e.g. hold:120; M trains on them, the baseline scores them; repeatable; replaces the "
@@ -66,6 +76,15 @@ def run(args: argparse.Namespace) -> None:
         config = dataclasses.replace(config, seed=args.seed)
     if args.agent is not None:
         config = dataclasses.replace(config, agent=args.agent)
+    if args.candidates is not None:
+        config = dataclasses.replace(config, candidates=args.candidates)
+    if args.select_episodes is not None:
+        config = dataclasses.replace(config, select_episodes=args.select_episodes)
+    if config.candidates > 1 and config.select_episodes < 1 and args.select_episodes is None:
+        raise DreamgymError(
+            f"--candidates {config.candidates} needs --select-episodes N (the real episodes that "
+            f"score each candidate); preset {args.preset!r} has none"
+        )
     if args.extra_policy:
         config = dataclasses.replace(config, extra_policies=_extra_policies(args.extra_policy))
     pipeline = Pipeline(config, args.out, address=args.address, device=args.device,
