@@ -13,7 +13,10 @@ One row per env and preset, each from one source:
 - a committed neural agent under ``docs/results/NAME/`` (``dreamgym train agent``): its
   ``agent.json``, its real score (``evaluation-real.json``, written by ``dreamgym evaluate
   --out``), the collection policy's returns on the same episode seeds (``baseline-real.json``:
-  ``policy`` and ``returns``) and a ``run.json`` with ``hardware`` and ``minutes`` (training).
+  ``policy`` and ``returns``) and a ``run.json`` with ``hardware`` and ``minutes`` (training);
+  an agent chosen among several seeds by their real scores has a ``selection.json`` beside it
+  (``candidates``: each seed's ``seed``, ``episodes`` and ``mean``; its ``evaluation-real.json``
+  is on other episode seeds).
 
 A shipped model's card is the row of its env, preset and seed; a committed run adds the rows
 that no card covers (independent runs of one preset, with other seeds, each get a row).
@@ -204,17 +207,21 @@ def agent_row(folder: Path, run: dict[str, Any]) -> dict[str, str]:
     real = json.loads((folder / "evaluation-real.json").read_text())
     base = json.loads((folder / "baseline-real.json").read_text())
     base_mean = sum(base["returns"]) / len(base["returns"])
+    label = f"{agent['algo']} `{agent['preset']}`, {agent['timesteps'] / 1e6:.0f}M dream steps"
+    time = f"{run['minutes']:.1f} min training"
+    if (folder / "selection.json").exists():  # the best of several seeds in real episodes
+        chosen = json.loads((folder / "selection.json").read_text())["candidates"]
+        label += (f", the best of {len(chosen)} seeds on {chosen[0]['episodes']} real "
+                  "episodes, scored again on others")  # fmt: skip
+        time = f"{run['minutes']:.1f} min training the {len(chosen)} and choosing"
     return {
         "env": agent["env"],
-        "preset": _preset(
-            f"{agent['algo']} `{agent['preset']}`, {agent['timesteps'] / 1e6:.0f}M dream steps",
-            agent.get("config", {}).get("seed", 0),
-        ),
+        "preset": _preset(label, agent.get("config", {}).get("seed", 0)),
         "score": f"**{real['mean']:.1f} +- {real['std']:.1f}** ({real['episodes']}; "
         f"{_versus(real['mean'], base_mean)})",
         "baseline": f"{base['policy']}: {_mean_std(base['returns'])}",
         "hardware": run["hardware"],
-        "time": f"{run['minutes']:.1f} min training",
+        "time": time,
         "source": f"[agent]({_link(folder / 'agent.json')})",
     }
 

@@ -108,6 +108,12 @@ def test_an_agent_row_reads_its_evaluation_and_the_collection_policys_returns(tm
     assert row["score"] == "**700.0 +- 10.0** (100; 2.00x)"
     assert row["baseline"] == "repeat: 350.0 +- 50.0 (2)"
     assert row["time"] == "18.4 min training"
+    candidates = [{"seed": s, "episodes": 20, "mean": m} for s, m in ((5, 493.3), (6, 1013.8))]
+    (tmp_path / "selection.json").write_text(json.dumps({"candidates": candidates}))
+    chosen = results.agent_row(tmp_path, {"hardware": "h", "minutes": 66.5})
+    assert chosen["preset"] == ("ppo `doom-takecover`, 20M dream steps, the best of 2 seeds on 20 "
+                                "real episodes, scored again on others")  # fmt: skip
+    assert chosen["time"] == "66.5 min training the 2 and choosing"
 
 
 def test_committed_runs_add_rows_no_card_covers(tmp_path):
