@@ -248,7 +248,8 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
             # cpu-driver-ensemble with twice the road driver's episodes (220): in one dream,
             # evolution seeds land hundreds apart in the real game, a dream not yet faithful
             # enough to rank controllers; Dropout's Dream Land trained on 5,120 episodes.
-            # Measured on seed 2: 784.3 over 100 real tracks, where 110 episodes gave 473.6.
+            # Measured over 100 real tracks: seed 2 784.3 (110 episodes: 473.6), seed 0 564.3
+            # (480.6).
             "cpu-driver-ensemble-220": {
                 "base": "cpu-driver-ensemble",
                 "episodes": 220,
