@@ -19,7 +19,9 @@ One row per env and preset, each from one source:
   is on other episode seeds).
 
 A shipped model's card is the row of its env, preset and seed; a committed run adds the rows
-that no card covers (independent runs of one preset, with other seeds, each get a row).
+that no card covers (independent runs of one preset, with other seeds, each get a row). A
+committed pipeline run of a preset that no shipped model was made with is an ablation: the docs
+pages cite it, the README's table does not (it shows the recipes users get, with every seed).
 ``--check`` exits with status 1 when the README's table is not the generated one
 (``tests/test_docs.py`` asserts the same).
 """
@@ -132,6 +134,7 @@ def card_row(card: Path) -> dict[str, str]:
     rel, seed = _link(card), _SEED.search(text)
     return {
         "env": made["env"],
+        "recipe": made["preset"],
         "preset": _preset(made["preset"], int(seed["seed"]) if seed else 0),
         "score": f"**{controller['mean']} +- {controller['std']}** ({controller['episodes']}; "
         f"{_versus(real, base)})",
@@ -155,6 +158,7 @@ def pipeline_row(report: dict[str, Any], run: dict[str, Any], where: str) -> dic
     minutes = sum(x["seconds"] for x in s.values()) / 60
     return {
         "env": c["env"],
+        "recipe": c["preset"],
         "preset": _preset(c["preset"], c.get("seed", 0)),
         "score": f"**{real['mean']:.1f} +- {real['std']:.1f}** ({real['episodes']}; "
         f"{_versus(real['mean'], base['mean'])})",
@@ -248,16 +252,20 @@ def result_row(folder: Path) -> dict[str, str]:
 
 
 def rows(pretrained: Path = PRETRAINED, results: Path = RESULTS) -> list[dict[str, str]]:
-    """Every row: the shipped models' cards, then the committed runs no card covers."""
+    """Every row, by env: the shipped model's card, then the committed runs no card covers,
+    leaving out pipeline runs of presets no shipped model was made with (ablations)."""
     found = [card_row(card) for card in sorted(pretrained.glob("*/MODEL_CARD.md"))]
     seen = {(r["env"], r["preset"]) for r in found}
+    shipped = {(r["env"], r["recipe"]) for r in found if "recipe" in r}
     folders = sorted(p for p in results.iterdir() if p.is_dir()) if results.is_dir() else []
     for folder in folders:
         row = result_row(folder)
+        if "recipe" in row and (row["env"], row["recipe"]) not in shipped:
+            continue
         if (row["env"], row["preset"]) not in seen:
             seen.add((row["env"], row["preset"]))
             found.append(row)
-    return found
+    return sorted(found, key=lambda r: r["env"])  # stable: each env's card first
 
 
 def table(pretrained: Path = PRETRAINED, results: Path = RESULTS) -> str:

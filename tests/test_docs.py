@@ -116,14 +116,14 @@ def test_an_agent_row_reads_its_evaluation_and_the_collection_policys_returns(tm
     assert chosen["time"] == "66.5 min training the 2 and choosing"
 
 
-def test_committed_runs_add_rows_no_card_covers(tmp_path):
+def test_committed_runs_add_the_shipped_recipes_other_seeds_not_ablations(tmp_path):
     cards = tmp_path / "pretrained"
     shutil.copytree(ROOT / "dreamgym" / "pretrained" / "doom-takecover", cards / "doom-takecover",
                     ignore=shutil.ignore_patterns("*.safetensors", "controller"))  # fmt: skip
     runs = tmp_path / "results"
     for name, file, report, preset, *seed in (
         ("a-doom", "report.json", pipeline_report(1, 1), "cpu"),
-        ("b-doom", "report.json", pipeline_report(1, 1), None),
+        ("b-doom", "report.json", pipeline_report(1, 1), None),  # no shipped model's preset
         ("c-pusht", "plan.json", plan_report(True), None),
         ("d-doom", "report.json", pipeline_report(2, 1), "cpu", 1),  # another seed: its own row
     ):
@@ -137,11 +137,10 @@ def test_committed_runs_add_rows_no_card_covers(tmp_path):
     found = results.rows(cards, runs)
     assert [(r["env"], r["preset"]) for r in found] == [
         ("doom-takecover", "cpu"),
-        ("doom-takecover", "small"),
-        ("pusht", "m"),
         ("doom-takecover", "cpu (seed 1)"),
+        ("pusht", "m"),
     ]
-    assert found[1]["source"].endswith("b-doom/report.json)")
+    assert found[1]["source"].endswith("d-doom/report.json)")
 
 
 def test_a_run_without_its_hardware_is_refused(tmp_path):
