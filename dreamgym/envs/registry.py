@@ -249,7 +249,7 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
             # evolution seeds land hundreds apart in the real game, a dream not yet faithful
             # enough to rank controllers; Dropout's Dream Land trained on 5,120 episodes.
             # Measured over 100 real tracks: seed 2 784.3 (110 episodes: 473.6), seed 0 564.3
-            # (480.6).
+            # (480.6), seed 1 362.7 (751.7); the shipped pretrained:carracing is seed 2's run.
             "cpu-driver-ensemble-220": {
                 "base": "cpu-driver-ensemble",
                 "episodes": 220,
