@@ -23,7 +23,12 @@ Differences from the papers, on purpose:
   goal cost as the mean absolute distance of the representations, for models that offer it
   (``energies``: the latent models do; by default their cost is DINO-WM's MSE);
 - MPPI's lambda is ``temperature`` times the standard deviation of the iteration's costs, so one
-  setting suits every model's cost scale (Williams et al. fix lambda in the cost's units).
+  setting suits every model's cost scale (Williams et al. fix lambda in the cost's units);
+- ``ensemble`` is VLA-0's ensemble of overlapping action chunks (Goyal et al. 2025), taken from
+  a policy to a planner: the action executed at a step is the mean of what the last
+  ``ensemble`` plans said for that step (each plan is a chunk of ``horizon`` actions), so one
+  plan's noise moves the agent less. VLA-0 averages the chunks a policy predicts; here they are
+  CEM's plans, each warm-started from the one before.
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ class PlannerConfig:
         temperature: MPPI's lambda, in standard deviations of an iteration's costs.
         energy: the goal cost's distance, for a model that offers several (its ``energies``):
             ``mse`` (DINO-WM) or ``l1`` (V-JEPA 2-AC); None: the model's default.
+        ensemble: the executed action is the mean of the actions the last ``ensemble`` plans
+            chose for this step (VLA-0's chunk ensemble; 1: the latest plan's alone).
     """
 
     method: str = "cem"
@@ -75,11 +82,12 @@ class PlannerConfig:
     execute: int = 5
     temperature: float = 0.1
     energy: str | None = None
+    ensemble: int = 1
 
     def check(self) -> None:
         if self.method not in PLANNERS:
             raise DreamgymError(f"planner must be one of {PLANNERS}, got {self.method!r}")
-        for name in ("horizon", "samples", "elites", "iterations", "execute"):
+        for name in ("horizon", "samples", "elites", "iterations", "execute", "ensemble"):
             validate.integer(f"planner {name}", getattr(self, name))
         if self.elites > self.samples:
             raise DreamgymError(
@@ -271,8 +279,9 @@ class PlannerPolicy:
         self.budget = None if budget is None else int(budget) // self.block  # model steps
         self.proprio = None
         self.goal = None if goal_frame is None else self._encode(goal_frame, goal_proprio)
+        chunks = f", {config.ensemble} chunks" if config.ensemble > 1 else ""
         self.label = (f"{config.method} planner ({config.samples} x {config.iterations}, "
-                      f"h={config.horizon})")  # fmt: skip
+                      f"h={config.horizon}{chunks})")  # fmt: skip
         self.reset(seed)
 
     def _proprio_kwargs(self, proprio: np.ndarray | None) -> dict[str, Any]:
@@ -302,6 +311,7 @@ class PlannerPolicy:
         self.queue: list[np.ndarray] = []  # real actions left of the current block
         self.block_action: torch.Tensor | None = None
         self.plan: torch.Tensor | None = None
+        self.chunks: list[tuple[int, torch.Tensor]] = []  # (model step made at, plan), newest last
         self.steps_since_plan = 0
         self.steps = 0  # model steps taken
         self.plan_seconds: list[float] = []
@@ -329,7 +339,11 @@ class PlannerPolicy:
             self.plan, _ = self.planner.plan(self.state, self.goal, rest, horizon)
             self.plan_seconds.append(time.perf_counter() - start)
             self.steps_since_plan = 0
-        self.block_action = self.plan[self.steps_since_plan]
+            self.chunks = [*self.chunks, (self.steps, self.plan)][-self.config.ensemble :]
+        # The latest plan always covers this step; older chunks join where they reach it.
+        said = [plan[self.steps - made] for made, plan in self.chunks
+                if self.steps - made < len(plan)]  # fmt: skip
+        self.block_action = torch.stack(said).mean(0)
         self.steps_since_plan += 1
         self.steps += 1
         actions = self.block_action.cpu().numpy().astype(np.float32)

@@ -15,7 +15,16 @@ from dreamgym.cli.common import (
 from dreamgym.presets import preset, preset_names
 
 # The fields of PlannerConfig that flags set (their types and help: PlannerConfig's).
-PLANNER_FLAGS = ("method", "samples", "iterations", "horizon", "execute", "temperature", "energy")
+PLANNER_FLAGS = (
+    "method",
+    "samples",
+    "iterations",
+    "horizon",
+    "execute",
+    "ensemble",
+    "temperature",
+    "energy",
+)
 PLANNER_RENAME = {"method": "--planner"}
 
 

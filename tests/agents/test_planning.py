@@ -151,6 +151,30 @@ def test_mpc_with_a_perfect_model_reaches_its_goals_and_random_does_not(method):
     assert reached["planner"] == 6 and reached["random"] <= 1
 
 
+def test_a_chunk_ensemble_executes_the_mean_of_the_plans_that_cover_the_step():
+    goal = draw(np.array([0.8, 0.3]))
+    config = planner_preset("debug", horizon=4, ensemble=2)
+    policy = PlannerPolicy(PointMass(), config, goal, seed=0, budget=40)
+    env = PointMassEnv()
+    frame = env.reset([0.5, 0.5])
+    policy.act(frame)  # one plan: its first action alone
+    assert torch.equal(policy.block_action, policy.plan[0])
+    first = policy.plan
+    frame = env.step(policy.block_action.numpy())
+    policy.act(frame)  # the new plan's first action and the old plan's second, averaged
+    assert not torch.equal(policy.plan[0], first[1])
+    assert torch.allclose(policy.block_action, (first[1] + policy.plan[0]) / 2)
+    assert "2 chunks" in policy.label
+    with pytest.raises(DreamgymError, match="planner ensemble"):
+        planner_preset("debug", ensemble=0)
+
+
+def test_mpc_with_a_chunk_ensemble_still_reaches_its_goals():
+    rng = np.random.default_rng(0)
+    config = planner_preset("cpu", horizon=8, samples=64, elites=8, iterations=6, ensemble=3)
+    assert reach(PointMass(), rng.uniform(0.15, 0.85, (6, 2)), config, rng)["planner"] == 6
+
+
 @pytest.mark.slow
 def test_a_tiny_trained_model_plans_better_than_random():
     model = LearnedPointMass(seed=0)
@@ -191,11 +215,12 @@ def test_plan_command_on_push_t_scores_planner_random_and_oracle(pusht_data, tmp
                  "3", "--preset", "debug", "--goal-offset", "10", "--budget", "10",
                  "--proprio-weight", "5", "--videos", "1", "--out", str(out),
                  "--planner", "mppi", "--temperature", "0.2", "--energy", "l1",
-                 "--quiet"]) == 0  # fmt: skip
+                 "--ensemble", "2", "--quiet"]) == 0  # fmt: skip
     report = json.loads((out / "plan.json").read_text())
     assert report["planner"]["proprio_weight"] == 5.0 and report["pairs"] == 3
-    assert (report["planner"]["method"], report["planner"]["temperature"],
-            report["planner"]["energy"]) == ("mppi", 0.2, "l1")  # fmt: skip
+    planner = report["planner"]
+    assert (planner["method"], planner["temperature"], planner["energy"],
+            planner["ensemble"]) == ("mppi", 0.2, "l1", 2)  # fmt: skip
     assert set(report["policies"]) == {"planner", "random", "oracle"}
     assert all(len(p["results"]) == 3 for p in report["policies"].values())
     # Replaying the recorded actions reaches the recorded goal: the protocol is sound.
