@@ -37,21 +37,18 @@ from typing import Any
 from dreamgym.common import validate
 from dreamgym.worldmodels.latent.config import LatentConfig
 
+_CPU: dict[str, Any] = dict(
+    encoder="pixels", pixel_grid=16, predictor="conv", conv_channels=32, rollout=3, epochs=40,
+    batch_size=64, lr=1e-3, lr_schedule="cosine", weight_decay=1e-3, windows_per_epoch=5120,
+)  # fmt: skip
+
 LATENT_PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(
         encoder="dinov2", image_size=196, dropout=0.1, epochs=100, batch_size=32, lr=5e-4,
         weight_decay=1e-2,
     ),
-    "cpu": dict(
-        encoder="pixels", pixel_grid=16, predictor="conv", conv_channels=32, rollout=3,
-        epochs=40, batch_size=64, lr=1e-3, lr_schedule="cosine", weight_decay=1e-3,
-        windows_per_epoch=5120,
-    ),
-    "cpu-long": dict(
-        encoder="pixels", pixel_grid=16, predictor="conv", conv_channels=32, rollout=3,
-        epochs=72, batch_size=64, lr=1e-3, lr_schedule="cosine", weight_decay=1e-3,
-        windows_per_epoch=5120,
-    ),
+    "cpu": _CPU,
+    "cpu-long": {**_CPU, "epochs": 72},
     "cpu-vit": dict(
         patch_size=16, vit_dim=128, vit_depth=4, vit_heads=4, dropout=0.1, residual=True,
         epochs=40, batch_size=64, lr=5e-4, lr_schedule="cosine", weight_decay=1e-3,
