@@ -14,7 +14,8 @@ Each preset is the settings it differs from :class:`LatentConfig`'s defaults in
   drift to suit the predictor, and the convolution learns contact once for every place in
   the frame (``docs/planning.md``);
 - ``cpu-long``: ``cpu`` trained for 72 epochs instead of 40, about 47 minutes on one CPU
-  thread: on held-out Push-T pairs it plans more of the long pushes (``docs/planning.md``);
+  thread: ahead of ``cpu`` on two held-out Push-T pair sets, each time within the noise of
+  50 pairs (``docs/planning.md``);
 - ``cpu-vit``: LeWM's recipe at a size 2 CPU cores can train (the ``cpu`` preset's
   earlier recipe, see CHANGELOG.md): a tiny ViT trained jointly with SIGReg, its CLS token
   the latent, history 3, frameskip 5, DINO-WM's predictor shape (dropout 0.1) on one token
