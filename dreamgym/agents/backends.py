@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from dreamgym.agents.controller import ControllerSpec, to_actions, unflatten
+from dreamgym.common import validate
 from dreamgym.dreams.core import DreamCore, run_episodes
 from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import WorldModel
@@ -31,6 +32,11 @@ class DreamBackend:
         done_mode: the dream's done rule (default: see ``dreams.core.resolve_done_mode``).
         dropout: the dream's inference dropout (default: the model's own).
         ensemble: with several Ms, each dream episode draws its M (False: member 0 only).
+        ensemble_fitness: with several Ms (and ``ensemble``), ``"mean"``: each of a candidate's
+            R episodes draws its M; ``"worst"``: the candidate plays its R episodes in every
+            one of the K Ms (K x the episodes), and its returns are those of the M in which
+            their mean is lowest, so a controller is scored by the world it does worst in and
+            cannot profit from an error that only some Ms make.
     """
 
     def __init__(
@@ -42,6 +48,7 @@ class DreamBackend:
         done_mode: str | None = None,
         dropout: float | None = None,
         ensemble: bool = True,
+        ensemble_fitness: str = "mean",
     ) -> None:
         self.model = model
         self.spec = spec
@@ -50,26 +57,37 @@ class DreamBackend:
         self.done_mode = done_mode
         self.dropout = dropout
         self.ensemble = ensemble
+        self.ensemble_fitness = validate.choice("ensemble fitness", ensemble_fitness,
+                                                ENSEMBLE_FITNESS)  # fmt: skip
+        # Every member plays every episode only where there are several members to compare.
+        members = getattr(model, "num_members", 1) if ensemble else 1
+        self.members = members if ensemble_fitness == "worst" else 1
 
     @torch.no_grad()
     def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
-        n = len(params) * rollouts
+        k = self.members
+        n = len(params) * rollouts * k
         core = DreamCore(self.model, n, self.temperature, self.spec.observation_mode,
                          self.done_mode, self.max_episode_steps, dropout=self.dropout,
-                         ensemble=self.ensemble)  # fmt: skip
+                         ensemble="cycle" if k > 1 else self.ensemble)  # fmt: skip
         core.seed(np.random.default_rng(seed))
         theta = torch.tensor(np.asarray(params), dtype=torch.float32, device=core.device)
-        w, b = unflatten(self.spec, theta.repeat_interleave(rollouts, dim=0))  # (N, A, I), (N, A)
+        # Rows (candidate, rollout, member): with "cycle", row i dreams in member i mod k.
+        w, b = unflatten(self.spec, theta.repeat_interleave(rollouts * k, dim=0))  # (N,A,I), (N,A)
 
         def act(obs: torch.Tensor) -> torch.Tensor:
             out = torch.tanh(torch.bmm(w, obs.unsqueeze(-1)).squeeze(-1) + b)
             return to_actions(self.spec, out)
 
         total, _, _ = run_episodes(core, act, cuda_graph=True)  # act: tensor ops on the device
-        return total.view(len(params), rollouts).cpu().numpy().astype(np.float64)
+        total = total.view(len(params), rollouts, k)
+        worst = total.mean(dim=1).argmin(dim=1)  # (P,): each candidate's worst member
+        total = total[torch.arange(len(params)), :, worst]  # (P, R)
+        return total.cpu().numpy().astype(np.float64)
 
 
 BACKENDS = ("dream", "real")
+ENSEMBLE_FITNESS = ("mean", "worst")
 REAL_WORKERS = 2  # the real backend's default number of Ray actors
 
 
@@ -85,6 +103,7 @@ def make_backend(
     world_model: str | None = None,
     dropout: float | None = None,
     ensemble: bool = True,
+    ensemble_fitness: str = "mean",
 ):
     """The evaluation backend called ``kind``.
 
@@ -93,18 +112,20 @@ def make_backend(
       (:class:`~dreamgym.agents.ray_dream.ShardedDreamBackend`, which needs the bundle
       directory ``world_model``);
     - ``real``: :class:`~dreamgym.agents.ray_backend.RealBackend` on ``workers`` actors
-      (default 2; ``temperature``, ``done_mode``, ``dropout`` and ``ensemble`` unused).
+      (default 2; ``temperature``, ``done_mode``, ``dropout`` and the ensemble's settings
+      unused).
     """
     if kind == "dream":
         if workers is None and address is None:
             return DreamBackend(model, spec, temperature, max_episode_steps, done_mode, dropout,
-                                ensemble)  # fmt: skip
+                                ensemble, ensemble_fitness)  # fmt: skip
         if world_model is None:
             raise DreamgymError("a dream sharded over Ray actors needs the bundle's directory")
         from dreamgym.agents.ray_dream import ShardedDreamBackend
 
         return ShardedDreamBackend(world_model, spec, temperature, max_episode_steps, done_mode,
-                                   workers, address, dropout, ensemble)  # fmt: skip
+                                   workers, address, dropout, ensemble,
+                                   ensemble_fitness)  # fmt: skip
     if kind == "real":
         from dreamgym.agents.ray_backend import RealBackend
 

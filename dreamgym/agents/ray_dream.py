@@ -41,12 +41,13 @@ class DreamShardActor:
         threads: int,
         dropout: float | None = None,
         ensemble: bool = True,
+        ensemble_fitness: str = "mean",
     ) -> None:
         torch.set_num_threads(threads)
         device = "cuda" if ray.get_gpu_ids() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
         model = bundle.load_packed(files, device)
         self.backend = DreamBackend(model, spec, temperature, max_episode_steps, done_mode,
-                                    dropout, ensemble)  # fmt: skip
+                                    dropout, ensemble, ensemble_fitness)  # fmt: skip
 
     def ready(self) -> str:
         return str(self.backend.model.device)
@@ -79,8 +80,8 @@ class ShardedDreamBackend(PooledBackend):
     Args:
         world_model: the bundle directory (sent to the actors as bytes).
         spec: the controllers' shape.
-        temperature, max_episode_steps, done_mode, dropout, ensemble: as for
-            :class:`DreamBackend`.
+        temperature, max_episode_steps, done_mode, dropout, ensemble, ensemble_fitness: as
+            for :class:`DreamBackend`.
         workers: number of actors; None: one per GPU of the cluster, at least one.
         address: Ray cluster to join; None starts a local Ray.
     """
@@ -96,6 +97,7 @@ class ShardedDreamBackend(PooledBackend):
         address: str | None = None,
         dropout: float | None = None,
         ensemble: bool = True,
+        ensemble_fitness: str = "mean",
     ) -> None:
         files = bundle.pack(world_model)
 
@@ -108,7 +110,7 @@ class ShardedDreamBackend(PooledBackend):
             options, threads = actor_resources(n)
             actor_class = ray.remote(**options)(DreamShardActor)
             args = (ray.put(files), spec, temperature, max_episode_steps, done_mode, threads,
-                    dropout, ensemble)  # fmt: skip
+                    dropout, ensemble, ensemble_fitness)  # fmt: skip
             self.workers = n
             return ActorPool(lambda: actor_class.remote(*args), n, per_actor=1)
 

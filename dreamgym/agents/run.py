@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamgym import worldmodels
-from dreamgym.agents.backends import BACKENDS, make_backend
+from dreamgym.agents.backends import BACKENDS, ENSEMBLE_FITNESS, make_backend
 from dreamgym.agents.controller import Controller, ControllerSpec
 from dreamgym.agents.evolution import Evolution, EvolutionConfig
 from dreamgym.common import validate
@@ -60,6 +60,9 @@ class EvolveSettings:
             without it): each dream episode draws its own masks (Dropout's Dream Land).
         ensemble: with a bundle of several Ms, each dream episode draws its M (True) or all
             dream with member 0 (False).
+        ensemble_fitness: with several Ms, ``"mean"`` (each episode draws its M) or
+            ``"worst"``: every candidate plays its rollouts in every M and is scored in the one
+            where it does worst (K times the episodes; see ``agents.backends.DreamBackend``).
     """
 
     world_model: str
@@ -73,6 +76,7 @@ class EvolveSettings:
     evolution: EvolutionConfig = dataclasses.field(default_factory=EvolutionConfig)
     dropout: float | None = None
     ensemble: bool = True
+    ensemble_fitness: str = "mean"
 
 
 class Checkpointer:
@@ -181,6 +185,7 @@ def evolve(
         settings.dropout = resolve_dropout(model, settings.dropout)
     if not isinstance(settings.ensemble, bool):
         raise DreamgymError(f"ensemble must be True or False, got {settings.ensemble!r}")
+    validate.choice("ensemble fitness", settings.ensemble_fitness, ENSEMBLE_FITNESS)
     spec = ControllerSpec.for_world_model(model, settings.observation_mode, settings.bias)
     settings.observation_mode = spec.observation_mode
     x0 = None
@@ -211,6 +216,7 @@ def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: 
         dream = saved["settings"].get("backend") == "dream"
         saved["settings"].setdefault("dropout", 0.0 if dream else None)
         saved["settings"].setdefault("ensemble", True)  # and before ensembles, with one M
+        saved["settings"].setdefault("ensemble_fitness", "mean")
     if saved is not None and saved["settings"] != dataclasses.asdict(settings):
         differing = sorted(k for k, v in dataclasses.asdict(settings).items()
                            if saved["settings"].get(k) != v)  # fmt: skip
@@ -234,6 +240,7 @@ def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: 
         world_model=settings.world_model,
         dropout=settings.dropout,
         ensemble=settings.ensemble,
+        ensemble_fitness=settings.ensemble_fitness,
     )
     checkpointer = Checkpointer(out, settings, spec)
     checkpointer.history = list(history)

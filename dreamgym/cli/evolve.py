@@ -21,6 +21,7 @@ EVOLUTION_FLAGS = ("popsize", "rollouts", "sigma0", "eval_every", "eval_rollouts
 
 
 def add_parser(commands) -> None:
+    from dreamgym.agents.backends import ENSEMBLE_FITNESS
     from dreamgym.agents.evolution import EVOLUTION_PRESETS, EvolutionConfig
     from dreamgym.agents.run import EvolveSettings
 
@@ -70,6 +71,12 @@ def add_parser(commands) -> None:
     evolve.add_argument("--dropout", type=float,
                         help="the dream's inference dropout in M, a fresh mask per episode "
                         "(default: the bundle's)")  # fmt: skip
+    evolve.add_argument(
+        "--ensemble-fitness", choices=ENSEMBLE_FITNESS,
+        help="with a bundle of several Ms: mean (each dream episode draws its M) or worst (every "
+        "candidate plays its rollouts in every M and is scored in the one where it does worst; "
+        f"K x the episodes) {default(EvolveSettings, 'ensemble_fitness')}",
+    )  # fmt: skip
     evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
     evolve.add_argument(
         "--workers", type=int,
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> None:
         init=args.init,
         evolution=config,
         dropout=args.dropout,
+        ensemble_fitness=or_default(args.ensemble_fitness, EvolveSettings, "ensemble_fitness"),
     )
     out = Path(args.out or output_beside(args.world_model, f"evolve-{backend}"))
     evolution = evolve(settings, out, args.generations, workers=args.workers,

@@ -125,7 +125,8 @@ class DreamCore:
         dropout: inference dropout rate for models whose ``step`` takes one (V+M: Dropout's
             Dream Land's masks, fresh for every episode); default (None): the model's own.
         ensemble: for a model that holds an ensemble (V+M with several Ms), whether each
-            episode draws its member (True, the default) or all dream with member 0 (False).
+            episode draws its member (True, the default) or all dream with member 0 (False);
+            ``"cycle"``: env i dreams in member i mod K (scoring one policy in every member).
 
     Raises:
         ValueError (DreamgymError for bad values): a model without reward and done heads and
@@ -143,7 +144,7 @@ class DreamCore:
         goal=None,
         *,
         dropout: float | None = None,
-        ensemble: bool = True,
+        ensemble: bool | str = True,
     ) -> None:
         done_mode = resolve_done_mode(model, done_mode)
         validate.integer("num_envs", num_envs)
@@ -151,8 +152,8 @@ class DreamCore:
         self.num_envs = int(num_envs)
         self.temperature = check_temperature(temperature)
         self.dropout = resolve_dropout(model, dropout)
-        if not isinstance(ensemble, bool):
-            raise DreamgymError(f"ensemble must be True or False, got {ensemble!r}")
+        if not (isinstance(ensemble, bool) or ensemble == "cycle"):
+            raise DreamgymError(f"ensemble must be True, False or 'cycle', got {ensemble!r}")
         self.options = step_options(model, temperature=self.temperature, dropout=self.dropout,
                                     ensemble=ensemble)  # fmt: skip
         self.observation_mode = check_feature_mode(model, observation_mode)

@@ -33,6 +33,17 @@ def test_each_episode_keeps_the_member_drawn_at_its_start(car_ensemble):
     assert not torch.equal(core.state.member, first)  # new episodes draw again
 
 
+def test_cycle_pins_env_i_to_member_i_mod_k(car_ensemble):
+    core = DreamCore(load(car_ensemble), 7, 1.0, max_episode_steps=50, ensemble="cycle")
+    core.seed(np.random.default_rng(0))
+    core.reset_all()
+    for _ in range(2):
+        core.step(torch.zeros(7, 3))
+        assert core.state.member.tolist() == [0, 1, 2, 0, 1, 2, 0]
+    with pytest.raises(DreamgymError, match="ensemble must be True, False or 'cycle'"):
+        DreamCore(load(car_ensemble), 7, 1.0, ensemble="draw")
+
+
 def test_each_row_steps_with_its_members_m(car_ensemble):
     model = load(car_ensemble)
     g = torch.Generator().manual_seed(0)
@@ -76,8 +87,3 @@ def test_same_seed_same_dream_and_ensemble_false_is_member_0(car_ensemble, tmp_p
     vector.reset(seed=0)
     vector.step(np.zeros((64, 3), np.float32))
     assert (vector.unwrapped.core.state.member == 0).all()
-
-
-def test_ensemble_must_be_a_bool(car_ensemble):
-    with pytest.raises(DreamgymError, match="ensemble"):
-        DreamCore(load(car_ensemble), 2, 1.0, ensemble="no")

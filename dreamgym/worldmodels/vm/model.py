@@ -49,7 +49,9 @@ class VMWorldModel:
     An ensemble of Ms (``members`` > 1, one V and one bank of initial latents): each dream
     episode draws its member uniformly at its first step and keeps it, so every episode is
     another world model and a controller cannot exploit one M's errors. ``ensemble=False``
-    dreams with member 0 only. ``mdnrnn`` is member 0, the M that :meth:`advance` uses.
+    dreams with member 0 only; ``ensemble="cycle"`` dreams row i of the batch in member
+    i mod K (to score one controller in every member, see ``agents.backends``). ``mdnrnn`` is
+    member 0, the M that :meth:`advance` uses.
 
     Args:
         vae: the trained V.
@@ -122,17 +124,20 @@ class VMWorldModel:
         generator: torch.Generator | None = None,
         temperature: float = 1.0,
         dropout: float | None = None,
-        ensemble: bool = True,
+        ensemble: bool | str = True,
     ) -> VMState:
         """One M step for N dreams: z' sampled at ``temperature`` (see ``sample_mdn``), M's
         inputs dropped out at rate ``dropout`` (default M's ``dream_dropout``) with the masks of
         each episode, by the ensemble member of each episode (``ensemble=False``: member 0
-        for all); masks and member are drawn where the episode takes its first step."""
+        for all; ``"cycle"``: member i mod K for row i); masks and member are drawn where the
+        episode takes its first step."""
         rate = self.dream_dropout if dropout is None else validate.fraction("dropout", dropout)
         member = state.member
         # Drawn for every row and kept where an episode starts: no data-dependent branch, so the
         # step stays free of host syncs (a captured CUDA graph replays it as is).
-        if ensemble and self.num_members > 1:
+        if ensemble == "cycle":
+            member = torch.arange(len(member), device=self.device) % self.num_members
+        elif ensemble and self.num_members > 1:
             fresh = torch.randint(self.num_members, member.shape, generator=generator,
                                   device=self.device)  # fmt: skip
             member = torch.where(state.first, fresh, member)
@@ -149,7 +154,7 @@ class VMWorldModel:
             masks = (z_mask, h_mask)
         inputs = (state.z, action.to(self.device, torch.float32), state.first,
                   (state.h, state.c), masks)  # fmt: skip
-        if ensemble and self.num_members > 1:
+        if ensemble and self.num_members > 1:  # "cycle" too
             heads, (h, c) = self._ensemble_step(member, *inputs, self.device.type == "cuda")
         else:
             heads, (h, c) = self.mdnrnn.step(*inputs)
