@@ -177,8 +177,9 @@ def test_presets_and_bad_settings(car_data, tmp_path):
                  cpu.frameskip, cpu.rollout, cpu.rollout_from, cpu.lr, cpu.lr_schedule,
                  cpu.epochs)  # fmt: skip
     assert cpu_shape == ("pixels", 16, "conv", 32, 3, 5, 3, 0, 1e-3, "cosine", 40)
-    # cpu-long is cpu trained longer, nothing else
+    # cpu-long and cpu-hour are cpu trained longer, nothing else
     assert dataclasses.replace(latent_preset("cpu-long", 2, 4), epochs=40) == cpu
+    assert dataclasses.replace(latent_preset("cpu-hour", 2, 4), epochs=40) == cpu
     vit_shape = (vit.encoder, vit.patch_size, vit.vit_dim, vit.vit_depth, vit.history,
                  vit.frameskip, vit.lr, vit.lr_schedule, vit.residual, vit.predictor,
                  vit.epochs)  # fmt: skip
