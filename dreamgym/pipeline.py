@@ -104,6 +104,9 @@ class Pipeline:
         validate.integer("candidates", config.candidates)
         validate.integer("members", config.members)
         validate.optional_integer("final_rollouts", config.final_rollouts)
+        from dreamgym.agents.backends import ENSEMBLE_FITNESS
+
+        validate.choice("ensemble fitness", config.ensemble_fitness, ENSEMBLE_FITNESS)
         if config.candidates > 1:
             validate.integer("select_episodes", config.select_episodes)
         validate.choice("agent", config.agent, AGENTS)
@@ -273,6 +276,7 @@ class Pipeline:
             max_episode_steps=c.dream_steps,
             done_mode=c.done_mode,
             init=init,
+            ensemble_fitness=c.ensemble_fitness,
             evolution=EvolutionConfig(
                 popsize=c.popsize,
                 rollouts=rollouts,

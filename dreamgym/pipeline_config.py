@@ -35,6 +35,10 @@ class PipelineConfig:
     iterative training the members start from the previous round's M and differ in their sampling
     seeds, so their memories stay close enough for one controller to read any of them.
 
+    ``ensemble_fitness`` is how an ensemble's evolutions score a candidate: ``mean`` (each dream
+    episode draws its M) or ``worst`` (the candidate plays its rollouts in every M and is scored
+    in the M where it does worst, ``agents.backends.DreamBackend``; K times the episodes).
+
     ``final_rollouts`` sets the dream episodes per candidate of the evolutions in the final dream
     (the controllers the run keeps; default ``rollouts``); earlier iterations' evolutions, whose
     controllers only collect data, keep ``rollouts``.
@@ -92,6 +96,7 @@ class PipelineConfig:
     candidates: int = 1
     select_episodes: int = 0
     members: int = 1
+    ensemble_fitness: str = "mean"
     final_rollouts: int | None = None
     seed: int = 0
     agent: str = "cmaes"

@@ -274,7 +274,8 @@ def test_select_keeps_the_candidate_that_scores_best_in_the_real_game(tmp_path, 
 
 
 def test_members_make_the_final_world_model_an_ensemble(tmp_path):
-    """``members`` K: the dream the controller is evolved in draws one of K Ms per episode."""
+    """``members`` K: the dream the controller is evolved in draws one of K Ms per episode, or
+    with ``ensemble_fitness="worst"`` scores each candidate in its worst M."""
     import dataclasses
 
     from dreamgym.errors import DreamgymError
@@ -284,7 +285,7 @@ def test_members_make_the_final_world_model_an_ensemble(tmp_path):
     config = dataclasses.replace(
         pipeline_preset("debug", "carracing"), episodes=3, max_steps=60, dream_steps=40,
         vae_overrides={"epochs": 1}, mdnrnn_overrides={"epochs": 2}, generations=1, popsize=4,
-        rollouts=1, eval_every=1, eval_rollouts=2, members=2,
+        rollouts=1, eval_every=1, eval_rollouts=2, members=2, ensemble_fitness="worst",
     )  # fmt: skip
     pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
     pipeline.run(stop_after="evolve")
@@ -292,8 +293,13 @@ def test_members_make_the_final_world_model_an_ensemble(tmp_path):
     assert info["files"]["mdnrnn_members"] == ["mdnrnn-m1.safetensors"]
     assert load(tmp_path / "worldmodel", "cpu").num_members == 2
     assert (tmp_path / "evolve" / "mean" / "controller.safetensors").exists()
+    evolved = json.loads((tmp_path / "evolve" / "evolve-config.json").read_text())
+    assert evolved["ensemble_fitness"] == "worst"
     with pytest.raises(DreamgymError, match="members"):
         Pipeline(dataclasses.replace(config, members=0), tmp_path / "bad")
+    with pytest.raises(DreamgymError, match="ensemble fitness must be one of mean, worst"):
+        Pipeline(dataclasses.replace(config, ensemble_fitness="min"), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_select_needs_real_episodes_and_old_runs_still_resume(tmp_path):

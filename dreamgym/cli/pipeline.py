@@ -12,6 +12,7 @@ from dreamgym.presets import preset, preset_names
 
 
 def add_parser(commands) -> None:
+    from dreamgym.agents.backends import ENSEMBLE_FITNESS
     from dreamgym.pipeline import Pipeline
 
     pipeline = commands.add_parser(
@@ -53,6 +54,12 @@ def add_parser(commands) -> None:
         "(default: the preset's)",
     )  # fmt: skip
     pipeline.add_argument(
+        "--ensemble-fitness", choices=ENSEMBLE_FITNESS,
+        help="with a preset whose final dream is an ensemble of Ms: each dream episode draws its "
+        "M (mean) or every candidate is scored in the M where it does worst (default: the "
+        "preset's)",
+    )  # fmt: skip
+    pipeline.add_argument(
         "--extra-policy", action="append", metavar="NAME:EPISODES",
         help="also collect EPISODES episodes of the built-in policy NAME beside the preset's "
         "(e.g. hold:120; M trains on them, the baseline scores them; repeatable; replaces the "
@@ -80,6 +87,8 @@ def run(args: argparse.Namespace) -> None:
         config = dataclasses.replace(config, candidates=args.candidates)
     if args.select_episodes is not None:
         config = dataclasses.replace(config, select_episodes=args.select_episodes)
+    if args.ensemble_fitness is not None:
+        config = dataclasses.replace(config, ensemble_fitness=args.ensemble_fitness)
     if config.candidates > 1 and config.select_episodes < 1 and args.select_episodes is None:
         raise DreamgymError(
             f"--candidates {config.candidates} needs --select-episodes N (the real episodes that "
