@@ -57,8 +57,7 @@ class DreamBackend:
         self.done_mode = done_mode
         self.dropout = dropout
         self.ensemble = ensemble
-        self.ensemble_fitness = validate.choice("ensemble fitness", ensemble_fitness,
-                                                ENSEMBLE_FITNESS)  # fmt: skip
+        validate.choice("ensemble fitness", ensemble_fitness, ENSEMBLE_FITNESS)
         # Every member plays every episode only where there are several members to compare.
         members = getattr(model, "num_members", 1) if ensemble else 1
         self.members = members if ensemble_fitness == "worst" else 1
