@@ -231,6 +231,9 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     x2 = pipeline_preset("cpu-driver-ensemble-220", "carracing")  # twice the road driver's
     assert (x2.episodes, ensemble.episodes) == (220, 110)
     assert dataclasses.replace(x2, preset=ensemble.preset, episodes=110) == ensemble
+    worst = pipeline_preset("cpu-driver-ensemble-220-worst", "carracing")  # worst M's fitness
+    assert (worst.ensemble_fitness, x2.ensemble_fitness) == ("worst", "mean")
+    assert dataclasses.replace(worst, preset=x2.preset, ensemble_fitness="mean") == x2
     try:
         pipeline_preset("cpu-driver", "doom-takecover")
     except DreamgymError as exc:

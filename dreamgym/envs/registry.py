@@ -254,6 +254,16 @@ REAL_ENVS: dict[str, RealEnvSpec] = {
                 "base": "cpu-driver-ensemble",
                 "episodes": 220,
             },
+            # cpu-driver-ensemble-220 whose final controllers are scored in the M where they do
+            # worst: each candidate plays its 4 dream episodes in every one of the 3 Ms (3x the
+            # final evolutions' episodes; the first round's M is one M, so its evolution is
+            # unchanged). Drawing one M per episode, a candidate can earn its fitness in the M
+            # whose errors pay it; in seed 1's final dream, its candidates' real scores rose
+            # (docs/carracing.md).
+            "cpu-driver-ensemble-220-worst": {
+                "base": "cpu-driver-ensemble-220",
+                "ensemble_fitness": "worst",
+            },
         },
     ),  # fmt: skip
 }
