@@ -203,12 +203,17 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     from dreamgym.errors import DreamgymError
     from dreamgym.pipeline_config import preset_names
 
-    assert preset_names("doom-takecover") == ["debug", "small", "cpu", "paper", "cpu-hold"]
+    doom = ["debug", "small", "cpu", "paper", "cpu-hold", "cpu-hold-ensemble"]
+    assert preset_names("doom-takecover") == doom
     hold = pipeline_preset("cpu-hold", "doom-takecover")  # cpu with hold episodes beside
     assert hold.extra_policies == {"hold": 120}
     assert dataclasses.replace(hold, preset="cpu", extra_policies={}) == pipeline_preset(
         "cpu", "doom-takecover"
     )
+    ens = pipeline_preset("cpu-hold-ensemble", "doom-takecover")  # 3 Ms, the worst M's fitness
+    assert (ens.members, ens.ensemble_fitness, hold.members) == (3, "worst", 1)
+    same = dataclasses.replace(ens, preset="cpu-hold", members=1, ensemble_fitness="mean")
+    assert same == hold
     assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()
     driver = pipeline_preset("cpu-driver", "carracing")
     cpu = pipeline_preset("cpu", "carracing")

@@ -155,6 +155,12 @@ _DOOM_PIPELINE: dict[str, dict[str, Any]] = {
     # third right, a third stand still) beside repeat's: repeat never shows a whole episode of
     # one strafe, and seed 1's cpu dream forgave exactly that (docs/evolution.md "Seeds").
     "cpu-hold": {"base": "cpu", "extra_policies": {"hold": 120}},
+    # cpu-hold whose final M is an ensemble of 3 (each continued from the first round's M with
+    # its own sampling seed) and whose final evolution scores every candidate in the M where
+    # it does worst (its 8 dream episodes in each M): cpu-hold's controllers found dreams
+    # about twice as kind as the game (docs/evolution.md); CarRacing's worst-M fitness
+    # (docs/carracing.md) keeps a controller out of one M's errors.
+    "cpu-hold-ensemble": {"base": "cpu-hold", "members": 3, "ensemble_fitness": "worst"},
     "paper": {"min_length": 101},
 }  # fmt: skip
 
