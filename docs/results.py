@@ -9,7 +9,9 @@ One row per env and preset, each from one source:
 - a committed run under ``docs/results/NAME/``: a pipeline's ``report.json`` or a plan's
   ``plan.json``, with a ``run.json`` beside it that says what the report does not record:
   ``hardware`` (the machine), and for a plan ``model`` (the world model and its preset) and
-  optionally ``minutes`` (the wall time of data and training) and ``command``;
+  optionally ``minutes`` (the wall time of data and training) and ``command``; a pipeline run
+  whose report's stage times are not all its own (stages made by other commands, resumed
+  from) gives its wall time as ``minutes``;
 - a committed neural agent under ``docs/results/NAME/`` (``dreamgym train agent``): its
   ``agent.json``, its real score (``evaluation-real.json``, written by ``dreamgym evaluate
   --out``), the collection policy's returns on the same episode seeds (``baseline-real.json``:
@@ -155,7 +157,8 @@ def pipeline_row(report: dict[str, Any], run: dict[str, Any], where: str) -> dic
     if "evaluate" not in s or "baseline" not in s:
         raise SourceError(f"{where}: the run has no evaluate and baseline stages")
     real, base = s["evaluate"]["real"], s["baseline"]
-    minutes = sum(x["seconds"] for x in s.values()) / 60
+    # A run that resumed from stages another command made states its own wall time.
+    minutes = run.get("minutes", sum(x["seconds"] for x in s.values()) / 60)
     return {
         "env": c["env"],
         "recipe": c["preset"],

@@ -78,6 +78,8 @@ def test_a_pipeline_row_gives_the_ratio_or_the_difference_and_the_wall_time():
     assert row["score"] == "**700.0 +- 10.0** (100; 2.00x)"
     assert row["baseline"] == "repeat: 350.0 +- 10.0 (100)"
     assert (row["hardware"], row["time"]) == ("one H200", "3.0 min")
+    resumed = {"hardware": "h", "minutes": 104.6}  # stages another command made
+    assert results.pipeline_row(pipeline_report(700.0, 350.0), resumed, "r")["time"] == "104.6 min"
     row = results.pipeline_row(pipeline_report(-80.0, -50.0), {"hardware": "h"}, "r.json")
     assert row["score"] == "**-80.0 +- 10.0** (100; -30.0)"  # no ratio of negative returns
 
