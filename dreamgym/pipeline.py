@@ -15,7 +15,8 @@ baseline -> fidelity -> render.
                              the data, a controller evolved again in the new dream (from zeros,
                              or from the last controller with iteration_warm_start)
       evolve[-K]-cJ/         with candidates > 1: more controllers evolved in the final dream
-                             (other evolution seeds); the select stage keeps the best in real play
+                             (other evolution seeds, side by side with evolve[-K]/, one process
+                             per core given); the select stage keeps the best in real play
       agent[-K]/             with agent ppo, sac or td3: the SB3 agent trained in the final dream
                              in place of its evolution                (dreamgym train agent)
       agent[-K]-cJ/          with an agent and candidates > 1: more agents (other seeds)
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -258,16 +260,16 @@ class Pipeline:
                                 members=c.members if k == c.iterations else 1)  # fmt: skip
         return _last_losses(trainer.fit(self.progress))
 
-    def _stage_evolve(self, k: int, candidate: int = 0) -> dict[str, Any]:
+    def _evolve_settings(self, k: int, candidate: int):
         from dreamgym.agents import EvolutionConfig
-        from dreamgym.agents.run import EvolveSettings, evolve
+        from dreamgym.agents.run import EvolveSettings
 
         c = self.config
         # Off by default (the paper evolves from zeros): measured on Doom, a warm start kept a
         # good controller good in a worse dream but kept a poor one poor (docs/fidelity.md).
         init = str(self.evolve_dir(k - 1) / "mean") if k and c.iteration_warm_start else None
         rollouts = c.final_rollouts if k == c.iterations and c.final_rollouts else c.rollouts
-        settings = EvolveSettings(
+        return EvolveSettings(
             world_model=str(self.bundle(k)),
             backend="dream",
             temperature=c.temperature,
@@ -285,18 +287,41 @@ class Pipeline:
                 seed=c.seed + k + candidate,
             ),
         )
-        # The dream evolves in this process (on its GPU if any); `dreamgym evolve --workers`
+
+    def candidate_processes(self) -> int:
+        """How many of the final dream's candidate evolutions run side by side: one per core
+        this run was given (``workers``, at most this machine's cores and the candidates); one
+        on a GPU, which they would share."""
+        from dreamgym.common.device import resolve_device
+
+        if resolve_device(self.device).type != "cpu":
+            return 1
+        return max(1, min(self.config.candidates, self.workers, os.cpu_count() or 1))
+
+    def _stage_evolve(self, k: int, candidate: int = 0) -> dict[str, Any]:
+        from dreamgym.agents.run import evolve_many
+
+        c = self.config
+        jobs = [(self._evolve_settings(k, candidate), self.evolve_dir(k, candidate))]
+        processes = 1
+        if k == c.iterations and candidate == 0 and c.candidates > 1:
+            # The select stage's candidates too, side by side (the dream evolves on one thread);
+            # select then finds them evolved.
+            jobs += [(self._evolve_settings(k, j), self.evolve_dir(k, j))
+                     for j in range(1, c.candidates)]  # fmt: skip
+            processes = self.candidate_processes()
+        # The dream evolves on this machine (on its GPU if any); `dreamgym evolve --workers`
         # shards one over a cluster.
-        evolution = evolve(
-            settings,
-            self.evolve_dir(k, candidate),
-            c.generations,
-            device=self.device,
-            progress=self.progress,
-        )
-        return {"generations": evolution.generation, "best_fitness": evolution.best_fitness,
-                "temperature": settings.temperature, "warm_start": init is not None,
-                "seed": c.seed + k + candidate, "rollouts": rollouts}  # fmt: skip
+        evolution = evolve_many(jobs, c.generations, processes, device=self.device,
+                                progress=self.progress)[0]  # fmt: skip
+        settings = jobs[0][0]
+        resolved = json.loads((jobs[0][1] / "evolve-config.json").read_text())
+        return {"generations": evolution["generation"],
+                "best_fitness": evolution["best_fitness"],
+                "temperature": resolved["temperature"], "warm_start": settings.init is not None,
+                "seed": settings.evolution.seed, "rollouts": settings.evolution.rollouts,
+                **({"candidates_evolved": len(jobs), "processes": processes}
+                   if len(jobs) > 1 else {})}  # fmt: skip
 
     def _stage_train_agent(self, k: int, candidate: int = 0) -> dict[str, Any]:
         from dreamgym.agents.sb3_agent import train_agent
@@ -322,9 +347,9 @@ class Pipeline:
                 "dream_return": float(np.mean(returns)) if returns else None}  # fmt: skip
 
     def _stage_select(self, k: int) -> dict[str, Any]:
-        """Evolve ``candidates - 1`` more controllers (or train as many more SB3 agents) in the
-        final dream, score each on ``select_episodes`` real episodes (seeds the evaluation does
-        not use) and keep the best."""
+        """Score the final dream's ``candidates`` controllers (evolved by the evolve stage; or
+        train ``candidates - 1`` more SB3 agents there) on ``select_episodes`` real episodes
+        (seeds the evaluation does not use) and keep the best."""
         from dreamgym.agents.evaluate import evaluate_controller
 
         c, k = self.config, self.config.iterations

@@ -28,7 +28,9 @@ class PipelineConfig:
     trained only in the dream; the real episodes only choose among them, on seeds of their own, and
     the evaluate stage then scores the chosen one on other seeds (a pick by real score inflates
     the score it was picked on). The paper evolves once; evolution seeds in one dream moved the
-    real CarRacing score by hundreds (docs/carracing.md).
+    real CarRacing score by hundreds (docs/carracing.md). The evolutions run side by side, one
+    process per core the run is given (``Pipeline.candidate_processes``): a dream evolves on one
+    thread, so on 2 cores 4 candidates take about the time of 2.
 
     ``members`` > 1 makes the final world model (the one the controller is trained in) an
     ensemble of that many Ms (``train mdnrnn --members``): each dream episode draws one. With

@@ -260,9 +260,12 @@ def test_select_keeps_the_candidate_that_scores_best_in_the_real_game(tmp_path, 
         rollouts=1, eval_every=1, eval_rollouts=2, real_steps=40, candidates=3,
         select_episodes=2,
     )  # fmt: skip
-    pipeline = Pipeline(config, tmp_path, workers=1, device="cpu", progress=False)
+    pipeline = Pipeline(config, tmp_path, workers=2, device="cpu", progress=False)
     assert pipeline.stages[3:6] == ["evolve", "select", "evaluate"]
     pipeline.run(stop_after="select")
+    evolved = pipeline.state["stages"]["evolve"]  # all three, side by side on the 2 workers' cores
+    assert evolved["candidates_evolved"] == 3
+    assert evolved["processes"] == pipeline.candidate_processes() == min(2, os.cpu_count())
     select = pipeline.state["stages"]["select"]
     candidates = select["candidates"]
     assert [r["controller"] for r in candidates] == ["evolve/mean", "evolve-c1/mean",

@@ -99,14 +99,24 @@ class PlainProgress:
 
 
 ProgressBar = tqdm | PlainProgress
+# Set in processes that share a terminal with others (parallel evolutions): two tqdm bars from
+# two processes overwrite each other's line, plain lines do not.
+_plain_only = False
+
+
+def plain_lines_only() -> None:
+    """Report progress as plain lines in this process even on a terminal."""
+    global _plain_only
+    _plain_only = True
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, initial: int = 0,
              desc: str = "", unit: str = "it", disable: bool = False,
              leave: bool = True) -> ProgressBar:  # fmt: skip
-    """A tqdm bar on a terminal; :class:`PlainProgress` lines when stderr is not one; a silent
-    tqdm when ``disable``. ``leave=False`` (an inner bar) clears the bar when done."""
-    if disable or sys.stderr.isatty():
+    """A tqdm bar on a terminal; :class:`PlainProgress` lines when stderr is not one (or after
+    :func:`plain_lines_only`); a silent tqdm when ``disable``. ``leave=False`` (an inner bar)
+    clears the bar when done."""
+    if disable or (sys.stderr.isatty() and not _plain_only):
         return tqdm(iterable, total=total, initial=initial, desc=desc, unit=unit,
                     disable=disable, leave=leave)  # fmt: skip
     return PlainProgress(iterable, total, initial, desc, unit)

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file
 
 from dreamgym import worldmodels
 from dreamgym.agents import ControllerSpec, DreamBackend, Evolution, EvolutionConfig
-from dreamgym.agents.run import EvolveSettings, evolve
+from dreamgym.agents.run import EvolveSettings, evolve, evolve_many
 from dreamgym.errors import DreamgymError
 
 TARGET = np.linspace(-0.5, 0.5, 12)
@@ -111,6 +111,31 @@ def test_runner_resumes_and_refuses_other_settings(car_bundle, tmp_path):
     other.evolution.popsize = 10
     with pytest.raises(DreamgymError, match="other settings \\(evolution\\)"):
         evolve(other, tmp_path / "resumed", 5, progress=False)
+
+
+def test_evolutions_side_by_side_equal_one_after_another_and_resume(car_bundle, tmp_path):
+    """Two processes give each evolution exactly what this process gives it; a finished one is
+    found finished, a shorter one continued."""
+
+    def settings(seed):
+        config = EvolutionConfig(popsize=4, rollouts=2, eval_every=0, seed=seed)
+        return EvolveSettings(str(car_bundle), max_episode_steps=10, evolution=config)
+
+    here = [evolve(settings(s), tmp_path / f"here-{s}", 2, device="cpu", progress=False)
+            for s in (0, 1)]  # fmt: skip
+    evolve(settings(1), tmp_path / "apart-1", 1, device="cpu", progress=False)  # to be resumed
+    jobs = [(settings(s), tmp_path / f"apart-{s}") for s in (0, 1)]
+    apart = evolve_many(jobs, 2, processes=2, device="cpu", progress=False)
+    assert [r["generation"] for r in apart] == [2, 2]
+    assert [r["best_fitness"] for r in apart] == [e.best_fitness for e in here]
+    for s in (0, 1):
+        assert np.array_equal(mean_params(tmp_path / f"apart-{s}"),
+                              mean_params(tmp_path / f"here-{s}"))  # fmt: skip
+    assert not np.array_equal(mean_params(tmp_path / "apart-0"), mean_params(tmp_path / "apart-1"))
+    again = evolve_many(jobs, 2, processes=2, device="cpu", progress=False)
+    assert again == apart
+    with pytest.raises(DreamgymError, match="processes must be"):
+        evolve_many(jobs, 2, processes=0)
 
 
 def test_runner_warm_starts_from_a_saved_controller(car_bundle, tmp_path):
