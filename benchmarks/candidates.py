@@ -1,9 +1,9 @@
 """A pipeline's candidate evolutions: one after another against side by side.
 
 A pipeline with ``candidates`` K evolves K controllers in its final dream (evolution seeds one
-apart). A dream evolves on one torch thread, so one after another they leave every core but one
-idle; ``agents.run.evolve_many`` runs them in P processes instead. Here K evolutions of the
-shipped CarRacing dream (``pretrained:carracing``, the ``cpu-driver`` settings: popsize 32 x 4
+apart). A dream evolves on one torch thread, so one after another they leave every core but
+one idle; ``agents.parallel.evolve_many`` runs them in P processes instead. Here K evolutions of
+the shipped CarRacing dream (``pretrained:carracing``, the ``cpu-driver`` settings: popsize 32 x 4
 dream episodes at tau 1.0 with inference dropout 0.1, episodes capped at ``--steps``) are timed
 both ways in this process, in fresh directories, and checked to give the same controllers.
 
@@ -21,7 +21,8 @@ import numpy as np
 from safetensors.numpy import load_file
 
 from dreamgym.agents import EvolutionConfig
-from dreamgym.agents.run import EvolveSettings, evolve_many
+from dreamgym.agents.parallel import evolve_many
+from dreamgym.agents.run import EvolveSettings
 
 
 def jobs(root: Path, candidates: int, steps: int) -> list[tuple[EvolveSettings, Path]]:

@@ -299,7 +299,7 @@ class Pipeline:
         return max(1, min(self.config.candidates, self.workers, os.cpu_count() or 1))
 
     def _stage_evolve(self, k: int, candidate: int = 0) -> dict[str, Any]:
-        from dreamgym.agents.run import evolve_many
+        from dreamgym.agents.parallel import evolve_many
 
         c = self.config
         jobs = [(self._evolve_settings(k, candidate), self.evolve_dir(k, candidate))]

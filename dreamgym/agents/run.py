@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +29,10 @@ from dreamgym.common import validate
 from dreamgym.common.device import resolve_device
 from dreamgym.common.io import DirectoryLock, atomic_write_json, check_writable_dir
 from dreamgym.common.pretrained import resolve_controller, resolve_path
-from dreamgym.common.progress import ProgressBar, plain_lines_only
+from dreamgym.common.progress import ProgressBar
 from dreamgym.common.progress import progress as progress_bar
 from dreamgym.common.runs import RunLogger
-from dreamgym.common.threads import set_threads, threads_for, torch_threads
+from dreamgym.common.threads import torch_threads
 from dreamgym.dreams.core import resolve_done_mode, resolve_dropout, resolve_temperature
 from dreamgym.errors import CorruptFileError, DreamgymError
 
@@ -262,55 +260,3 @@ def _evolve(settings: EvolveSettings, out: Path, generations: int, model, spec: 
         if close:
             close()
     return evolution
-
-
-def evolve_many(
-    jobs: Sequence[tuple[EvolveSettings, str | Path]],
-    generations: int,
-    processes: int,
-    device: str = "auto",
-    progress: bool = True,
-) -> list[dict[str, Any]]:
-    """Several independent dream evolutions (``jobs``: settings and output directory each),
-    ``processes`` at a time, each in a process of its own.
-
-    An evolution's dream runs on one thread (``common.threads``), so on a machine with several
-    cores independent evolutions (the candidates of a pipeline's final dream) finish about
-    ``processes`` times sooner side by side than one after another. A process gives exactly
-    the evolution :func:`evolve` gives in this one, on this process's thread count, and each
-    resumes by itself after a kill. ``processes`` 1 runs them here, in order (use it for a GPU:
-    the device, not the cores, is then the limit). Progress comes as plain lines named by the
-    output directory. Returns each job's ``generation`` and ``best_fitness``, in order.
-    """
-    validate.integer("processes", processes)
-    validate.integer("generations", generations)
-    if processes == 1 or len(jobs) == 1:
-        return [_summary(evolve(s, out, generations, device=device, progress=progress))
-                for s, out in jobs]  # fmt: skip
-    threads = threads_for("inference")
-    args = [(s, str(out), generations, device, progress, threads) for s, out in jobs]
-    # spawn, not fork: the parent may hold Ray's and torch's threads, which fork does not copy.
-    pool = multiprocessing.get_context("spawn").Pool(min(processes, len(jobs)))
-    try:
-        results = pool.starmap(_evolve_job, args, chunksize=1)
-    except BaseException:
-        pool.terminate()  # a stopped run: each evolution resumes from its last generation
-        raise
-    else:
-        pool.close()
-    finally:
-        pool.join()
-    return results
-
-
-def _evolve_job(settings: EvolveSettings, out: str, generations: int, device: str,
-                progress: bool, threads: int) -> dict[str, Any]:  # fmt: skip
-    """One job of :func:`evolve_many`, in its own process."""
-    set_threads(threads)
-    plain_lines_only()
-    return _summary(evolve(settings, out, generations, device=device, progress=progress,
-                           label=f"evolve {Path(out).name}"))  # fmt: skip
-
-
-def _summary(evolution: Evolution) -> dict[str, Any]:
-    return {"generation": evolution.generation, "best_fitness": evolution.best_fitness}

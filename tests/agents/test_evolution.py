@@ -13,7 +13,8 @@ from safetensors.numpy import load_file
 
 from dreamgym import worldmodels
 from dreamgym.agents import ControllerSpec, DreamBackend, Evolution, EvolutionConfig
-from dreamgym.agents.run import EvolveSettings, evolve, evolve_many
+from dreamgym.agents.parallel import evolve_many
+from dreamgym.agents.run import EvolveSettings, evolve
 from dreamgym.errors import DreamgymError
 
 TARGET = np.linspace(-0.5, 0.5, 12)
