@@ -139,6 +139,39 @@ def test_evolutions_side_by_side_equal_one_after_another_and_resume(car_bundle, 
         evolve_many(jobs, 2, processes=0)
 
 
+def test_evolutions_side_by_side_end_with_a_killed_parent(car_bundle, tmp_path):
+    """SIGKILL the process that runs evolve_many: its evolutions stop too (no writer is left in
+    the run), and each resumes to the generation asked for."""
+    script = (
+        "import sys; from dreamgym.agents import EvolutionConfig; "
+        "from dreamgym.agents.parallel import evolve_many; "
+        "from dreamgym.agents.run import EvolveSettings; "
+        "jobs = [(EvolveSettings(sys.argv[1], max_episode_steps=10, "
+        "evolution=EvolutionConfig(popsize=4, rollouts=1, eval_every=0, seed=s)), "
+        "f'{sys.argv[2]}/c{s}') for s in (0, 1)]; "
+        "evolve_many(jobs, int(sys.argv[3]), 2, device='cpu', progress=False)"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script, str(car_bundle), str(tmp_path),
+                               "100000"])  # fmt: skip
+    checkpoints = [tmp_path / f"c{s}" / "evolution.json" for s in (0, 1)]
+
+    def told() -> list[int]:
+        return [len(json.loads(c.read_text())["told"]) if c.exists() else 0 for c in checkpoints]
+
+    deadline = time.monotonic() + 120
+    while min(told()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    parent.kill()
+    parent.wait()
+    time.sleep(3)  # a generation here takes a fraction of a second
+    stopped = told()
+    time.sleep(2)
+    assert min(stopped) >= 2 and told() == stopped
+    subprocess.run([sys.executable, "-c", script, str(car_bundle), str(tmp_path),
+                    str(max(stopped) + 1)], check=True, timeout=300)  # fmt: skip
+    assert told() == [max(stopped) + 1] * 2
+
+
 def test_runner_warm_starts_from_a_saved_controller(car_bundle, tmp_path):
     def settings(**kwargs):
         config = EvolutionConfig(popsize=4, rollouts=1, eval_every=0, sigma0=1e-6)
