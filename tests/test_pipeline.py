@@ -203,7 +203,8 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     from dreamgym.errors import DreamgymError
     from dreamgym.pipeline_config import preset_names
 
-    doom = ["debug", "small", "cpu", "paper", "cpu-hold", "cpu-hold-ensemble"]
+    doom = ["debug", "small", "cpu", "paper", "cpu-hold", "cpu-hold-ensemble",
+            "cpu-hold-ensemble-c2"]  # fmt: skip
     assert preset_names("doom-takecover") == doom
     hold = pipeline_preset("cpu-hold", "doom-takecover")  # cpu with hold episodes beside
     assert hold.extra_policies == {"hold": 120}
@@ -214,6 +215,9 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     assert (ens.members, ens.ensemble_fitness, hold.members) == (3, "worst", 1)
     same = dataclasses.replace(ens, preset="cpu-hold", members=1, ensemble_fitness="mean")
     assert same == hold
+    c2 = pipeline_preset("cpu-hold-ensemble-c2", "doom-takecover")  # 2 candidates, 20 episodes
+    assert (c2.candidates, c2.select_episodes, ens.candidates) == (2, 20, 1)
+    assert dataclasses.replace(c2, preset=ens.preset, candidates=1, select_episodes=0) == ens
     assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()
     driver = pipeline_preset("cpu-driver", "carracing")
     cpu = pipeline_preset("cpu", "carracing")
