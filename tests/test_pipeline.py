@@ -204,7 +204,7 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     from dreamgym.pipeline_config import preset_names
 
     doom = ["debug", "small", "cpu", "paper", "cpu-hold", "cpu-hold-ensemble",
-            "cpu-hold-ensemble-c2"]  # fmt: skip
+            "cpu-hold-ensemble-c2", "cpu-hold-ensemble-c2-dropout"]  # fmt: skip
     assert preset_names("doom-takecover") == doom
     hold = pipeline_preset("cpu-hold", "doom-takecover")  # cpu with hold episodes beside
     assert hold.extra_policies == {"hold": 120}
@@ -218,6 +218,11 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     c2 = pipeline_preset("cpu-hold-ensemble-c2", "doom-takecover")  # 2 candidates, 20 episodes
     assert (c2.candidates, c2.select_episodes, ens.candidates) == (2, 20, 1)
     assert dataclasses.replace(c2, preset=ens.preset, candidates=1, select_episodes=0) == ens
+    dropout = pipeline_preset("cpu-hold-ensemble-c2-dropout", "doom-takecover")
+    overrides = {**c2.mdnrnn_overrides, "dropout": 0.05, "dream_dropout": 0.1}
+    assert dropout.mdnrnn_overrides == overrides  # the base's epochs and windows kept
+    same = dataclasses.replace(dropout, preset=c2.preset, mdnrnn_overrides=c2.mdnrnn_overrides)
+    assert same == c2
     assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()
     driver = pipeline_preset("cpu-driver", "carracing")
     cpu = pipeline_preset("cpu", "carracing")
