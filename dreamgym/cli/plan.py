@@ -24,6 +24,8 @@ PLANNER_FLAGS = (
     "ensemble",
     "temperature",
     "energy",
+    "final_steps",
+    "final_proprio_weight",
 )
 PLANNER_RENAME = {"method": "--planner"}
 

@@ -3,6 +3,7 @@ goals, and with a tiny trained model it beats random."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -173,6 +174,60 @@ def test_mpc_with_a_chunk_ensemble_still_reaches_its_goals():
     rng = np.random.default_rng(0)
     config = planner_preset("cpu", horizon=8, samples=64, elites=8, iterations=6, ensemble=3)
     assert reach(PointMass(), rng.uniform(0.15, 0.85, (6, 2)), config, rng)["planner"] == 6
+
+
+class ProprioMass(PointMass):
+    """PointMass read through proprioception, whose goal cost, like a latent model's, has an
+    imprecise visual term (it places the mass ``BIAS`` off) and an exact proprio term."""
+
+    uses_proprio = True
+    BIAS = torch.tensor([0.06, 0.0])
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weights: list[float | None] = []  # the proprio weight of every cost call
+
+    def encode(self, frames, proprio):
+        return MassState(proprio.float(), torch.zeros_like(proprio.float()))
+
+    def advance(self, state, action, frames, proprio):
+        return MassState(proprio.float(), dynamics(state.p, state.v, action)[1])
+
+    def cost(self, state, goal, proprio_weight=None):
+        self.weights.append(proprio_weight)
+        weight = 1.0 if proprio_weight is None else proprio_weight
+        visual = (state.p + self.BIAS - goal.p).pow(2).sum(1)
+        return visual + weight * (state.p - goal.p).pow(2).sum(1)
+
+
+def final_error(config, goal=(0.7, 0.4), budget: int = 20) -> tuple[float, list]:
+    """How far MPC over :class:`ProprioMass` leaves the mass from ``goal``, and the proprio
+    weights its plans used, one per plan (in order)."""
+    model, env = ProprioMass(), PointMassEnv()
+    frame = env.reset([0.5, 0.5])
+    policy = PlannerPolicy(model, config, draw(np.array(goal)), seed=0, budget=budget,
+                           goal_proprio=np.array(goal))  # fmt: skip
+    for _ in range(budget):
+        policy.observe_info({"proprio": env.p})
+        frame = env.step(policy.act(frame))
+    per_plan = [model.weights[i] for i in range(0, len(model.weights), config.iterations)]
+    return float(np.linalg.norm(env.p - goal)), per_plan
+
+
+def test_the_last_plans_weigh_the_goals_proprioception_and_place_the_agent_exactly():
+    config = planner_preset("cpu", horizon=6, samples=64, elites=8, iterations=6)
+    plain, weights = final_error(config)
+    assert weights == [None] * 20  # the model's own weight throughout
+    # The imprecise visual term and the proprio term of weight 1 meet halfway: 0.03 off.
+    assert 0.02 < plain < 0.04
+    final = dataclasses.replace(config, final_steps=3, final_proprio_weight=30.0)
+    exact, weights = final_error(final)
+    assert weights == [None] * 17 + [30.0] * 3  # the last 3 model steps' plans
+    assert exact < 0.01 < plain
+    with pytest.raises(DreamgymError, match="final_steps 3 needs a world model that reads"):
+        Planner(PointMass(), final)
+    with pytest.raises(DreamgymError, match="planner final_steps must be an integer >= 0"):
+        planner_preset("cpu", final_steps=-1)
 
 
 @pytest.mark.slow

@@ -355,11 +355,13 @@ class LatentWorldModel:
         proprio_hist = torch.cat([state.proprio[:, 1:], seen.proprio[:, -1:]], dim=1)
         return _shifted(state, seen.tokens[:, -1], proprio_hist, actions)
 
-    def cost(self, state: LatentState, goal: LatentState, energy: str = "mse") -> torch.Tensor:
+    def cost(self, state: LatentState, goal: LatentState, energy: str = "mse",
+             proprio_weight: float | None = None) -> torch.Tensor:  # fmt: skip
         """(N,) mean squared distance between the current tokens and the goal's (one goal or N),
-        plus, for a model with proprio, :attr:`proprio_weight` times that of the z-scored proprio
-        components the goal fixes (:attr:`goal_proprio`, from the env's spec). With
-        ``energy="l1"`` both distances are mean absolute ones (V-JEPA 2-AC's energy).
+        plus, for a model with proprio, :attr:`proprio_weight` (or ``proprio_weight`` when
+        given) times that of the z-scored proprio components the goal fixes
+        (:attr:`goal_proprio`, from the env's spec). With ``energy="l1"`` both distances are
+        mean absolute ones (V-JEPA 2-AC's energy).
 
         DINO-WM's objective compares the whole proprio embedding with weight 1. Here the
         comparison is on the proprioception itself, and for Push-T on the agent's position
@@ -373,7 +375,8 @@ class LatentWorldModel:
         if self.proprio_size:
             dims = self.goal_proprio
             proprio = state.proprio[:, -1, dims] - goal.proprio[:, -1, dims].to(self.device)
-            cost = cost + self._proprio_weight * distance(proprio).mean(1)
+            weight = self._proprio_weight if proprio_weight is None else proprio_weight
+            cost = cost + weight * distance(proprio).mean(1)
         return cost
 
 
