@@ -177,7 +177,8 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
 
     An env may add recipes of its own under new names (a preset name never changes meaning):
     their settings name the preset they start from as ``"base"`` (a generic preset or another
-    of the env's recipes).
+    of the env's recipes); their ``vae_overrides`` / ``mdnrnn_overrides`` add to the base
+    recipe's.
 
     Raises:
         DreamgymError: an unknown preset or env.
@@ -194,7 +195,9 @@ def pipeline_preset(preset: str, env: str) -> PipelineConfig:
     while True:  # an env recipe names the preset it builds on; the generic one ends the chain
         step = dict(spec.pipeline_presets.get(base, {}))
         parent = step.pop("base", base)
-        own = {**step, **own}
+        # A recipe's model overrides add to those of the recipe it builds on.
+        merged = {k: {**step[k], **own[k]} for k in own if k.endswith("_overrides") and k in step}
+        own = {**step, **own, **merged}
         if parent == base:
             break
         base = parent
