@@ -18,6 +18,7 @@ from dreamgym.presets import preset, preset_names
 PLANNER_FLAGS = (
     "method",
     "samples",
+    "elites",
     "iterations",
     "horizon",
     "execute",

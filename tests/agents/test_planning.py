@@ -271,13 +271,14 @@ def test_plan_command_on_push_t_scores_planner_random_and_oracle(pusht_data, tmp
                  "--proprio-weight", "5", "--videos", "1", "--out", str(out),
                  "--planner", "mppi", "--temperature", "0.2", "--energy", "l1",
                  "--ensemble", "2", "--final-steps", "1", "--final-proprio-weight", "20",
-                 "--quiet"]) == 0  # fmt: skip
+                 "--samples", "40", "--elites", "4", "--quiet"]) == 0  # fmt: skip
     report = json.loads((out / "plan.json").read_text())
     assert report["planner"]["proprio_weight"] == 5.0 and report["pairs"] == 3
     planner = report["planner"]
     assert (planner["method"], planner["temperature"], planner["energy"],
             planner["ensemble"], planner["final_steps"],
-            planner["final_proprio_weight"]) == ("mppi", 0.2, "l1", 2, 1, 20.0)  # fmt: skip
+            planner["final_proprio_weight"], planner["samples"],
+            planner["elites"]) == ("mppi", 0.2, "l1", 2, 1, 20.0, 40, 4)  # fmt: skip
     assert set(report["policies"]) == {"planner", "random", "oracle"}
     assert all(len(p["results"]) == 3 for p in report["policies"].values())
     # Replaying the recorded actions reaches the recorded goal: the protocol is sound.
