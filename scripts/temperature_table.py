@@ -12,6 +12,9 @@ the controller transfers::
     python scripts/temperature_table.py --world-model runs/doom/worldmodel-1 --out runs/taus \\
         --seeds 0 1 2 --workers 15 --device cuda
 
+``--dropout P`` evolves and scores every dream with inference dropout P in M, a fresh mask per
+dream episode (Dropout's Dream Land's lever), in a table of its own.
+
 Each temperature's evolution and scores are saved as they finish (``OUT/seed-S/tau-X/``,
 ``OUT/seed-S/table.json``), so re-running the command resumes. ``OUT/table.md`` is the table.
 """
@@ -54,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rollouts", type=int, default=8)
     parser.add_argument("--episodes", type=int, default=100, help="dream and real episodes")
     parser.add_argument("--done-mode", help="the dream's done rule (default: the bundle's)")
+    parser.add_argument(
+        "--dropout", type=float, help="the dream's inference dropout in M (default: the bundle's)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="evolution seeds")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers for the real game")
     parser.add_argument("--address", help="Ray cluster to join")
@@ -83,6 +89,12 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             f"{str(out)!r} holds a table for world model {table['world_model']!r}, not "
             f"{args.world_model!r}; use another --out"
         )
+    # Tables written before the option had none: the bundle's own (None).
+    if table.setdefault("dropout", args.dropout) != args.dropout:
+        raise DreamgymError(
+            f"{str(out)!r} holds a table for dropout {table['dropout']}, not {args.dropout}; "
+            "use another --out"
+        )
     for tau in args.temperatures:
         key = f"{tau:g}"
         if key in table["rows"]:
@@ -91,6 +103,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         settings = EvolveSettings(
             args.world_model, "dream", temperature=tau, done_mode=args.done_mode,
             evolution=EvolutionConfig(args.popsize, args.rollouts, 0.1, 10, 64, seed),
+            dropout=args.dropout,
         )  # fmt: skip
         evolved = evolve(settings, out / f"tau-{key}", args.generations, device=args.device)
         controller = out / f"tau-{key}" / "mean"
@@ -100,6 +113,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
                 controller, args.episodes, backend, temperature=tau, workers=args.workers,
                 address=args.address, seed=seed + 1, device=args.device,
                 done_mode=args.done_mode, progress=True,
+                dropout=args.dropout if backend == "dream" else None,
             )  # fmt: skip
             row[backend] = {"mean": float(np.mean(returns)), "std": float(np.std(returns)),
                             "episodes": len(returns)}  # fmt: skip
@@ -115,8 +129,10 @@ def markdown(tables: dict[int, dict[str, Any]], args: argparse.Namespace) -> str
     taus = sorted({key for t in tables.values() for key in t["rows"]}, key=float)
     world_model = next(iter(tables.values()))["world_model"]
     per_seed = " / ".join(str(s) for s in seeds)
+    dropout = next(iter(tables.values())).get("dropout")
     lines = [
-        f"# The temperature table on `{world_model}`",
+        f"# The temperature table on `{world_model}`"
+        + ("" if dropout is None else f", inference dropout {dropout:g}"),
         "",
         f"Each row: for each evolution seed, a controller evolved in the dream at tau "
         f"({args.generations} generations of {args.popsize} x {args.rollouts}), scored over "

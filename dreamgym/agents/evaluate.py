@@ -40,10 +40,12 @@ def evaluate_agent(
     done_mode: str | None = None,
     progress: bool = False,
     label: str | None = None,
+    dropout: float | None = None,
 ) -> np.ndarray:
     """Returns (episodes,) of ``agent`` in the real env (``episodes`` tasks over ``workers`` Ray
     actors, with a progress bar named ``label`` if ``progress``; default ``evaluate (real)``) or
-    in ``model``'s dream (one batch).
+    in ``model``'s dream (one batch; ``dropout``: its inference dropout, a fresh mask per
+    episode, default the model's own).
 
     Raises:
         DreamgymError: bad arguments, or an agent that does not fit the world model.
@@ -53,7 +55,8 @@ def evaluate_agent(
     check_agent_fits(agent, model)
     if backend == "dream":
         core = DreamCore(model, episodes, resolve_temperature(model.env, temperature),
-                         agent.observation_mode, done_mode, max_episode_steps)  # fmt: skip
+                         agent.observation_mode, done_mode, max_episode_steps,
+                         dropout=dropout)  # fmt: skip
         core.seed(np.random.default_rng(seed))
         returns, _, _ = run_episodes(core, lambda obs: agent.act(obs).to(core.device))
         return returns.cpu().numpy().astype(np.float64)
@@ -98,6 +101,7 @@ def evaluate_controller(
     done_mode: str | None = None,
     progress: bool = False,
     label: str | None = None,
+    dropout: float | None = None,
 ) -> np.ndarray:
     """:func:`evaluate_agent` for a saved controller or SB3 agent.
 
@@ -132,4 +136,5 @@ def evaluate_controller(
         done_mode=done_mode,
         progress=progress,
         label=label or f"evaluate {kind} ({backend})",
+        dropout=dropout,
     )

@@ -37,6 +37,9 @@ def add_parser(commands) -> None:
         type=int,
         help=f"Ray workers (real env) {default(evaluate_controller, 'workers')}",
     )
+    evaluate.add_argument("--dropout", type=float,
+                          help="the dream's inference dropout in M, a fresh mask per episode "
+                          "(dream backend; default: the bundle's)")  # fmt: skip
     evaluate.add_argument(
         "--seed", type=int, help=f"seed of the episodes {default(evaluate_controller, 'seed')}"
     )
@@ -54,9 +57,14 @@ def run(args: argparse.Namespace) -> None:
     from dreamgym.agents.saved import load_agent
     from dreamgym.common.io import atomic_write_json, check_writable_dir
     from dreamgym.common.pretrained import resolve_controller
+    from dreamgym.errors import DreamgymError
 
     load_agent(args.controller)  # a missing controller is named before anything is made
     backend = or_default(args.backend, evaluate_controller, "backend")
+    if args.dropout is not None and backend != "dream":
+        raise DreamgymError(
+            f"--dropout {args.dropout:g} is the dream's; the {backend} env has none"
+        )
     seed = or_default(args.seed, evaluate_controller, "seed")
     name = f"evaluation-{backend}.json"
     out = Path(args.out) if args.out else output_beside(resolve_controller(args.controller), name)
@@ -67,7 +75,7 @@ def run(args: argparse.Namespace) -> None:
         args.controller, backend=backend, world_model=args.world_model,
         temperature=args.temperature, max_episode_steps=args.max_steps, address=args.address,
         seed=seed, device=args.device, done_mode=args.done_mode, progress=not args.quiet,
-        **given(episodes=args.episodes, workers=args.workers),
+        dropout=args.dropout, **given(episodes=args.episodes, workers=args.workers),
     )  # fmt: skip
     atomic_write_json(out, {"backend": backend, "episodes": len(returns),
                             "mean": float(returns.mean()), "std": float(returns.std()),

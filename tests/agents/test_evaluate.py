@@ -41,6 +41,12 @@ def test_any_agent_over_a_world_model_is_evaluated(ray_local, car_bundle):
     assert dream.shape == (6,) and np.array_equal(
         dream, evaluate_agent(FullGas(), model, 6, "dream", max_episode_steps=20, seed=1)
     )
+    # Inference dropout in M, a fresh mask per episode: another dream, the same for a seed.
+    dropped = evaluate_agent(FullGas(), model, 6, "dream", max_episode_steps=20, seed=1,
+                             dropout=0.5)  # fmt: skip
+    again = evaluate_agent(FullGas(), model, 6, "dream", max_episode_steps=20, seed=1,
+                           dropout=0.5)  # fmt: skip
+    assert not np.array_equal(dropped, dream) and np.array_equal(dropped, again)
     real = evaluate_agent(FullGas(), model, 2, "real", max_episode_steps=20, workers=2)
     assert real.shape == (2,) and np.isfinite(real).all()
     with pytest.raises(DreamgymError, match="episodes must be an integer >= 1"):

@@ -50,6 +50,9 @@ def test_one_controller_per_temperature_and_seed_and_a_resume(doom_bundle, tmp_p
     other = subprocess.run(command(tmp_path / "elsewhere", out, "--temperatures", "0.1"),
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert other.returncode == 2 and "holds a table for world model" in other.stderr
+    dropped = subprocess.run(command(doom_bundle, out, "--temperatures", "0.1", "--dropout", "0.1"),
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert dropped.returncode == 2 and "holds a table for dropout None" in dropped.stderr
 
 
 def test_bad_settings_are_one_line_errors(doom_bundle, tmp_path):
