@@ -90,11 +90,12 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
             f"{args.world_model!r}; use another --out"
         )
     # Tables written before the option had none: the bundle's own (None).
-    if table.setdefault("dropout", args.dropout) != args.dropout:
+    if table["rows"] and table.get("dropout") != args.dropout:
         raise DreamgymError(
-            f"{str(out)!r} holds a table for dropout {table['dropout']}, not {args.dropout}; "
-            "use another --out"
+            f"{str(out)!r} holds a table for dropout {table.get('dropout')}, not "
+            f"{args.dropout}; use another --out"
         )
+    table["dropout"] = args.dropout
     for tau in args.temperatures:
         key = f"{tau:g}"
         if key in table["rows"]:

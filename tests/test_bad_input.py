@@ -126,7 +126,7 @@ CASES = [
     (["evolve", "--generations", "1", "--world-model", "BUNDLE", "--done-mode", "calibrated"], "needs a bundle with a done calibration"),  # noqa: E501
     (["evaluate", "--controller", "CONTROLLER", "--backend", "dream", "--temperature", "0"], "temperature must be a finite number > 0"),  # noqa: E501
     (["evaluate", "--controller", "CONTROLLER", "--episodes", "0"], "episodes must be an integer >= 1, got 0"),  # noqa: E501
-    (["evaluate", "--controller", "CONTROLLER", "--dropout", "0.1"], "--dropout 0.1 is the dream's; the real env has none"),  # noqa: E501
+    (["evaluate", "--controller", "CONTROLLER", "--dropout", "0.1"], "dropout 0.1 is the dream's; the real env has none"),  # noqa: E501
     (["evaluate", "--controller", "CONTROLLER", "--backend", "dream", "--dropout", "1.5"], "dropout must be"),  # noqa: E501
     (["evaluate", "--controller", "OUT/nothing"], "does not exist"),
     (["evaluate", "--controller", "pretrained:mario"], "no pretrained model 'pretrained:mario'"),

@@ -26,6 +26,16 @@ from dreamgym.errors import DreamgymError
 from dreamgym.worldmodels import WorldModel
 
 
+def check_dropout(backend: str, dropout: float | None) -> None:
+    """DreamgymError unless ``dropout`` is None or a dropout rate for the dream backend (the
+    real env has no M to drop units from)."""
+    if dropout is None:
+        return
+    if backend != "dream":
+        raise DreamgymError(f"dropout {dropout:g} is the dream's; the {backend} env has none")
+    validate.fraction("dropout", dropout)
+
+
 @torch_threads("inference")
 def evaluate_agent(
     agent: DreamAgent,
@@ -52,6 +62,7 @@ def evaluate_agent(
     """
     validate.integer("episodes", episodes)
     validate.choice("backend", backend, BACKENDS)
+    check_dropout(backend, dropout)
     check_agent_fits(agent, model)
     if backend == "dream":
         core = DreamCore(model, episodes, resolve_temperature(model.env, temperature),

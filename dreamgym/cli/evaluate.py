@@ -53,18 +53,14 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from dreamgym.agents.evaluate import evaluate_controller
+    from dreamgym.agents.evaluate import check_dropout, evaluate_controller
     from dreamgym.agents.saved import load_agent
     from dreamgym.common.io import atomic_write_json, check_writable_dir
     from dreamgym.common.pretrained import resolve_controller
-    from dreamgym.errors import DreamgymError
 
     load_agent(args.controller)  # a missing controller is named before anything is made
     backend = or_default(args.backend, evaluate_controller, "backend")
-    if args.dropout is not None and backend != "dream":
-        raise DreamgymError(
-            f"--dropout {args.dropout:g} is the dream's; the {backend} env has none"
-        )
+    check_dropout(backend, args.dropout)  # before OUT is made
     seed = or_default(args.seed, evaluate_controller, "seed")
     name = f"evaluation-{backend}.json"
     out = Path(args.out) if args.out else output_beside(resolve_controller(args.controller), name)

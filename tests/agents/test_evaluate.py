@@ -47,6 +47,8 @@ def test_any_agent_over_a_world_model_is_evaluated(ray_local, car_bundle):
     again = evaluate_agent(FullGas(), model, 6, "dream", max_episode_steps=20, seed=1,
                            dropout=0.5)  # fmt: skip
     assert not np.array_equal(dropped, dream) and np.array_equal(dropped, again)
+    with pytest.raises(DreamgymError, match="dropout 0.1 is the dream's; the real env has none"):
+        evaluate_agent(FullGas(), model, 2, "real", dropout=0.1)
     real = evaluate_agent(FullGas(), model, 2, "real", max_episode_steps=20, workers=2)
     assert real.shape == (2,) and np.isfinite(real).all()
     with pytest.raises(DreamgymError, match="episodes must be an integer >= 1"):
