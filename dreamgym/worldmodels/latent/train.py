@@ -101,7 +101,8 @@ class LatentTrainer(EpochTrainer):
         preset: ``debug``, ``cpu``, ``cpu-vit`` or ``paper`` (see :func:`latent_preset`).
         overrides: config fields to change from the preset, e.g. ``{"frameskip": 1}``.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:N]``.
-        bf16: bf16 autocast for the forward pass (losses in fp32).
+        bf16: bf16 autocast for the forward pass (losses in fp32); sets the config's ``bf16``,
+            which a preset may set too and a resumed run keeps.
         skip_corrupt: leave corrupt episode files out with a warning.
         frames_on_device: copy every frame to the device once; default: on CUDA when they take
             under half its free memory.
@@ -143,10 +144,13 @@ class LatentTrainer(EpochTrainer):
                     f"the data has {proprio_size}"
                 )
 
+        if bf16:
+            overrides = {**(overrides or {}), "bf16": True}
         try:
             meta = self._start(out, device, bf16,
                                lambda: latent_preset(preset, action_size, proprio_size),
                                overrides, self._build, check_saved)  # fmt: skip
+            self.bf16 = self.config.bf16
             self._prepare(meta is None, frames_on_device)
         except BaseException:
             if hasattr(self, "_lock"):  # fit() would release it; a next trainer may want it

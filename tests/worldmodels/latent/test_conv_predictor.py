@@ -127,3 +127,19 @@ def test_it_learns_push_t_better_than_copying_through_the_protocol(pusht_data, t
     error = torch.stack(errors).pow(2).mean()
     copy = torch.stack(copies).pow(2).mean()
     assert error < 0.8 * copy
+
+
+def test_bf16_training_learns_is_saved_and_a_resumed_run_keeps_it(pusht_data, tmp_path):
+    """bf16 autocast (``bf16=True``, ``--bf16``) trains the conv predictor on real Push-T
+    episodes; the setting is the run's: resuming without it keeps it, and asking for it on a
+    run trained in fp32 is refused."""
+    settings = dict(preset="debug", device="cpu", progress=False, encoder="pixels",
+                    pixel_grid=8, predictor="conv", rollout=2, windows_per_epoch=128)  # fmt: skip
+    run = train_latent(pusht_data, tmp_path / "bf16", bf16=True, epochs=3, **settings)
+    assert run.config.bf16 and run.bf16
+    assert run.history[-1]["val/pred"] < run.history[0]["val/pred"]
+    resumed = train_latent(pusht_data, tmp_path / "bf16", epochs=4, **settings)
+    assert resumed.config.bf16 and resumed.bf16 and len(resumed.history) == 4
+    train_latent(pusht_data, tmp_path / "fp32", epochs=1, **settings)
+    with pytest.raises(DreamgymError, match="bf16"):
+        train_latent(pusht_data, tmp_path / "fp32", bf16=True, epochs=2, **settings)
