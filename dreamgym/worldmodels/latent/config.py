@@ -72,7 +72,7 @@ class LatentConfig:
         grad_clip: gradient norm clip (0: none).
         bf16: bf16 autocast for training's forward passes, the losses in fp32 (the trainer's
             ``bf16`` argument, ``--bf16``, sets it): on a CPU with AVX512-BF16 the conv predictor
-            trains 1.55x faster (``docs/benchmarks.md``); planning stays in the weights' dtype.
+            trains about 1.4x faster (``docs/benchmarks.md``); planning stays in the weights' dtype.
         windows_per_epoch: windows drawn per epoch; None: one per window start in the training
             episodes (DINO-WM's epoch).
         val_fraction: fraction of episodes held out for validation.

@@ -319,8 +319,9 @@ class ConvPredictor(nn.Module):
         cond = torch.cat(cond, dim=1)[:, :, None, None].expand(-1, -1, c.grid, c.grid)
         x = torch.cat([frames.reshape(n, -1, c.grid, c.grid),
                        self.coords.expand(n, -1, -1, -1), cond], dim=1)  # fmt: skip
-        # Channels-last: oneDNN's small-grid convolutions run 1.6x faster on a CPU
-        # (docs/benchmarks.md); the outputs are the same up to float rounding.
+        # Channels-last: oneDNN's small-grid convolutions run faster on a CPU (a pass on 300
+        # states 1.6x, a CEM plan about 1.2x; docs/benchmarks.md); the same outputs up to
+        # float rounding.
         x = x.contiguous(memory_format=torch.channels_last)
         full = F.gelu(self.inp(x))  # (N, C, G, G)
         h = F.gelu(self.down(full))  # (N, 2C, G/2, G/2)
