@@ -131,7 +131,6 @@ class EpochTrainer(ABC):
         self.out = Path(out)
         check_writable_dir(self.out)
         self.device = resolve_device(device)
-        self.bf16 = bf16
         self.path = self.out / f"{self.name}.safetensors"
         tensors = meta = saved = None
         if self.path.exists():
@@ -142,6 +141,8 @@ class EpochTrainer(ABC):
         self.history: list[dict[str, Any]] = meta["history"] if meta else []
         self.epoch: int = meta["epoch"] if meta else 0
         self.config = config = resolve_config(saved, fresh_config, overrides or {}, self.path)
+        # A config with a bf16 setting owns it (a resumed run keeps it); others take the argument.
+        self.bf16 = getattr(config, "bf16", bf16)
         # Taken once the settings are known to be valid (a refused run writes nothing), held
         # until fit() ends (or this trainer is dropped): one writer per output directory.
         self._lock = DirectoryLock(self.out).acquire()

@@ -150,7 +150,6 @@ class LatentTrainer(EpochTrainer):
             meta = self._start(out, device, bf16,
                                lambda: latent_preset(preset, action_size, proprio_size),
                                overrides, self._build, check_saved)  # fmt: skip
-            self.bf16 = self.config.bf16
             self._prepare(meta is None, frames_on_device)
         except BaseException:
             if hasattr(self, "_lock"):  # fit() would release it; a next trainer may want it
