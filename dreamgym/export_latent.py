@@ -175,7 +175,7 @@ def _plan_section(name: str, report: dict[str, Any] | None, root: Path, run: str
     """The card's goal-reaching section and the commands that measured it."""
     from dreamgym.agents.goal_pairs import BUDGET, GOAL_OFFSET, PAIR_SEED
     from dreamgym.agents.plan_report import report_lines
-    from dreamgym.agents.planning import PLANNER_PRESETS
+    from dreamgym.agents.planning import PLANNER_FLAGS, PLANNER_PRESETS, PLANNER_RENAME
 
     if report is None:
         return ["Not measured: the export was made without `--plan`.", ""], []
@@ -184,6 +184,10 @@ def _plan_section(name: str, report: dict[str, Any] | None, root: Path, run: str
     presets = {n: dataclasses.asdict(c) for n, c in PLANNER_PRESETS.items()}
     preset, differs = _closest_preset(fields, presets)
     flags = [f"--episodes {report['pairs']}", f"--preset {preset}"]
+    for field, value in differs.items():  # the preset's settings the report's planner changed
+        if field in PLANNER_FLAGS:
+            flag = PLANNER_RENAME.get(field, "--" + field.replace("_", "-"))
+            flags.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
     for flag, value, usual in (("--goal-offset", report["offset"], GOAL_OFFSET),
                                ("--budget", report["budget"], BUDGET),
                                ("--pair-seed", report["seed"], PAIR_SEED),

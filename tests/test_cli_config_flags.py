@@ -14,7 +14,6 @@ from test_cli_defaults import commands, option
 
 from dreamgym.cli import build_parser, main
 from dreamgym.cli import evolve as evolve_cli
-from dreamgym.cli import plan as plan_cli
 from dreamgym.cli import train as train_cli
 from dreamgym.cli.common import add_config_flags, config_values, field_help
 from dreamgym.errors import DreamgymError
@@ -23,7 +22,7 @@ from dreamgym.errors import DreamgymError
 def converted():
     """Each command's config, the fields that its flags set, and the flags named otherwise."""
     from dreamgym.agents.evolution import EvolutionConfig
-    from dreamgym.agents.planning import PlannerConfig
+    from dreamgym.agents.planning import PLANNER_FLAGS, PLANNER_RENAME, PlannerConfig
     from dreamgym.agents.sb3_config import AgentConfig
     from dreamgym.worldmodels.latent.config import LatentConfig
     from dreamgym.worldmodels.vm.mdnrnn import MDNRNNConfig
@@ -35,7 +34,7 @@ def converted():
         "train latent": (LatentConfig, train_cli.LATENT_FLAGS, {}),
         "train agent": (AgentConfig, train_cli.AGENT_FLAGS, train_cli.AGENT_RENAME),
         "evolve": (EvolutionConfig, evolve_cli.EVOLUTION_FLAGS, {}),
-        "plan": (PlannerConfig, plan_cli.PLANNER_FLAGS, plan_cli.PLANNER_RENAME),
+        "plan": (PlannerConfig, PLANNER_FLAGS, PLANNER_RENAME),
     }
 
 

@@ -149,6 +149,21 @@ def test_the_card_says_how_closely_float16_plans_like_float32(pusht_latent, late
     assert (same.agree, same.max_abs_diff, same.cost_diff, same.same_best) == (1.0, 0.0, 0.0, 1.0)
 
 
+def test_the_card_commands_carry_the_planner_settings_that_differ_from_its_preset(
+    pusht_latent, latent_export, tmp_path
+):
+    _, report = latent_export
+    planner = {**report["planner"], "samples": 80, "final_steps": 2, "final_proprio_weight": 5.0}
+    (tmp_path / "plan").mkdir()
+    (tmp_path / "plan" / "plan.json").write_text(json.dumps({**report, "planner": planner}))
+    card = (export_latent(pusht_latent, tmp_path / "pusht", plan=tmp_path / "plan")
+            / MODEL_CARD).read_text()  # fmt: skip
+    flags = "--preset debug --final-proprio-weight 5 --final-steps 2 --samples 80"
+    assert f"dreamgym plan --world-model pusht-run/latent --episodes 3 {flags} --out" in card
+    assert f"dreamgym plan --world-model pretrained:pusht --episodes 3 {flags}\n" in card
+    assert "(preset `debug`, with `final_proprio_weight` = 5.0, `final_steps` = 2," in card
+
+
 def test_a_latent_export_without_a_plan_says_so(pusht_latent, tmp_path):
     out = export_latent(pusht_latent, tmp_path / "pusht")
     card = (out / MODEL_CARD).read_text()

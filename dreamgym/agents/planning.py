@@ -118,6 +118,24 @@ class PlannerConfig:
             raise DreamgymError(f"planner energy must be one of {ENERGIES}, got {self.energy!r}")
 
 
+# The fields of PlannerConfig that `dreamgym plan` flags set (their types and help:
+# PlannerConfig's), and the flags not named after their field.
+PLANNER_FLAGS = (
+    "method",
+    "samples",
+    "elites",
+    "iterations",
+    "horizon",
+    "execute",
+    "ensemble",
+    "temperature",
+    "energy",
+    "final_steps",
+    "final_proprio_weight",
+)
+PLANNER_RENAME = {"method": "--planner"}
+
+
 PLANNER_PRESETS: dict[str, PlannerConfig] = {
     # A tenth of the imagination, for 2 CPU cores: 100 samples, 10 iterations, replanning
     # after every step (DINO-WM reports 100 x 10 as its cheaper setting).

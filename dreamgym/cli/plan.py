@@ -14,26 +14,16 @@ from dreamgym.cli.common import (
 )
 from dreamgym.presets import preset, preset_names
 
-# The fields of PlannerConfig that flags set (their types and help: PlannerConfig's).
-PLANNER_FLAGS = (
-    "method",
-    "samples",
-    "elites",
-    "iterations",
-    "horizon",
-    "execute",
-    "ensemble",
-    "temperature",
-    "energy",
-    "final_steps",
-    "final_proprio_weight",
-)
-PLANNER_RENAME = {"method": "--planner"}
-
 
 def add_parser(commands) -> None:
     from dreamgym.agents.plan_report import plan_report
-    from dreamgym.agents.planning import ENERGIES, PLANNERS, PlannerConfig
+    from dreamgym.agents.planning import (
+        ENERGIES,
+        PLANNER_FLAGS,
+        PLANNER_RENAME,
+        PLANNERS,
+        PlannerConfig,
+    )
 
     plan = commands.add_parser(
         "plan",
@@ -83,7 +73,7 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from dreamgym.agents.plan_report import plan_report, summary_lines
-    from dreamgym.agents.planning import PlannerConfig
+    from dreamgym.agents.planning import PLANNER_FLAGS, PLANNER_RENAME, PlannerConfig
 
     values = config_values(args, PlannerConfig, PLANNER_FLAGS, PLANNER_RENAME)
     config = preset("planner", args.preset, **values)

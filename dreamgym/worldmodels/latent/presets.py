@@ -18,7 +18,12 @@ Each preset is the settings it differs from :class:`LatentConfig`'s defaults in
   50 pairs (``docs/planning.md``);
 - ``cpu-hour``: ``cpu`` trained for 144 epochs, about 51 minutes on 2 CPU threads (the
   hour that 2 cores have): ahead of ``cpu-long`` on both held-out Push-T pair sets they were
-  compared on; the shipped ``pretrained:pusht`` (``docs/planning.md``);
+  compared on (``docs/planning.md``);
+- ``cpu-hour-bf16``: ``cpu`` trained for 200 epochs under bf16 autocast, about 52-55
+  minutes on 2 CPU threads with AVX512-BF16 (1.4x fp32's rate; without it bf16 may be
+  slower): on the shipped model's data no better than ``cpu-hour``, with three times the
+  ``weak-expert`` episodes (600 and 200 ``pusher-random``) 175 of 200 held-out Push-T pairs
+  against ``cpu-hour``'s 167; the shipped ``pretrained:pusht`` (``docs/planning.md``);
 - ``cpu-vit``: LeWM's recipe at a size 2 CPU cores can train (the ``cpu`` preset's
   earlier recipe, see CHANGELOG.md): a tiny ViT trained jointly with SIGReg, its CLS token
   the latent, history 3, frameskip 5, DINO-WM's predictor shape (dropout 0.1) on one token
@@ -54,6 +59,7 @@ LATENT_PRESETS: dict[str, dict[str, Any]] = {
     "cpu": _CPU,
     "cpu-long": {**_CPU, "epochs": 72},
     "cpu-hour": {**_CPU, "epochs": 144},
+    "cpu-hour-bf16": {**_CPU, "epochs": 200, "bf16": True},
     "cpu-vit": dict(
         patch_size=16, vit_dim=128, vit_depth=4, vit_heads=4, dropout=0.1, residual=True,
         epochs=40, batch_size=64, lr=5e-4, lr_schedule="cosine", weight_decay=1e-3,

@@ -177,9 +177,12 @@ def test_presets_and_bad_settings(car_data, tmp_path):
                  cpu.frameskip, cpu.rollout, cpu.rollout_from, cpu.lr, cpu.lr_schedule,
                  cpu.epochs)  # fmt: skip
     assert cpu_shape == ("pixels", 16, "conv", 32, 3, 5, 3, 0, 1e-3, "cosine", 40)
-    # cpu-long and cpu-hour are cpu trained longer, nothing else
+    # cpu-long, cpu-hour and cpu-hour-bf16 are cpu trained longer (the last in bf16)
     assert dataclasses.replace(latent_preset("cpu-long", 2, 4), epochs=40) == cpu
     assert dataclasses.replace(latent_preset("cpu-hour", 2, 4), epochs=40) == cpu
+    hour_bf16 = latent_preset("cpu-hour-bf16", 2, 4)
+    assert (hour_bf16.epochs, hour_bf16.bf16) == (200, True)
+    assert dataclasses.replace(hour_bf16, epochs=40, bf16=False) == cpu
     vit_shape = (vit.encoder, vit.patch_size, vit.vit_dim, vit.vit_depth, vit.history,
                  vit.frameskip, vit.lr, vit.lr_schedule, vit.residual, vit.predictor,
                  vit.epochs)  # fmt: skip
