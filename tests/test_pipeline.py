@@ -204,7 +204,8 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     from dreamgym.pipeline_config import preset_names
 
     doom = ["debug", "small", "cpu", "paper", "cpu-hold", "cpu-hold-ensemble",
-            "cpu-hold-ensemble-c2", "cpu-hold-ensemble-c2-dropout"]  # fmt: skip
+            "cpu-hold-ensemble-c2", "cpu-hold-ensemble-c2-dropout",
+            "cpu-hold-ensemble-c2-i2"]  # fmt: skip
     assert preset_names("doom-takecover") == doom
     hold = pipeline_preset("cpu-hold", "doom-takecover")  # cpu with hold episodes beside
     assert hold.extra_policies == {"hold": 120}
@@ -223,6 +224,9 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     assert dropout.mdnrnn_overrides == overrides  # the base's epochs and windows kept
     same = dataclasses.replace(dropout, preset=c2.preset, mdnrnn_overrides=c2.mdnrnn_overrides)
     assert same == c2
+    i2 = pipeline_preset("cpu-hold-ensemble-c2-i2", "doom-takecover")  # a second round
+    assert (i2.iterations, i2.iteration_episodes, c2.iterations) == (2, 200, 1)
+    assert dataclasses.replace(i2, preset=c2.preset, iterations=1) == c2
     assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()
     driver = pipeline_preset("cpu-driver", "carracing")
     cpu = pipeline_preset("cpu", "carracing")
