@@ -177,8 +177,8 @@ _DOOM_PIPELINE: dict[str, dict[str, Any]] = {
     # real episodes of the first round's controller, M continued 10 more epochs before the
     # final ensemble): the final controllers' dreams still pay 1.6-2x what the game does, in
     # states that only a better controller reaches. Seed 2: the final dream is more honest for
-    # its controller (1.37x kinder than the game against 1.57x), its real score is not
-    # (772.9 against one round's 757.4; docs/evolution.md).
+    # its controller (1.37x kinder than the game against 1.57x), which scores about the same
+    # in the game (772.9 against one round's 757.4; docs/evolution.md).
     "cpu-hold-ensemble-c2-i2": {"base": "cpu-hold-ensemble-c2", "iterations": 2},
     "paper": {"min_length": 101},
 }  # fmt: skip
