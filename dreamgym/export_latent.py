@@ -176,7 +176,6 @@ def _plan_section(name: str, report: dict[str, Any] | None, root: Path, run: str
     from dreamgym.agents.goal_pairs import BUDGET, GOAL_OFFSET, PAIR_SEED
     from dreamgym.agents.plan_report import report_lines
     from dreamgym.agents.planning import PLANNER_FLAGS, PLANNER_PRESETS, PLANNER_RENAME
-    from dreamgym.presets import flag_name
 
     if report is None:
         return ["Not measured: the export was made without `--plan`.", ""], []
@@ -187,7 +186,7 @@ def _plan_section(name: str, report: dict[str, Any] | None, root: Path, run: str
     flags = [f"--episodes {report['pairs']}", f"--preset {preset}"]
     for field, value in differs.items():  # the preset's settings the report's planner changed
         if field in PLANNER_FLAGS:
-            flag = flag_name(field, PLANNER_RENAME)
+            flag = PLANNER_RENAME.get(field, "--" + field.replace("_", "-"))
             flags.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
     for flag, value, usual in (("--goal-offset", report["offset"], GOAL_OFFSET),
                                ("--budget", report["budget"], BUDGET),

@@ -30,7 +30,7 @@ kind           config                                      needs
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,10 +142,3 @@ def preset(kind: str, name: str | None, **settings: Any) -> Any:
     if hasattr(config, "check"):
         config.check()
     return config
-
-
-def flag_name(field: str, rename: Mapping[str, str] | None = None) -> str:
-    """The command-line flag that sets a config's ``field`` (``--seq-len`` for ``seq_len``),
-    unless ``rename`` names it otherwise: the CLI declares its flags by it and a model card
-    writes its commands by it."""
-    return (rename or {}).get(field, "--" + field.replace("_", "-"))

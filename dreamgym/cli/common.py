@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dreamgym.errors import DreamgymError
-from dreamgym.presets import flag_name
 
 
 def library_default(owner: Any, name: str) -> Any:
@@ -160,7 +159,7 @@ def add_config_flags(
         text = helps[name].replace("%", "%%")
         if "(default:" not in text:
             text += f" (default: {default(name)})"
-        flag = flag_name(name, rename)
+        flag = rename.get(name, _flag(name))
         kind = _flag_type(hints[name])
         kwargs: dict[str, Any] = {"dest": name, "help": text, "default": None}
         if kind is bool:
@@ -197,8 +196,12 @@ def config_values(
     hints = typing.get_type_hints(config)
     for name, value in values.items():
         if value is not None and _flag_type(hints[name]) is _integers:
-            values[name] = _integers(flag_name(name, rename), value)
+            values[name] = _integers((rename or {}).get(name, _flag(name)), value)
     return values
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _integers(flag: str, text: str) -> tuple[int, ...]:
