@@ -204,7 +204,7 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     from dreamgym.pipeline_config import preset_names
 
     doom = ["debug", "small", "cpu", "paper", "cpu-hold", "cpu-hold-ensemble",
-            "cpu-hold-ensemble-c2", "cpu-hold-ensemble-c2-dropout",
+            "cpu-hold-ensemble-c2", "cpu-hold-ensemble-c2-4x", "cpu-hold-ensemble-c2-dropout",
             "cpu-hold-ensemble-c2-i2"]  # fmt: skip
     assert preset_names("doom-takecover") == doom
     hold = pipeline_preset("cpu-hold", "doom-takecover")  # cpu with hold episodes beside
@@ -227,6 +227,13 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     i2 = pipeline_preset("cpu-hold-ensemble-c2-i2", "doom-takecover")  # a second round
     assert (i2.iterations, i2.iteration_episodes, c2.iterations) == (2, 200, 1)
     assert dataclasses.replace(i2, preset=c2.preset, iterations=1) == c2
+    x4 = pipeline_preset("cpu-hold-ensemble-c2-4x", "doom-takecover")  # 4x data, same windows
+    windows = [c.episodes * c.mdnrnn_overrides["epochs"] for c in (x4, c2)]
+    assert windows[0] == windows[1]
+    assert (x4.extra_policies["hold"], x4.iteration_epochs) == (4 * 120, 3)
+    back = {"episodes": 1000, "extra_policies": {"hold": 120}, "iteration_epochs": 10}
+    same = dataclasses.replace(x4, preset=c2.preset, mdnrnn_overrides=c2.mdnrnn_overrides, **back)
+    assert same == c2
     assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()
     driver = pipeline_preset("cpu-driver", "carracing")
     cpu = pipeline_preset("cpu", "carracing")
