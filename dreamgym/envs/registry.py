@@ -183,6 +183,8 @@ _DOOM_PIPELINE: dict[str, dict[str, Any]] = {
     # cpu-hold-ensemble-c2 with four times the collected episodes (4,000 repeat, 480 hold; the
     # paper collects 10,000) and M's epochs cut to keep its training windows (and time) the
     # same: the paper's M saw each of its episodes a few times, ours saw each about 40 times.
+    # Seed 2: a harsher dream and a worse controller (560.5 against one round's 757.4 on the
+    # smaller data; docs/evolution.md).
     "cpu-hold-ensemble-c2-4x": {
         "base": "cpu-hold-ensemble-c2", "episodes": 4000, "extra_policies": {"hold": 480},
         "mdnrnn_overrides": {"epochs": 10}, "iteration_epochs": 3,
