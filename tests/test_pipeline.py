@@ -204,8 +204,8 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     from dreamgym.pipeline_config import preset_names
 
     doom = ["debug", "small", "cpu", "paper", "cpu-hold", "cpu-hold-ensemble",
-            "cpu-hold-ensemble-c2", "cpu-hold-ensemble-c2-4x", "cpu-hold-ensemble-c2-dropout",
-            "cpu-hold-ensemble-c2-i2"]  # fmt: skip
+            "cpu-hold-ensemble-c2", "cpu-hold-ensemble-c2-4x", "cpu-hold-ensemble-c2-512",
+            "cpu-hold-ensemble-c2-dropout", "cpu-hold-ensemble-c2-i2"]  # fmt: skip
     assert preset_names("doom-takecover") == doom
     hold = pipeline_preset("cpu-hold", "doom-takecover")  # cpu with hold episodes beside
     assert hold.extra_policies == {"hold": 120}
@@ -234,6 +234,11 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     back = {"episodes": 1000, "extra_policies": {"hold": 120}, "iteration_epochs": 10}
     same = dataclasses.replace(x4, preset=c2.preset, mdnrnn_overrides=c2.mdnrnn_overrides, **back)
     assert same == c2
+    m512 = pipeline_preset("cpu-hold-ensemble-c2-512", "doom-takecover")  # the paper's M width
+    assert m512.mdnrnn_overrides == {**c2.mdnrnn_overrides, "hidden_size": 512, "epochs": 20}
+    assert (m512.iteration_epochs, c2.iteration_epochs) == (5, 10)
+    back = {"mdnrnn_overrides": c2.mdnrnn_overrides, "iteration_epochs": 10}
+    assert dataclasses.replace(m512, preset=c2.preset, **back) == c2
     assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()
     driver = pipeline_preset("cpu-driver", "carracing")
     cpu = pipeline_preset("cpu", "carracing")
