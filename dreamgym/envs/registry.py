@@ -191,7 +191,9 @@ _DOOM_PIPELINE: dict[str, dict[str, Any]] = {
     },
     # cpu-hold-ensemble-c2 with the paper's Doom M of 512 LSTM units (256 before) trained for
     # half the epochs: one step of it costs about 2.09x the 256-unit M's on 2 cores, so its
-    # training time stays that of the base's M.
+    # training time stays that of the base's M. Seed 2: a much better first dream (its round-0
+    # controller 737.5), the same final controller (785.5 against 757.4 and 792.5), and 115
+    # minutes, its dream steps twice as dear (docs/evolution.md).
     "cpu-hold-ensemble-c2-512": {
         "base": "cpu-hold-ensemble-c2", "mdnrnn_overrides": {"hidden_size": 512, "epochs": 20},
         "iteration_epochs": 5,
