@@ -195,8 +195,8 @@ _DOOM_PIPELINE: dict[str, dict[str, Any]] = {
     # controller 737.5), the same final controller (785.5 against 757.4 and 792.5), and 115
     # minutes, its dream steps twice as dear (docs/evolution.md).
     "cpu-hold-ensemble-c2-512": {
-        "base": "cpu-hold-ensemble-c2", "mdnrnn_overrides": {"hidden_size": 512, "epochs": 20},
-        "iteration_epochs": 5,
+        "base": "cpu-hold-ensemble-c2", "iteration_epochs": 5,
+        "mdnrnn_overrides": {"hidden_size": _DOOM_PAPER.hidden_size, "epochs": 20},
     },
     "paper": {"min_length": 101},
 }  # fmt: skip
