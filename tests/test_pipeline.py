@@ -205,7 +205,8 @@ def test_env_recipes_are_presets_of_their_own_env_only():
 
     doom = ["debug", "small", "cpu", "paper", "cpu-hold", "cpu-hold-ensemble",
             "cpu-hold-ensemble-c2", "cpu-hold-ensemble-c2-4x", "cpu-hold-ensemble-c2-512",
-            "cpu-hold-ensemble-c2-dropout", "cpu-hold-ensemble-c2-i2"]  # fmt: skip
+            "cpu-hold-ensemble-c2-dropout", "cpu-hold-ensemble-c2-i2",
+            "cpu-hold-ensemble-c2-whole"]  # fmt: skip
     assert preset_names("doom-takecover") == doom
     hold = pipeline_preset("cpu-hold", "doom-takecover")  # cpu with hold episodes beside
     assert hold.extra_policies == {"hold": 120}
@@ -239,6 +240,11 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     assert (m512.iteration_epochs, c2.iteration_epochs) == (5, 10)
     back = {"mdnrnn_overrides": c2.mdnrnn_overrides, "iteration_epochs": 10}
     assert dataclasses.replace(m512, preset=c2.preset, **back) == c2
+    whole = pipeline_preset("cpu-hold-ensemble-c2-whole", "doom-takecover")  # whole episodes
+    windows = {"seq_len": 2100, "length_batches": True}  # the time limit: every episode whole
+    assert whole.mdnrnn_overrides == {**c2.mdnrnn_overrides, **windows}
+    back = {"mdnrnn_overrides": c2.mdnrnn_overrides}
+    assert dataclasses.replace(whole, preset=c2.preset, **back) == c2
     assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()
     driver = pipeline_preset("cpu-driver", "carracing")
     cpu = pipeline_preset("cpu", "carracing")

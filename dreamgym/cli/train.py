@@ -11,7 +11,8 @@ from dreamgym.presets import preset_names
 # The config fields that each trainer's flags set (their types and help: the configs').
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "seed")
 VAE_FLAGS = (*TRAIN_FLAGS, "z_size", "max_episodes")
-MDNRNN_FLAGS = (*TRAIN_FLAGS, "seq_len", "hidden_size", "dropout", "dream_dropout")
+MDNRNN_FLAGS = (*TRAIN_FLAGS, "seq_len", "hidden_size", "dropout", "dream_dropout",
+                "length_batches")  # fmt: skip
 LATENT_FLAGS = (*TRAIN_FLAGS, "encoder", "dinov2_weights", "vae", "pixel_grid", "predictor",
                 "frameskip", "history", "proprio", "decoder", "reward_head", "rollout",
                 "rollout_from")  # fmt: skip

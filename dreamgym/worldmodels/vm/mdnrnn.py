@@ -71,6 +71,11 @@ class MDNRNNConfig:
         dropout: training dropout rate of z_t and h_t (one mask per window; 0: none).
         dream_dropout: the dream's default inference dropout rate (one mask per dream episode;
             Dropout's Dream Land: 0.1 after training at 0.05). Dreams may override it.
+        length_batches: batch windows of similar length (see
+            :meth:`~dreamgym.worldmodels.vm.train_mdnrnn.MDNRNNTrainer.epoch_batches`) instead of
+            the paper's random batches: a batch computes every window for as many steps as its
+            longest, so mixed lengths (whole TakeCover episodes run from 100 to 2,100 steps)
+            waste most of an epoch on padding.
     """
 
     z_size: int = 32
@@ -91,6 +96,7 @@ class MDNRNNConfig:
     seed: int = 0
     dropout: float = 0.0
     dream_dropout: float = 0.0
+    length_batches: bool = False
 
     def __post_init__(self) -> None:
         self.dropout = validate.fraction("dropout", self.dropout)

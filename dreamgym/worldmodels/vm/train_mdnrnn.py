@@ -61,6 +61,10 @@ LATENTS_FILE = "latents.safetensors"
 INITIAL_FILE = "initial_latents.safetensors"
 # Salts of the seeds derived from (seed, member): sampling RNGs, training dropout masks.
 _SAMPLING_SALT, _DROPOUT_SALT = 3, 11
+# Batches per pool sorted by window length (``length_batches``): large enough that a pool's
+# sorted batches hold similar lengths, small enough that which episodes share a batch still
+# changes from epoch to epoch.
+LENGTH_POOL = 8
 
 
 def member_file(k: int) -> str:
@@ -280,9 +284,11 @@ class MDNRNNTrainer(EpochTrainer):
     def batch(
         self, episodes: np.ndarray, random_start: bool, sample_z: bool, length: int | None = None
     ) -> dict[str, torch.Tensor]:
-        """Windows of ``length`` (default ``seq_len``) steps from ``episodes`` (positions), as
-        device tensors."""
-        length = length or self.config.seq_len
+        """Windows of at most ``length`` (default ``seq_len``) steps from ``episodes``
+        (positions), as device tensors, (B, T) with T the longest window."""
+        # No longer than the batch's longest window: the same windows, without the steps every
+        # window would only pad (a batch of short episodes under a long ``seq_len``).
+        length = int(min(length or self.config.seq_len, self.dataset.lengths[episodes].max()))
         w = self.dataset.windows(episodes, length, self.rng if random_start else None)
         actions, rewards, dones = self.dataset.step_arrays()
         mask = w.step_mask
@@ -332,16 +338,31 @@ class MDNRNNTrainer(EpochTrainer):
                 return self._train_epoch()
         return self._train_epoch()
 
-    def _train_epoch(self) -> dict[str, float]:
+    def epoch_batches(self) -> list[np.ndarray]:
+        """One epoch's batches of training episodes (positions), each episode once.
+
+        The paper's: a random order cut into batches. With ``length_batches``: the random order
+        is cut into pools of :data:`LENGTH_POOL` batches, each pool sorted by window length
+        (min(episode length, ``seq_len``)) and cut into batches, and all batches shuffled: every
+        batch is still a random draw of its pool, but its windows have similar lengths, so that
+        it computes few padded steps.
+        """
+        size = self.config.batch_size
         order = self.rng.permutation(self.train_eps)
+        if not self.config.length_batches:
+            return [order[i : i + size] for i in range(0, len(order), size)]
+        window = np.minimum(self.dataset.lengths[order], self.config.seq_len)
+        batches = []
+        for p in range(0, len(order), size * LENGTH_POOL):
+            pool = order[p : p + size * LENGTH_POOL]
+            pool = pool[np.argsort(window[p : p + size * LENGTH_POOL], kind="stable")]
+            batches += [pool[i : i + size] for i in range(0, len(pool), size)]
+        return [batches[i] for i in self.rng.permutation(len(batches))]
+
+    def _train_epoch(self) -> dict[str, float]:
         means = EpochMeans(per_sample=False, on_device=False)
-        batches = range(0, len(order), self.config.batch_size)
-        for start in batches:
-            losses = self._losses(
-                self.batch(
-                    order[start : start + self.config.batch_size], random_start=True, sample_z=True
-                )
-            )
+        for episodes in self.epoch_batches():
+            losses = self._losses(self.batch(episodes, random_start=True, sample_z=True))
             optimizer_step(losses["loss"], self.optimizer, clip=self.config.grad_clip,
                            scheduler=self.scheduler)  # fmt: skip
             means.add(losses, 1)

@@ -149,3 +149,31 @@ def test_adding_a_dataset_continues_m_and_re_encodes(car_data, more_data, car_bu
     assert len(again.mu) == 4 * 41 and latents_key(out) == single_key
     again.fit(False)
     assert again.epoch == 3 and len(worldmodels.load(out).initial_mu) == 4
+
+
+def test_length_batches_hold_similar_windows_and_every_episode(
+    car_data, more_data, car_bundle, tmp_path
+):
+    """Seven episodes of 40 and 25 steps in batches of 2: sorted within the pool, at most one
+    batch mixes the two lengths, every training episode comes once per epoch, and the batches
+    are a seeded draw that changes from epoch to epoch."""
+
+    def trainer(out: str, sorted_batches: bool) -> MDNRNNTrainer:
+        overrides = {"batch_size": 2, "seq_len": 50, "length_batches": sorted_batches}
+        return MDNRNNTrainer([car_data, more_data], car_bundle, tmp_path / out, preset="debug",
+                             device="cpu", overrides=overrides)  # fmt: skip
+
+    by_length, again, plain = trainer("a", True), trainer("b", True), trainer("c", False)
+    lengths = by_length.dataset.lengths
+    first = by_length.epoch_batches()
+    for batches in (first, plain.epoch_batches()):
+        assert sorted(np.concatenate(batches).tolist()) == sorted(by_length.train_eps.tolist())
+        assert all(len(b) <= 2 for b in batches)
+    assert sum(len(set(lengths[b].tolist())) > 1 for b in first) <= 1
+    assert [b.tolist() for b in again.epoch_batches()] == [b.tolist() for b in first]
+    epochs = [[b.tolist() for b in by_length.epoch_batches()] for _ in range(5)]
+    assert any(e != epochs[0] for e in epochs[1:])
+
+    by_length.config.epochs = 1
+    history = by_length.fit(False)
+    assert np.isfinite(history[-1]["train/loss"])
