@@ -117,6 +117,37 @@ class FollowResult:
 
 
 @torch.no_grad()
+def expected_ends(
+    model: WorldModel,
+    episodes: Sequence[Episode],
+    end_probability: Callable[[torch.Tensor], torch.Tensor] = lambda p: p,
+    seed: int = 0,
+) -> np.ndarray:
+    """Per real episode, the number of episode ends the dream's done rule expects along it:
+    M follows the real frames and actions (teacher forcing) and ``end_probability`` of its done
+    head is summed over the episode's steps. Against the episode's own ending (1 for a death,
+    0 for the time limit) it says whether the done head is honest where this policy goes: a
+    dream that expects too few ends along a controller's real episodes lets it live longer in
+    the dream than in the game, however well the head is calibrated on the collection
+    policy's episodes.
+
+    Returns:
+        (N,) float64, one sum per episode.
+    """
+    lengths = np.array([e.length for e in episodes])
+    frames, actions, _ = _padded(episodes)
+    generator = torch.Generator(model.device).manual_seed(seed)
+    state = model.encode(torch.from_numpy(frames[:, 0]).to(model.device))
+    ends = np.zeros(len(episodes))
+    for t in range(frames.shape[1] - 1):
+        a = torch.from_numpy(actions[:, t]).to(model.device)
+        _, done = model.reward_done(model.step(state, a, generator))
+        ends += np.where(t < lengths, end_probability(done).double().cpu().numpy(), 0.0)
+        state = model.advance(state, a, torch.from_numpy(frames[:, t + 1]).to(model.device))
+    return ends
+
+
+@torch.no_grad()
 def follow_real_episodes(
     model: WorldModel,
     episodes: Sequence[Episode],

@@ -17,7 +17,10 @@ Checks and their thresholds (:data:`dreamgym.fidelity.summary.THRESHOLDS`):
   episode length within +-25% of the real mean. The same for the return. A probe whose dream
   outlives the real game is a hole an optimiser will find. The verdict line leads with the
   quantity that decided it: the return when it is off (what an optimiser chases), else the
-  survival.
+  survival. When the held-out episodes hold deaths, each probe's and controller's line also
+  says how many episode ends the dream expects along that policy's real episodes (M following
+  their frames) per real death: below 1, the dream's done head is kind exactly where that
+  policy goes, even when it is calibrated on the collection policy's episodes.
 - **done head**: AUROC of "the episode ends within the next 10 steps" >= 0.8 (k = 1 reported too),
   each step scored by the dream's own chance of ending within those steps (imagined from M's
   memory with the real actions, under the dream's done rule); expected calibration error of
@@ -61,6 +64,7 @@ from dreamgym.fidelity.measure import (
     DreamEpisodes,
     controller_actions,
     dream_episodes,
+    expected_ends,
     follow_real_episodes,
     policy_actions,
 )
@@ -260,10 +264,12 @@ class FidelityReport:
             seed=c.seed + seed_offset,
         )
 
-    def _real(self, name: str, policy, shown: str | None = None,
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-        """Real episodes of ``policy``, collected (resumably) under ``out/real/<name>``; the
-        progress bar says ``fidelity <shown> (real)``."""
+    def _real(self, name: str, policy, shown: str, deaths: bool,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
+        """Real episodes of ``policy``, collected (resumably) under ``out/real/<name>``: their
+        lengths, returns, terminations and the ends the dream expects along each (None without
+        ``deaths``, when the held-out episodes hold none: nothing ends the dream but its cap);
+        the progress bar says ``fidelity <shown> (real)``."""
         from dreamgym.rollouts import CollectConfig, RolloutDataset, collect
 
         c = self.config
@@ -272,10 +278,18 @@ class FidelityReport:
             env=self.model.env, episodes=c.real_episodes, out=root, policy=policy,
             workers=c.workers, seed=c.seed + 7919, max_episode_steps=self.max_steps,
             frame_skip=int(self.model.info.get("frame_skip", 1)), address=c.address,
-        ), progress=self.progress, label=f"fidelity {shown or name} (real)")  # fmt: skip
-        entries = RolloutDataset(root).entries
+        ), progress=self.progress, label=f"fidelity {shown} (real)")  # fmt: skip
+        dataset = RolloutDataset(root)
+        entries = dataset.entries
+        ends = None
+        if deaths:
+            from dreamgym.dreams.core import end_probability
+
+            episodes = [dataset.episode(i) for i in range(len(dataset))]
+            ends = expected_ends(self.model, episodes, end_probability(self.model, self.done_mode),
+                                 self.config.seed)  # fmt: skip
         return (np.array([e["length"] for e in entries]), np.array([e["return"] for e in entries]),
-                np.array([e["terminated"] for e in entries]))  # fmt: skip
+                np.array([e["terminated"] for e in entries]), ends)  # fmt: skip
 
     @torch_threads("inference")
     def run(self) -> dict[str, Any]:
@@ -303,6 +317,7 @@ class FidelityReport:
         real_len = np.array([min(e.length, self.max_steps) for e in episodes])
         real_ret = np.array([float(e.rewards[: self.max_steps].sum()) for e in episodes])
         real_term = np.array([e.terminated and e.length <= self.max_steps for e in episodes])
+        deaths = bool(real_term.any())
         survival = []
 
         self._say(f"dreaming {c.dream_episodes} episodes with the {self.policy} policy")
@@ -325,8 +340,9 @@ class FidelityReport:
             probe = ConstantPolicy(action, space, name)
             dream = self._dream(policy_actions(self.model, [probe] * c.dream_episodes, seeds),
                                 seed_offset=k + 2)  # fmt: skip
-            real = self._real(f"probe {name}", probe, f"probe '{name}'")
-            survival.append(summary.survival_entry(f"probe '{name}'", dream, *real, "probe"))
+            *real, ends = self._real(f"probe {name}", probe, f"probe '{name}'", deaths)
+            survival.append(summary.survival_entry(f"probe '{name}'", dream, *real, "probe",
+                                                   ends))  # fmt: skip
 
         for k, path in enumerate(self.controllers):
             file, weights = agent_files(path)
@@ -338,8 +354,9 @@ class FidelityReport:
             dream = self._dream(controller_actions(controller),
                                 controller.observation_mode, 100 + k)  # fmt: skip
             digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-            real = self._real(f"{kind} {path.name} {digest[:12]}", str(file), shown)
-            survival.append(summary.survival_entry(shown, dream, *real, "controller"))
+            *real, ends = self._real(f"{kind} {path.name} {digest[:12]}", str(file), shown,
+                                     deaths)  # fmt: skip
+            survival.append(summary.survival_entry(shown, dream, *real, "controller", ends))
 
         self._say(f"following {len(episodes)} held-out real episodes (heads, open loop)")
         follow = follow_real_episodes(

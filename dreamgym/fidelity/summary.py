@@ -19,8 +19,11 @@ THRESHOLDS = {
 DONE_K = (1, 10)
 
 
-def survival_entry(name: str, dream, real_lengths, real_returns, real_terminated,
-                    kind: str) -> dict[str, Any]:  # fmt: skip
+def survival_entry(name: str, dream, real_lengths, real_returns, real_terminated, kind: str,
+                   expected_ends: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
+    """One policy's row: its dream episodes against its real ones, and, given
+    ``expected_ends`` (per real episode, see :func:`~dreamgym.fidelity.measure.expected_ends`),
+    the episode ends the dream expects along the real episodes against their deaths."""
     tol = THRESHOLDS["survival_tolerance"]
     d_len, r_len = metrics.summary(dream.lengths), metrics.summary(real_lengths)
     d_ret, r_ret = metrics.summary(dream.returns), metrics.summary(real_returns)
@@ -33,13 +36,18 @@ def survival_entry(name: str, dream, real_lengths, real_returns, real_terminated
     need = f"need within +-{tol:.0%}"
     if not return_ok:  # what an optimiser chases decides first
         decided_by, higher = "return", d_ret["mean"] > r_ret["mean"]
-        verdict = f"{name}: dream {returns} ({need}); {survival}: "
+        verdict = f"{name}: dream {returns} ({need}); {survival}"
     elif not length_ok:
         decided_by, higher = "survival", d_len["mean"] > r_len["mean"]
-        verdict = f"{name}: dream {survival} ({need}); {returns}: "
+        verdict = f"{name}: dream {survival} ({need}); {returns}"
     else:
         decided_by, higher = None, False
-        verdict = f"{name}: dream {survival}, {returns} (both {need}): "
+        verdict = f"{name}: dream {survival}, {returns} (both {need})"
+    ends = None
+    if expected_ends is not None:
+        ends = {"expected": float(np.sum(expected_ends)), "observed": int(np.sum(real_terminated))}
+        verdict += "; " + ends_text(ends)
+    verdict += ": "
     verdict += "OK" if decided_by is None else ("EXPLOITABLE" if higher else "TOO HARSH")
     return {
         "name": name, "kind": kind, "ok": decided_by is None, "decided_by": decided_by,
@@ -48,11 +56,24 @@ def survival_entry(name: str, dream, real_lengths, real_returns, real_terminated
                   "terminated": float(np.mean(dream.terminated))},
         "real": {"length": r_len, "return": r_ret,
                  "terminated": float(np.mean(real_terminated))},
+        "ends_along_real": ends,
         "ks_length": metrics.ks_statistic(dream.lengths, real_lengths),
         "transfer_gap": d_ret["mean"] - r_ret["mean"],
         "lengths": {"dream": dream.lengths.tolist(), "real": list(map(int, real_lengths))},
         "returns": {"dream": dream.returns.tolist(), "real": list(map(float, real_returns))},
     }  # fmt: skip
+
+
+def ends_text(ends: dict[str, Any]) -> str:
+    """``ends_along_real`` in words: the ends the dream expects along the real episodes, per
+    real death."""
+    expected, observed = ends["expected"], ends["observed"]
+    if observed == 0:
+        return f"the dream expects {expected:.1f} ends along them, the game had none"
+    return (
+        f"the dream expects {expected / observed:.2f} ends per real death along them "
+        f"({expected:.1f} for {observed})"
+    )
 
 
 def finite(x: Any) -> Any:
@@ -195,8 +216,8 @@ def markdown(report: dict[str, Any]) -> str:
         *[f"- {v}" for v in report["verdicts"]],
         "",
         "| policy | dream length mean (p10-p90) | real length mean (p10-p90) | KS | dream return |"
-        " real return | verdict |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        " real return | dream's ends per real death, along the real episodes | verdict |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in report["survival"]:
         dl, rl = s["dream"]["length"], s["real"]["length"]
@@ -204,8 +225,14 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {s['name']} | {dl['mean']:.0f} ({dl['p10']:.0f}-{dl['p90']:.0f}) | "
             f"{rl['mean']:.0f} ({rl['p10']:.0f}-{rl['p90']:.0f}) | {s['ks_length']:.2f} | "
             f"{s['dream']['return']['mean']:.1f} | {s['real']['return']['mean']:.1f} | "
-            f"{'OK' if s['ok'] else 'no'} |"
+            f"{_ends_cell(s.get('ends_along_real'))} | {'OK' if s['ok'] else 'no'} |"
         )
     lines += ["", "![survival](survival.png) ![reliability](reliability.png) "
               "![open loop](openloop.png)", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _ends_cell(ends: dict[str, Any] | None) -> str:
+    if not ends or not ends["observed"]:
+        return "-"
+    return f"{ends['expected'] / ends['observed']:.2f}"

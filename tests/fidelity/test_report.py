@@ -16,7 +16,7 @@ from dreamgym import worldmodels
 from dreamgym.agents import Controller, ControllerSpec
 from dreamgym.cli import main
 from dreamgym.fidelity import FidelityConfig, FidelityReport, metrics
-from dreamgym.fidelity.measure import follow_real_episodes
+from dreamgym.fidelity.measure import expected_ends, follow_real_episodes
 from dreamgym.rollouts import RolloutDataset
 
 
@@ -201,14 +201,43 @@ def test_the_chance_of_ending_within_k_steps_is_the_dreams_own(doom_data):
     assert metrics.auroc(np.concatenate(follow.done_prob), labels) < 0.6
 
 
-def _survival_row(name, dream_lengths, dream_returns, real_lengths, real_returns):
+def test_the_ends_a_dream_expects_along_real_episodes(doom_data):
+    """A dream that foresees every death expects exactly the real episodes' own endings (1 for a
+    death, 0 for the cap); one whose done head says half as much expects half; and the
+    survival row says so per real death."""
+
+    class Following(ReplayWorldModel):  # follows the real episode by count, not by its frames
+        def advance(self, state, action, frames):
+            return self.step(state, action)
+
+    model = Following(doom_data, {"env": "doom-takecover", "data": str(doom_data)})
+    dataset = RolloutDataset(doom_data)
+    episodes = [dataset.episode(i) for i in range(len(dataset))]
+    real = np.array([float(e.terminated) for e in episodes])
+    np.testing.assert_array_equal(expected_ends(model, episodes), real)
+    np.testing.assert_allclose(expected_ends(model, episodes, lambda p: p / 2), real / 2)
+
+    ends = {"expected_ends": np.array([0.25, 0.5]), "real_terminated": [True, True]}
+    row = _survival_row("controller", [100], [100.0], [50, 60], [50.0, 60.0], **ends)
+    assert row["ends_along_real"] == {"expected": 0.75, "observed": 2}
+    assert row["verdict"].endswith("; the dream expects 0.38 ends per real death along them "
+                                   "(0.8 for 2): EXPLOITABLE")  # fmt: skip
+    row = _survival_row("probe", [100], [100.0], [100], [100.0], expected_ends=np.array([0.1]))
+    assert "the dream expects 0.1 ends along them, the game had none: OK" in row["verdict"]
+    assert _survival_row("probe", [100], [100.0], [100], [100.0])["ends_along_real"] is None
+
+
+def _survival_row(name, dream_lengths, dream_returns, real_lengths, real_returns,
+                  expected_ends=None, real_terminated=None):  # fmt: skip
     from dreamgym.fidelity.measure import DreamEpisodes
     from dreamgym.fidelity.summary import survival_entry
 
     dream = DreamEpisodes(np.array(dream_lengths), np.array(dream_returns, np.float64),
                           np.zeros(len(dream_lengths), bool))  # fmt: skip
+    if real_terminated is None:
+        real_terminated = np.zeros(len(real_lengths), bool)
     return survival_entry(name, dream, np.array(real_lengths), np.array(real_returns),
-                           np.zeros(len(real_lengths), bool), "probe")  # fmt: skip
+                          np.array(real_terminated), "probe", expected_ends)  # fmt: skip
 
 
 def test_each_verdict_leads_with_the_quantity_that_decided_it():
