@@ -200,10 +200,11 @@ _DOOM_PIPELINE: dict[str, dict[str, Any]] = {
     },
     # cpu-hold-ensemble-c2 whose Ms train on whole episodes (windows of the time limit, all
     # from the first step, in batches of similar length): with the paper's 500-step windows a
-    # longer episode gives M a window from a random step with zero memory, and the dream, run
-    # from its first step, reaches states M never held. On seed 2's data (512-unit M) it made
-    # the collection policy's dream survival honest (0.92x real, against 0.68x) and the
-    # controller's less kind (1.32x against 1.47x; docs/evolution.md).
+    # longer episode gives M a window from a random step with an empty memory, while a dream
+    # runs from its first step. Seed 2: a final dream that passes the collection policy's
+    # fidelity bars (survival 0.79x, done AUROC 0.92) and a worse controller (462.6, 419.5 on
+    # fresh seeds, against one round's 757.4), its dream 1.7x kinder than the game where it
+    # goes; 63.7 min (docs/evolution.md).
     "cpu-hold-ensemble-c2-whole": {
         "base": "cpu-hold-ensemble-c2",
         "mdnrnn_overrides": {"seq_len": _DOOM_SCENARIOS["doom-takecover"][2],
