@@ -71,8 +71,8 @@ class MDNRNNConfig:
         dropout: training dropout rate of z_t and h_t (one mask per window; 0: none).
         dream_dropout: the dream's default inference dropout rate (one mask per dream episode;
             Dropout's Dream Land: 0.1 after training at 0.05). Dreams may override it.
-        length_batches: batch windows of similar length (each pool of 8 random batches sorted
-            by window length) instead of the paper's random batches: a batch computes every
+        length_batches: batch windows of similar length (each pool of a few random batches
+            sorted by window length) instead of the paper's random batches: a batch computes every
             window for as many steps as its longest, so mixed lengths (whole TakeCover episodes
             run from 100 to 2,100 steps) waste most of an epoch on padding.
     """
