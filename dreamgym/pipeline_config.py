@@ -38,8 +38,10 @@ class PipelineConfig:
     seeds, so their memories stay close enough for one controller to read any of them.
 
     ``ensemble_fitness`` is how an ensemble's evolutions score a candidate: ``mean`` (each dream
-    episode draws its M) or ``worst`` (the candidate plays its rollouts in every M and is scored
-    in the M where it does worst, ``agents.backends.DreamBackend``; K times the episodes).
+    episode draws its M), ``worst`` (the candidate plays its rollouts in every M and is scored
+    in the M where it does worst; K times the episodes) or ``pessimistic`` (each episode draws
+    its M, and every M's done head judges its steps, the highest end probability ruling; see
+    ``agents.backends.DreamBackend``).
 
     ``final_rollouts`` sets the dream episodes per candidate of the evolutions in the final dream
     (the controllers the run keeps; default ``rollouts``); earlier iterations' evolutions, whose

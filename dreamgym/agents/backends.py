@@ -36,7 +36,11 @@ class DreamBackend:
             R episodes draws its M; ``"worst"``: the candidate plays its R episodes in every
             one of the K Ms (K x the episodes), and its returns are those of the M in which
             their mean is lowest, so a controller is scored by the world it does worst in and
-            cannot profit from an error that only some Ms make.
+            cannot profit from an error that only some Ms make; ``"pessimistic"``: each of
+            the R episodes draws its M, and every M's done head judges each of its steps, the
+            highest end probability ruling (the dream ends where the Ms disagree about a
+            death: pessimism where they are unsure, as in offline model-based RL; K x the M
+            work per step, as ``worst``).
     """
 
     def __init__(
@@ -56,11 +60,12 @@ class DreamBackend:
         self.max_episode_steps = max_episode_steps
         self.done_mode = done_mode
         self.dropout = dropout
-        self.ensemble = ensemble
         validate.choice("ensemble fitness", ensemble_fitness, ENSEMBLE_FITNESS)
         # Every member plays every episode only where there are several members to compare.
         members = getattr(model, "num_members", 1) if ensemble else 1
         self.members = members if ensemble_fitness == "worst" else 1
+        pessimistic = ensemble and ensemble_fitness == "pessimistic"
+        self.dream_ensemble = "pessimistic" if pessimistic else ensemble
 
     @torch.no_grad()
     def returns(self, params: np.ndarray, rollouts: int, seed: int) -> np.ndarray:
@@ -68,7 +73,7 @@ class DreamBackend:
         n = len(params) * rollouts * k
         core = DreamCore(self.model, n, self.temperature, self.spec.observation_mode,
                          self.done_mode, self.max_episode_steps, dropout=self.dropout,
-                         ensemble="cycle" if k > 1 else self.ensemble)  # fmt: skip
+                         ensemble="cycle" if k > 1 else self.dream_ensemble)  # fmt: skip
         core.seed(np.random.default_rng(seed))
         theta = torch.tensor(np.asarray(params), dtype=torch.float32, device=core.device)
         # Rows (candidate, rollout, member): with "cycle", row i dreams in member i mod k.
@@ -86,7 +91,7 @@ class DreamBackend:
 
 
 BACKENDS = ("dream", "real")
-ENSEMBLE_FITNESS = ("mean", "worst")
+ENSEMBLE_FITNESS = ("mean", "worst", "pessimistic")
 REAL_WORKERS = 2  # the real backend's default number of Ray actors
 
 

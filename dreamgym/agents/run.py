@@ -60,9 +60,11 @@ class EvolveSettings:
             without it): each dream episode draws its own masks (Dropout's Dream Land).
         ensemble: with a bundle of several Ms, each dream episode draws its M (True) or all
             dream with member 0 (False).
-        ensemble_fitness: with several Ms, ``"mean"`` (each episode draws its M) or
+        ensemble_fitness: with several Ms, ``"mean"`` (each episode draws its M),
             ``"worst"``: every candidate plays its rollouts in every M and is scored in the one
-            where it does worst (K times the episodes; see ``agents.backends.DreamBackend``).
+            where it does worst (K times the episodes), or ``"pessimistic"``: each episode
+            draws its M and every M's done head judges its steps, the highest end probability
+            ruling (see ``agents.backends.DreamBackend``).
     """
 
     world_model: str

@@ -73,9 +73,11 @@ def add_parser(commands) -> None:
                         "(default: the bundle's)")  # fmt: skip
     evolve.add_argument(
         "--ensemble-fitness", choices=ENSEMBLE_FITNESS,
-        help="with a bundle of several Ms: mean (each dream episode draws its M) or worst (every "
+        help="with a bundle of several Ms: mean (each dream episode draws its M), worst (every "
         "candidate plays its rollouts in every M and is scored in the one where it does worst; "
-        f"K x the episodes) {default(EvolveSettings, 'ensemble_fitness')}",
+        "K x the episodes) or pessimistic (each episode draws its M, and every M's done head "
+        "judges its steps, the highest end probability ruling) "
+        f"{default(EvolveSettings, 'ensemble_fitness')}",
     )  # fmt: skip
     evolve.add_argument("--out", help="run directory (default: WORLD_MODEL/evolve-BACKEND)")
     evolve.add_argument(

@@ -56,8 +56,9 @@ def add_parser(commands) -> None:
     pipeline.add_argument(
         "--ensemble-fitness", choices=ENSEMBLE_FITNESS,
         help="with a preset whose final dream is an ensemble of Ms: each dream episode draws its "
-        "M (mean) or every candidate is scored in the M where it does worst (default: the "
-        "preset's)",
+        "M (mean), every candidate is scored in the M where it does worst (worst), or every M's "
+        "done head judges each step, the highest end probability ruling (pessimistic) "
+        "(default: the preset's)",
     )  # fmt: skip
     pipeline.add_argument(
         "--extra-policy", action="append", metavar="NAME:EPISODES",

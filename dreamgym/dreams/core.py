@@ -30,6 +30,7 @@ from dreamgym.worldmodels.protocol import (
 )
 
 DONE_MODES = ("threshold", "sample", "calibrated")
+ENSEMBLE_MODES = ("cycle", "pessimistic")  # beside True (each episode draws its M) and False
 
 
 def resolve_temperature(env: str, temperature: float | None) -> float:
@@ -126,7 +127,9 @@ class DreamCore:
             Dream Land's masks, fresh for every episode); default (None): the model's own.
         ensemble: for a model that holds an ensemble (V+M with several Ms), whether each
             episode draws its member (True, the default) or all dream with member 0 (False);
-            ``"cycle"``: env i dreams in member i mod K (scoring one policy in every member).
+            ``"cycle"``: env i dreams in member i mod K (scoring one policy in every member);
+            ``"pessimistic"``: each episode draws its member, and every member's done head
+            judges its steps, the highest end probability ruling (see ``VMWorldModel``).
 
     Raises:
         ValueError (DreamgymError for bad values): a model without reward and done heads and
@@ -152,8 +155,10 @@ class DreamCore:
         self.num_envs = int(num_envs)
         self.temperature = check_temperature(temperature)
         self.dropout = resolve_dropout(model, dropout)
-        if not (isinstance(ensemble, bool) or ensemble == "cycle"):
-            raise DreamgymError(f"ensemble must be True, False or 'cycle', got {ensemble!r}")
+        if not (isinstance(ensemble, bool) or ensemble in ENSEMBLE_MODES):
+            raise DreamgymError(
+                f"ensemble must be True, False, 'cycle' or 'pessimistic', got {ensemble!r}"
+            )
         self.options = step_options(model, temperature=self.temperature, dropout=self.dropout,
                                     ensemble=ensemble)  # fmt: skip
         self.observation_mode = check_feature_mode(model, observation_mode)

@@ -61,7 +61,8 @@ class DreamEnv(gym.Env):
     model), ``render_size`` (upscaled frame side) and ``dropout`` (inference dropout in M with a
     fresh mask every episode, Dropout's Dream Land's defence against exploitable dreams; default
     the bundle's) and ``ensemble`` (a bundle with several Ms: each episode dreams with one drawn
-    at its start; False: member 0 only).
+    at its start; False: member 0 only; ``"pessimistic"``: every member's done head judges each
+    step, the highest end probability ruling).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
@@ -79,7 +80,7 @@ class DreamEnv(gym.Env):
         goal=None,
         render_size: int = 64,
         dropout: float | None = None,
-        ensemble: bool = True,
+        ensemble: bool | str = True,
     ) -> None:
         self.core = make_core(
             1,

@@ -60,7 +60,7 @@ class DreamVectorEnv(VectorEnv):
         render_size: int = 64,
         dropout: float | None = None,
         render_grid: bool = True,
-        ensemble: bool = True,
+        ensemble: bool | str = True,
     ) -> None:
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")

@@ -62,6 +62,27 @@ def test_worst_fitness_scores_every_candidate_in_the_member_where_it_does_worst(
     np.testing.assert_array_equal(returns("worst"), worst)  # the same seed, the same scores
 
 
+def test_pessimistic_fitness_ends_each_episode_where_one_m_foresees_an_end(car_ensemble):
+    model = worldmodels.load(car_ensemble)
+    with torch.no_grad():
+        for m in model.members:
+            m.reward.bias += 1.0 - m.reward.bias  # about 1 a step in every M
+        model.members[1].done.bias += 20.0  # member 1 foresees an end at every step
+    spec = ControllerSpec.for_world_model(model)
+    params = np.random.default_rng(0).normal(0, 0.5, (4, spec.num_params))
+
+    def returns(fitness):
+        backend = DreamBackend(model, spec, max_episode_steps=20, done_mode="sample",
+                               ensemble_fitness=fitness)  # fmt: skip
+        return backend.returns(params, 6, 5)
+
+    pessimistic, drawn = returns("pessimistic"), returns("mean")
+    assert pessimistic.shape == drawn.shape == (4, 6)
+    assert (pessimistic < 3).all()  # every episode ends at its first step, whichever M dreams it
+    assert (drawn < 3).any() and (drawn > 10).any()  # drawn: only member 1's episodes end at once
+    np.testing.assert_array_equal(returns("pessimistic"), pessimistic)  # the same seed, the same
+
+
 def test_worst_fitness_with_one_m_is_the_mean(car_ensemble, tmp_path):
     single = worldmodels.load(member_0_only(car_ensemble, tmp_path / "single"))
     spec = ControllerSpec.for_world_model(single)

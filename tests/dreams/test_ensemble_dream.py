@@ -40,7 +40,7 @@ def test_cycle_pins_env_i_to_member_i_mod_k(car_ensemble):
     for _ in range(2):
         core.step(torch.zeros(7, 3))
         assert core.state.member.tolist() == [0, 1, 2, 0, 1, 2, 0]
-    with pytest.raises(DreamgymError, match="ensemble must be True, False or 'cycle'"):
+    with pytest.raises(DreamgymError, match="ensemble must be True, False, 'cycle' or 'pessim"):
         DreamCore(load(car_ensemble), 7, 1.0, ensemble="draw")
 
 
@@ -60,6 +60,36 @@ def test_each_row_steps_with_its_members_m(car_ensemble):
         torch.testing.assert_close(h[rows], own_h[rows])
     torch.testing.assert_close(every["mu"], heads["mu"])
     torch.testing.assert_close(h_every, h)
+
+
+def test_pessimistic_dream_ends_by_the_most_fearful_member(car_ensemble):
+    model = load(car_ensemble)
+    with torch.no_grad():
+        model.members[2].done.bias += 3.0  # member 2 foresees ends the others do not
+
+    def dream(ensemble):
+        core = DreamCore(model, 12, 1.0, max_episode_steps=50, done_mode="sample",
+                         ensemble=ensemble)  # fmt: skip
+        core.seed(np.random.default_rng(0))
+        core.reset_all()
+        before = core.state
+        core.step(torch.full((12, 3), 0.2))
+        return before, core
+
+    before, drawn = dream(True)
+    _, pessimistic = dream("pessimistic")
+    member = drawn.state.member
+    assert set(member.tolist()) == {0, 1, 2}
+    # The same members, latents and memories: only the end probability changes.
+    for field in ("member", "z", "h", "c", "reward"):
+        torch.testing.assert_close(getattr(pessimistic.state, field), getattr(drawn.state, field))
+    inputs = (before.z, torch.full((12, 3), 0.2), before.first, (before.h, before.c), None)
+    every = torch.stack([torch.sigmoid(m.step(*inputs)[0]["done_logit"]) for m in model.members])
+    torch.testing.assert_close(pessimistic.done_prob, every.max(0).values)
+    torch.testing.assert_close(pessimistic.done_prob, every[2])  # member 2 rules every row
+    own = member == 2
+    torch.testing.assert_close(drawn.done_prob[own], every[2][own])
+    assert (drawn.done_prob[~own] < pessimistic.done_prob[~own]).all()
 
 
 def trajectory(bundle, steps: int = 8, **kwargs):

@@ -50,8 +50,12 @@ class VMWorldModel:
     episode draws its member uniformly at its first step and keeps it, so every episode is
     another world model and a controller cannot exploit one M's errors. ``ensemble=False``
     dreams with member 0 only; ``ensemble="cycle"`` dreams row i of the batch in member
-    i mod K (to score one controller in every member, see ``agents.backends``). ``mdnrnn`` is
-    member 0, the M that :meth:`advance` uses.
+    i mod K (to score one controller in every member, see ``agents.backends``).
+    ``ensemble="pessimistic"`` draws the episode's member as ``True`` does, for its latents,
+    reward and memory, but every member's done head judges every step (from the episode's
+    memory) and the most fearful one rules: the dream ends where one M foresees a death that
+    another does not (K times the M work per step). ``mdnrnn`` is member 0, the M that
+    :meth:`advance` uses.
 
     Args:
         vae: the trained V.
@@ -129,7 +133,8 @@ class VMWorldModel:
         """One M step for N dreams: z' sampled at ``temperature`` (see ``sample_mdn``), M's
         inputs dropped out at rate ``dropout`` (default M's ``dream_dropout``) with the masks of
         each episode, by the ensemble member of each episode (``ensemble=False``: member 0
-        for all; ``"cycle"``: member i mod K for row i); masks and member are drawn where the
+        for all; ``"cycle"``: member i mod K for row i; ``"pessimistic"``: as True, with the
+        highest of all members' done probabilities); masks and member are drawn where the
         episode takes its first step."""
         rate = self.dream_dropout if dropout is None else validate.fraction("dropout", dropout)
         member = state.member
@@ -154,8 +159,9 @@ class VMWorldModel:
             masks = (z_mask, h_mask)
         inputs = (state.z, action.to(self.device, torch.float32), state.first,
                   (state.h, state.c), masks)  # fmt: skip
-        if ensemble and self.num_members > 1:  # "cycle" too
-            heads, (h, c) = self._ensemble_step(member, *inputs, self.device.type == "cuda")
+        if ensemble and self.num_members > 1:  # "cycle" and "pessimistic" too
+            heads, (h, c) = self._ensemble_step(member, *inputs, self.device.type == "cuda",
+                                                pessimistic=ensemble == "pessimistic")  # fmt: skip
         else:
             heads, (h, c) = self.mdnrnn.step(*inputs)
         z = sample_mdn(heads["logits"], heads["mu"], heads["logsigma"], temperature, generator)
@@ -172,14 +178,17 @@ class VMWorldModel:
         hc: tuple[torch.Tensor, torch.Tensor],
         masks: tuple[torch.Tensor, torch.Tensor] | None,
         every_row: bool,
+        pessimistic: bool = False,
     ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Each row stepped by its member's M: (heads, (h, c)) as ``MDNRNN.step`` returns.
 
         ``every_row`` (on CUDA) runs every member on every row and picks each row's: K times
         the (cheap) GPU work but no host sync, so the step stays capturable in a CUDA graph.
         Else (on a CPU, where compute is the cost) each member steps only its own rows.
+        ``pessimistic`` runs every member on every row and gives each row the highest done
+        logit among them.
         """
-        if every_row:
+        if every_row or pessimistic:
             outs = [m.step(z, action, first, hc, masks) for m in self.members]
 
             def pick(values: list[torch.Tensor]) -> torch.Tensor:
@@ -188,6 +197,8 @@ class VMWorldModel:
                 return stacked.gather(0, index.expand(1, *stacked.shape[1:])).squeeze(0)
 
             heads = {key: pick([o[0][key] for o in outs]) for key in outs[0][0]}
+            if pessimistic:  # a logit's max is its probability's max
+                heads["done_logit"] = torch.stack([o[0]["done_logit"] for o in outs]).amax(0)
             return heads, (pick([o[1][0] for o in outs]), pick([o[1][1] for o in outs]))
         heads: dict[str, torch.Tensor] = {}
         h, c = torch.empty_like(hc[0]), torch.empty_like(hc[1])
