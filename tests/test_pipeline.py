@@ -206,7 +206,7 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     doom = ["debug", "small", "cpu", "paper", "cpu-hold", "cpu-hold-ensemble",
             "cpu-hold-ensemble-c2", "cpu-hold-ensemble-c2-4x", "cpu-hold-ensemble-c2-512",
             "cpu-hold-ensemble-c2-dropout", "cpu-hold-ensemble-c2-i2",
-            "cpu-hold-ensemble-c2-whole"]  # fmt: skip
+            "cpu-hold-ensemble-c2-pessimistic", "cpu-hold-ensemble-c2-whole"]  # fmt: skip
     assert preset_names("doom-takecover") == doom
     hold = pipeline_preset("cpu-hold", "doom-takecover")  # cpu with hold episodes beside
     assert hold.extra_policies == {"hold": 120}
@@ -245,6 +245,9 @@ def test_env_recipes_are_presets_of_their_own_env_only():
     assert whole.mdnrnn_overrides == {**c2.mdnrnn_overrides, **windows}
     back = {"mdnrnn_overrides": c2.mdnrnn_overrides}
     assert dataclasses.replace(whole, preset=c2.preset, **back) == c2
+    fearful = pipeline_preset("cpu-hold-ensemble-c2-pessimistic", "doom-takecover")
+    assert (fearful.ensemble_fitness, c2.ensemble_fitness) == ("pessimistic", "worst")
+    assert dataclasses.replace(fearful, preset=c2.preset, ensemble_fitness="worst") == c2
     assert "cpu-driver" in preset_names("carracing") and "cpu-driver" in preset_names()
     driver = pipeline_preset("cpu-driver", "carracing")
     cpu = pipeline_preset("cpu", "carracing")

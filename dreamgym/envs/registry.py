@@ -210,6 +210,14 @@ _DOOM_PIPELINE: dict[str, dict[str, Any]] = {
         "mdnrnn_overrides": {"seq_len": _DOOM_SCENARIOS["doom-takecover"][2],
                              "length_batches": True},
     },
+    # cpu-hold-ensemble-c2 whose final evolutions dream pessimistically: each episode draws
+    # its M, and the episode ends with the highest end probability of the 3 Ms' done heads
+    # (the dream ends where they disagree about a death), instead of scoring each candidate in
+    # its worst M: every controller so far found its final dream about 1.5x kinder than the
+    # game, a part of it the done head's where the controller goes (docs/evolution.md).
+    "cpu-hold-ensemble-c2-pessimistic": {
+        "base": "cpu-hold-ensemble-c2", "ensemble_fitness": "pessimistic",
+    },
     "paper": {"min_length": 101},
 }  # fmt: skip
 
