@@ -67,7 +67,10 @@ class RunLogger:
         self._plot(history)
 
     def _write_csv(self, history: Sequence[dict[str, Any]]) -> None:
-        fields = list(dict.fromkeys(key for row in history for key in row))
+        # A fixed order (the x column, then the rest sorted): a resumed run's rows come back
+        # from JSON with sorted keys, and its file must read as the uninterrupted run's.
+        others = sorted({key for row in history for key in row} - {self.x_key})
+        fields = [self.x_key, *others]
         buffer = io.StringIO()
         out = csv.DictWriter(buffer, fieldnames=fields)
         out.writeheader()

@@ -108,6 +108,8 @@ def test_runner_resumes_and_refuses_other_settings(car_bundle, tmp_path):
     assert np.array_equal(mean_params(tmp_path / "resumed"), mean_params(tmp_path / "straight"))
     log = (tmp_path / "resumed" / "evolve-metrics.csv").read_text().splitlines()
     assert len(log) == 5 and (tmp_path / "resumed" / "evolve-curves.png").exists()
+    assert log == (tmp_path / "straight" / "evolve-metrics.csv").read_text().splitlines()
+    assert log[0].startswith("generation,")
     other = settings()
     other.evolution.popsize = 10
     with pytest.raises(DreamgymError, match="other settings \\(evolution\\)"):
